@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KVM's side of KVM-backed IOMMU domains: report guest memory changes and the
+ * end of a VM to the IOMMU domains that translate through it.
+ *
+ * Copyright (C) 2026 The KVM-backed IOMMU domain authors
+ */
+#include <linux/kvm_host.h>
+#include <linux/kvm_iommu.h>
+#include <linux/rculist.h>
+
+/**
+ * DOC: IOMMU listeners
+ *
+ * An IOMMU domain that translates through a VM registers a
+ * &struct kvm_iommu_listener on it. The list is written under
+ * &kvm.iommu_lock and read under RCU, so KVM can report an invalidation from
+ * under its mmu_lock. The release is reported once, under &kvm.iommu_lock,
+ * either when userspace drops its last VM file reference or when the owning
+ * mm exits, whichever comes first. A listener that registers after that is
+ * refused.
+ */
+
+void kvm_iommu_init(struct kvm *kvm)
+{
+	mutex_init(&kvm->iommu_lock);
+	INIT_HLIST_HEAD(&kvm->iommu_listeners);
+	kvm->iommu_released = false;
+}
+
+/**
+ * kvm_iommu_listener_register() - Subscribe an IOMMU domain to a VM
+ * @kvm: the VM; the caller holds a reference
+ * @listener: with both ops set; must stay valid until unregistered
+ *
+ * Process context. Returns 0, -EINVAL if an op is missing, -EPERM if the
+ * caller is not the process that owns the VM (as for every VM ioctl), or
+ * -ENODEV if the VM has already been released.
+ */
+int kvm_iommu_listener_register(struct kvm *kvm,
+				struct kvm_iommu_listener *listener)
+{
+	int ret = 0;
+
+	if (WARN_ON(!listener->ops || !listener->ops->invalidate ||
+		    !listener->ops->release))
+		return -EINVAL;
+
+	mutex_lock(&kvm->iommu_lock);
+	if (kvm->mm != current->mm)
+		ret = -EPERM;
+	else if (kvm->iommu_released || kvm->vm_dead)
+		ret = -ENODEV;
+	else
+		hlist_add_head_rcu(&listener->node, &kvm->iommu_listeners);
+	mutex_unlock(&kvm->iommu_lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_listener_register);
+
+/**
+ * kvm_iommu_listener_unregister() - Stop reporting to a listener
+ * @kvm: the VM
+ * @listener: a registered listener
+ *
+ * Process context. When this returns no callback runs or will run on
+ * @listener.
+ */
+void kvm_iommu_listener_unregister(struct kvm *kvm,
+				   struct kvm_iommu_listener *listener)
+{
+	mutex_lock(&kvm->iommu_lock);
+	hlist_del_rcu(&listener->node);
+	mutex_unlock(&kvm->iommu_lock);
+	synchronize_rcu();
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_listener_unregister);
+
+/*
+ * Guest frames [@start, @end) changed. Called after KVM stopped using the
+ * range and before the memory behind it can be reused; any context.
+ */
+void kvm_iommu_notify_invalidate(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	struct kvm_iommu_listener *listener;
+
+	if (hlist_empty(&kvm->iommu_listeners))
+		return;
+
+	rcu_read_lock();
+	hlist_for_each_entry_rcu(listener, &kvm->iommu_listeners, node)
+		listener->ops->invalidate(listener, start, end);
+	rcu_read_unlock();
+}
+
+/* The VM is going away for its users. Process context. */
+void kvm_iommu_notify_release(struct kvm *kvm)
+{
+	struct kvm_iommu_listener *listener;
+
+	mutex_lock(&kvm->iommu_lock);
+	if (!kvm->iommu_released) {
+		kvm->iommu_released = true;
+		hlist_for_each_entry(listener, &kvm->iommu_listeners, node)
+			listener->ops->release(listener);
+	}
+	mutex_unlock(&kvm->iommu_lock);
+}
