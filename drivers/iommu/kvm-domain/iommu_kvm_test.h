@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * KVM-backed IOMMU domains: the test-only interface of the mock backend.
+ *
+ * This is not uAPI. It is shared between the mock backend
+ * (CONFIG_IOMMU_KVM_DOMAIN_TEST) and tools/testing/selftests/iommu/kvm_domain.c
+ * and may change with them at any time.
+ *
+ * Copyright (C) 2026 The KVM-backed IOMMU domain authors
+ */
+#ifndef _IOMMU_KVM_TEST_H
+#define _IOMMU_KVM_TEST_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/*
+ * Formats 48 to 63 of enum iommu_hwpt_kvm_format are reserved for self tests.
+ *
+ * IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED: the mock "walks" KVM's table: a DMA
+ * to IOVA x reaches guest physical address x, for as long as the VM lives.
+ *
+ * IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW: the mock shadows a one-level guest
+ * table of little-endian u64 entries at iommu_hwpt_kvm_selftest.table_gpa.
+ * Entry i maps IOVA i * 4096 to GPA (entry & ~0xfff) when bit 0 is set. A
+ * parent (nest-parent HWPT of the mock IOMMU) maps GPA to host memory.
+ */
+#define IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED 62
+#define IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW 63
+
+#define IOMMU_HWPT_KVM_DATA_SELFTEST 0xdead
+#define IOMMU_KVM_SELFTEST_PTE_VALID 0x1ULL
+#define IOMMU_KVM_SELFTEST_PAGE_SIZE 4096ULL
+/* The mock shadow table never has more entries than this */
+#define IOMMU_KVM_SELFTEST_MAX_ENTRIES 512
+
+/**
+ * struct iommu_hwpt_kvm_selftest - Driver data of the mock backend
+ * @flags: must be 0
+ * @nr_entries: entries of the guest table (shadow format), at most
+ *              IOMMU_KVM_SELFTEST_MAX_ENTRIES; must be 0 for the shared one
+ * @table_gpa: guest physical address of the guest table, 8-byte aligned
+ *             (shadow format); must be 0 for the shared one
+ */
+struct iommu_hwpt_kvm_selftest {
+	__u32 flags;
+	__u32 nr_entries;
+	__aligned_u64 table_gpa;
+};
+
+/*
+ * /dev/iommu_kvm_mock: every open() creates one mock device behind the mock
+ * IOMMU; close() hot-unplugs it (detaching and unbinding it first, the way a
+ * VFIO device file does). The ioctls mirror VFIO's iommufd calls.
+ */
+#define IOMMU_KVM_MOCK_TYPE ';'
+
+/**
+ * struct iommu_kvm_mock_bind - IOMMU_KVM_MOCK_BIND
+ * @argsz: sizeof(struct iommu_kvm_mock_bind)
+ * @iommufd: the iommufd to bind the mock device to
+ * @out_dev_id: the device ID in that iommufd
+ */
+struct iommu_kvm_mock_bind {
+	__u32 argsz;
+	__s32 iommufd;
+	__u32 out_dev_id;
+	__u32 __reserved;
+};
+#define IOMMU_KVM_MOCK_BIND _IO(IOMMU_KVM_MOCK_TYPE, 0)
+
+/**
+ * struct iommu_kvm_mock_attach - IOMMU_KVM_MOCK_ATTACH
+ * @argsz: sizeof(struct iommu_kvm_mock_attach)
+ * @pt_id: IOAS or HWPT to attach to; attaching while attached replaces,
+ *         as VFIO_DEVICE_ATTACH_IOMMUFD_PT does
+ */
+struct iommu_kvm_mock_attach {
+	__u32 argsz;
+	__u32 pt_id;
+};
+#define IOMMU_KVM_MOCK_ATTACH _IO(IOMMU_KVM_MOCK_TYPE, 1)
+
+/* Detach: back to blocked DMA, as VFIO_DEVICE_DETACH_IOMMUFD_PT */
+#define IOMMU_KVM_MOCK_DETACH _IO(IOMMU_KVM_MOCK_TYPE, 2)
+
+/**
+ * struct iommu_kvm_mock_dma - IOMMU_KVM_MOCK_DMA
+ * @argsz: sizeof(struct iommu_kvm_mock_dma)
+ * @flags: IOMMU_KVM_MOCK_DMA_WRITE to write @uptr's bytes to @iova, else read
+ * @iova: device address
+ * @length: bytes, at most 4096, not crossing a 4096-byte boundary
+ * @uptr: user buffer
+ * @out_gpa: for a translated DMA through a KVM domain, the guest physical
+ *           address it reached
+ *
+ * Does a DMA through whatever domain the device is attached to. Fails with
+ * EFAULT when the translation faults, ENODEV when it is blocked.
+ */
+struct iommu_kvm_mock_dma {
+	__u32 argsz;
+	__u32 flags;
+	__aligned_u64 iova;
+	__aligned_u64 length;
+	__aligned_u64 uptr;
+	__aligned_u64 out_gpa;
+};
+#define IOMMU_KVM_MOCK_DMA_WRITE (1 << 0)
+#define IOMMU_KVM_MOCK_DMA _IO(IOMMU_KVM_MOCK_TYPE, 3)
+
+/**
+ * struct iommu_kvm_mock_sync - IOMMU_KVM_MOCK_SYNC
+ * @argsz: sizeof(struct iommu_kvm_mock_sync)
+ * @__reserved: must be 0
+ * @iova: start of the range the guest changed
+ * @size: its length; 0 means the whole table
+ *
+ * What KVM's intercept would do on a guest "refresh translations": ask the
+ * core to sync the shadow domain the device is attached to.
+ */
+struct iommu_kvm_mock_sync {
+	__u32 argsz;
+	__u32 __reserved;
+	__aligned_u64 iova;
+	__aligned_u64 size;
+};
+#define IOMMU_KVM_MOCK_SYNC _IO(IOMMU_KVM_MOCK_TYPE, 4)
+
+/**
+ * struct iommu_kvm_mock_info - IOMMU_KVM_MOCK_INFO
+ * @argsz: sizeof(struct iommu_kvm_mock_info)
+ * @out_flags: IOMMU_KVM_MOCK_INFO_KVM if attached to a KVM domain,
+ *             IOMMU_KVM_MOCK_INFO_DEAD if that domain's VM is gone
+ * @out_domain_id: the core's id of that KVM domain (as in debugfs)
+ * @out_invalidations: invalidations that domain received
+ * @out_inv_start: first address of the last invalidation
+ * @out_inv_last: last address of the last invalidation
+ * @out_shadow_entries: valid entries in the shadow table
+ */
+struct iommu_kvm_mock_info {
+	__u32 argsz;
+	__u32 out_flags;
+	__u32 out_domain_id;
+	__u32 __reserved;
+	__aligned_u64 out_invalidations;
+	__aligned_u64 out_inv_start;
+	__aligned_u64 out_inv_last;
+	__aligned_u64 out_shadow_entries;
+};
+#define IOMMU_KVM_MOCK_INFO_KVM (1 << 0)
+#define IOMMU_KVM_MOCK_INFO_DEAD (1 << 1)
+#define IOMMU_KVM_MOCK_INFO _IO(IOMMU_KVM_MOCK_TYPE, 5)
+
+/**
+ * struct iommu_kvm_mock_set_formats - IOMMU_KVM_MOCK_SET_FORMATS
+ * @argsz: sizeof(struct iommu_kvm_mock_set_formats)
+ * @__reserved: must be 0
+ * @formats: the KVM-backed formats the mock IOMMU offers for this device
+ *           from now on; a subset of the two self-test formats
+ *
+ * Lets a test change what the device's IOMMU can do after a domain was
+ * made for it, to check that attach revalidates.
+ */
+struct iommu_kvm_mock_set_formats {
+	__u32 argsz;
+	__u32 __reserved;
+	__aligned_u64 formats;
+};
+#define IOMMU_KVM_MOCK_SET_FORMATS _IO(IOMMU_KVM_MOCK_TYPE, 6)
+
+#endif /* _IOMMU_KVM_TEST_H */

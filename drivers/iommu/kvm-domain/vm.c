@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KVM-backed IOMMU domains: the only place that touches KVM.
+ *
+ * Copyright (C) 2026 The KVM-backed IOMMU domain authors
+ */
+#define pr_fmt(fmt) "iommu-kvm: " fmt
+
+#include <kunit/visibility.h>
+#include <linux/file.h>
+#include <linux/kvm_iommu.h>
+#include <linux/module.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+
+#include "iommu_kvm_priv.h"
+
+/**
+ * DOC: Coupling to KVM
+ *
+ * The core never links against kvm.ko, which may be a module while the core
+ * is built in. A VM file descriptor from userspace becomes a
+ * &struct iommu_kvm_vm in iommu_kvm_vm_get():
+ *
+ * 1. file_is_kvm(), taken with symbol_get() and put right away, checks the
+ *    file. If kvm.ko is not loaded, no file can be a VM: -EBADFD.
+ * 2. kvm_get_kvm_safe() takes a reference on the VM. kvm_put_kvm() stays
+ *    held with symbol_get() for as long as that reference is, so kvm.ko
+ *    cannot be unloaded under a domain.
+ * 3. kvm_iommu_listener_register() subscribes the handle to the VM's
+ *    changes. KVM refuses a VM owned by another process (-EPERM).
+ *
+ * Notifications are delivered to the domain bound to the handle. Before the
+ * domain is bound (while the backend builds it) an invalidation has nothing
+ * to act on, since nothing can be attached yet; a release is remembered and
+ * makes the bind fail.
+ */
+
+static void iommu_kvm_vm_invalidate(struct kvm_iommu_listener *listener,
+				    u64 gfn_start, u64 gfn_end)
+{
+	struct iommu_kvm_vm *vm =
+		container_of(listener, struct iommu_kvm_vm, listener);
+	struct iommu_kvm_domain *kdom = READ_ONCE(vm->kdom);
+
+	/* Shadow formats translate through their parent, not through KVM */
+	if (!kdom || !(kdom->format_flags & IOMMU_KVM_FMT_SHARED) ||
+	    gfn_end <= gfn_start)
+		return;
+	iommu_kvm_deliver_invalidate(kdom, gfn_start << PAGE_SHIFT,
+				     (gfn_end << PAGE_SHIFT) - 1);
+}
+
+static void iommu_kvm_vm_release(struct kvm_iommu_listener *listener)
+{
+	struct iommu_kvm_vm *vm =
+		container_of(listener, struct iommu_kvm_vm, listener);
+	struct iommu_kvm_domain *kdom;
+
+	mutex_lock(&vm->lock);
+	vm->released = true;
+	kdom = vm->kdom;
+	mutex_unlock(&vm->lock);
+
+	if (kdom)
+		iommu_kvm_domain_release(kdom);
+}
+
+static const struct kvm_iommu_listener_ops iommu_kvm_listener_ops = {
+	.invalidate = iommu_kvm_vm_invalidate,
+	.release = iommu_kvm_vm_release,
+};
+
+void iommu_kvm_vm_init(struct iommu_kvm_vm *vm,
+		       const struct iommu_kvm_vm_ops *ops)
+{
+	vm->listener.ops = &iommu_kvm_listener_ops;
+	vm->ops = ops;
+	mutex_init(&vm->lock);
+	vm->tgid = task_tgid_nr(current);
+}
+EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_vm_init);
+
+/*
+ * Hand the VM to @kdom. Returns -ENODEV if KVM already released the VM.
+ */
+int iommu_kvm_vm_bind(struct iommu_kvm_vm *vm, struct iommu_kvm_domain *kdom)
+{
+	int ret = 0;
+
+	mutex_lock(&vm->lock);
+	if (vm->released)
+		ret = -ENODEV;
+	else
+		WRITE_ONCE(vm->kdom, kdom);
+	mutex_unlock(&vm->lock);
+	return ret;
+}
+
+static void iommu_kvm_real_vm_unbind(struct iommu_kvm_vm *vm)
+{
+	/* Waits for notifications in flight */
+	vm->unregister(vm->kvm, &vm->listener);
+	symbol_put(kvm_iommu_listener_unregister);
+	vm->put_kvm(vm->kvm);
+	symbol_put(kvm_put_kvm);
+	mutex_destroy(&vm->lock);
+	kfree(vm);
+}
+
+static const struct iommu_kvm_vm_ops iommu_kvm_real_vm_ops = {
+	.unbind = iommu_kvm_real_vm_unbind,
+};
+
+static bool iommu_kvm_file_is_vm(struct file *file)
+{
+	bool (*is_kvm)(struct file *file);
+	bool ret;
+
+	is_kvm = symbol_get(file_is_kvm);
+	if (!is_kvm)
+		return false;
+	ret = is_kvm(file);
+	symbol_put(file_is_kvm);
+	return ret;
+}
+
+/* Take a VM reference and subscribe @vm to the VM's changes */
+static int iommu_kvm_vm_subscribe(struct iommu_kvm_vm *vm, struct kvm *kvm)
+{
+	int (*reg)(struct kvm *kvm, struct kvm_iommu_listener *listener);
+	bool (*get_safe)(struct kvm *kvm);
+	int ret = -EOPNOTSUPP;
+
+	get_safe = symbol_get(kvm_get_kvm_safe);
+	if (!get_safe)
+		return ret;
+	reg = symbol_get(kvm_iommu_listener_register);
+	if (!reg)
+		goto out_put_get_safe;
+	vm->put_kvm = symbol_get(kvm_put_kvm);
+	if (!vm->put_kvm)
+		goto out_put_reg;
+	vm->unregister = symbol_get(kvm_iommu_listener_unregister);
+	if (!vm->unregister)
+		goto out_put_put_kvm;
+
+	/* The caller holds the VM's file, so the VM cannot be on its way out */
+	if (WARN_ON(!get_safe(kvm))) {
+		ret = -ENODEV;
+		goto out_put_unregister;
+	}
+	vm->kvm = kvm;
+	ret = reg(kvm, &vm->listener);
+	if (ret)
+		goto out_put_kvm;
+
+	symbol_put(kvm_iommu_listener_register);
+	symbol_put(kvm_get_kvm_safe);
+	return 0;
+
+out_put_kvm:
+	vm->put_kvm(kvm);
+out_put_unregister:
+	symbol_put(kvm_iommu_listener_unregister);
+out_put_put_kvm:
+	symbol_put(kvm_put_kvm);
+out_put_reg:
+	symbol_put(kvm_iommu_listener_register);
+out_put_get_safe:
+	symbol_put(kvm_get_kvm_safe);
+	return ret;
+}
+
+/**
+ * iommu_kvm_vm_get() - Get a handle on the VM behind a file descriptor
+ * @kvm_fd: a KVM VM file descriptor of the calling process
+ *
+ * Process context. Returns the handle, to be given to
+ * iommu_kvm_domain_alloc() or released with iommu_kvm_vm_put(), or
+ * ERR_PTR(-EBADF) if @kvm_fd is not an open file descriptor,
+ * ERR_PTR(-EBADFD) if it is not a KVM VM (or kvm.ko is not loaded),
+ * ERR_PTR(-EPERM) if the VM belongs to another process,
+ * ERR_PTR(-EOPNOTSUPP) if the loaded KVM cannot report to IOMMU domains,
+ * ERR_PTR(-ENODEV) if the VM is already gone, or ERR_PTR(-ENOMEM).
+ */
+struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd)
+{
+	struct iommu_kvm_vm *vm;
+	struct file *file;
+	int ret;
+
+	if (kvm_fd < 0)
+		return ERR_PTR(-EBADF);
+	file = fget(kvm_fd);
+	if (!file)
+		return ERR_PTR(-EBADF);
+	if (!iommu_kvm_file_is_vm(file)) {
+		ret = -EBADFD;
+		goto out_fput;
+	}
+
+	vm = kzalloc(sizeof(*vm), GFP_KERNEL_ACCOUNT);
+	if (!vm) {
+		ret = -ENOMEM;
+		goto out_fput;
+	}
+	iommu_kvm_vm_init(vm, &iommu_kvm_real_vm_ops);
+	ret = iommu_kvm_vm_subscribe(vm, file->private_data);
+	if (ret)
+		goto out_free;
+	fput(file);
+	return vm;
+
+out_free:
+	mutex_destroy(&vm->lock);
+	kfree(vm);
+out_fput:
+	fput(file);
+	return ERR_PTR(ret);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_get, IOMMU_KVM);
+
+/**
+ * iommu_kvm_vm_put() - Let go of a VM handle no domain took
+ * @vm: from iommu_kvm_vm_get()
+ *
+ * Process context.
+ */
+void iommu_kvm_vm_put(struct iommu_kvm_vm *vm)
+{
+	vm->ops->unbind(vm);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_put, IOMMU_KVM);
