@@ -1,0 +1,874 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KVM-backed IOMMU domains: a mock IOMMU, its backend, and mock devices.
+ *
+ * This is a test tool (CONFIG_IOMMU_KVM_DOMAIN_TEST). It registers one mock
+ * IOMMU on a software fwnode, a backend for it offering both self-test
+ * formats, and /dev/iommu_kvm_mock, whose every open creates a platform
+ * device behind the mock IOMMU. Through that file a test binds the device to
+ * an iommufd, attaches it, makes it do DMA and asks for shadow syncs, so the
+ * whole uAPI runs on any architecture without IOMMU hardware.
+ *
+ * Copyright (C) 2026 The KVM-backed IOMMU domain authors
+ */
+#define pr_fmt(fmt) "iommu-kvm-mock: " fmt
+
+#include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/iommu.h>
+#include <linux/iommu_kvm.h>
+#include <linux/iommufd.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/platform_device.h>
+#include <linux/property.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/xarray.h>
+
+#include "iommu_kvm_test.h"
+
+#define MOCK_PAGE_SIZE IOMMU_KVM_SELFTEST_PAGE_SIZE
+#define MOCK_APERTURE_END ((1ULL << 48) - 1)
+#define MOCK_FORMATS (BIT_ULL(IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED) | \
+		      BIT_ULL(IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW))
+
+static const struct iommu_ops mock_ops;
+
+static struct {
+	struct iommu_device iommu;
+	struct platform_device *pdev;
+} mock_iommu;
+
+static const struct software_node mock_iommu_swnode = {
+	.name = "iommu-kvm-mock-iommu",
+};
+
+/**
+ * struct mock_dev - A mock device, one per open /dev/iommu_kvm_mock
+ * @pdev: the platform device behind the mock IOMMU
+ * @lock: serialises the file's ioctls, and so DMA against attach changes
+ * @idev: iommufd binding, or NULL
+ * @attached: @idev is attached to a page table
+ * @formats: what the mock IOMMU offers this device, read locklessly
+ */
+struct mock_dev {
+	struct platform_device *pdev;
+	struct mutex lock;
+	struct iommufd_device *idev;
+	bool attached;
+	u64 formats;
+};
+
+/* Identity, blocked and paging domains of the mock IOMMU */
+
+static int mock_nop_attach(struct iommu_domain *domain, struct device *dev)
+{
+	return 0;
+}
+
+static const struct iommu_domain_ops mock_static_ops = {
+	.attach_dev = mock_nop_attach,
+};
+
+static struct iommu_domain mock_identity_domain = {
+	.type = IOMMU_DOMAIN_IDENTITY,
+	.ops = &mock_static_ops,
+};
+
+static struct iommu_domain mock_blocked_domain = {
+	.type = IOMMU_DOMAIN_BLOCKED,
+	.ops = &mock_static_ops,
+};
+
+/**
+ * struct mock_paging_domain - A paging domain: IOVA page -> PFN
+ * @domain: the generic domain
+ * @pfns: xa_mk_value(pfn) at index iova / MOCK_PAGE_SIZE. Its lock is held
+ *        across a mock DMA's copy, so an unmap waits for DMA in flight
+ * @nest_parent: allocated with IOMMU_HWPT_ALLOC_NEST_PARENT
+ */
+struct mock_paging_domain {
+	struct iommu_domain domain;
+	struct xarray pfns;
+	bool nest_parent;
+};
+
+static struct mock_paging_domain *to_mock_paging(struct iommu_domain *domain)
+{
+	return container_of(domain, struct mock_paging_domain, domain);
+}
+
+static int mock_paging_map_pages(struct iommu_domain *domain,
+				 unsigned long iova, phys_addr_t paddr,
+				 size_t pgsize, size_t pgcount, int prot,
+				 gfp_t gfp, size_t *mapped)
+{
+	struct mock_paging_domain *mpd = to_mock_paging(domain);
+	unsigned long start = iova;
+	size_t i;
+	int ret;
+
+	if (WARN_ON(pgsize != MOCK_PAGE_SIZE))
+		return -EINVAL;
+	for (i = 0; i != pgcount; i++) {
+		ret = xa_err(xa_store(&mpd->pfns, iova / MOCK_PAGE_SIZE,
+				      xa_mk_value(PHYS_PFN(paddr)), gfp));
+		if (ret) {
+			while (iova != start) {
+				iova -= MOCK_PAGE_SIZE;
+				xa_erase(&mpd->pfns, iova / MOCK_PAGE_SIZE);
+			}
+			return ret;
+		}
+		iova += MOCK_PAGE_SIZE;
+		paddr += MOCK_PAGE_SIZE;
+		*mapped += MOCK_PAGE_SIZE;
+	}
+	return 0;
+}
+
+static size_t mock_paging_unmap_pages(struct iommu_domain *domain,
+				      unsigned long iova, size_t pgsize,
+				      size_t pgcount,
+				      struct iommu_iotlb_gather *gather)
+{
+	struct mock_paging_domain *mpd = to_mock_paging(domain);
+	size_t i;
+
+	for (i = 0; i != pgcount; i++)
+		xa_erase(&mpd->pfns, iova / MOCK_PAGE_SIZE + i);
+	/* Shadows built on this parent must forget the range before unpin */
+	if (mpd->nest_parent)
+		iommu_kvm_parent_unmapped(domain, iova, pgsize * pgcount);
+	return pgsize * pgcount;
+}
+
+static phys_addr_t mock_paging_iova_to_phys(struct iommu_domain *domain,
+					    dma_addr_t iova)
+{
+	struct mock_paging_domain *mpd = to_mock_paging(domain);
+	void *entry = xa_load(&mpd->pfns, iova / MOCK_PAGE_SIZE);
+
+	if (!entry)
+		return 0;
+	return PFN_PHYS(xa_to_value(entry)) + iova % MOCK_PAGE_SIZE;
+}
+
+static void mock_paging_free(struct iommu_domain *domain)
+{
+	struct mock_paging_domain *mpd = to_mock_paging(domain);
+
+	WARN_ON(!xa_empty(&mpd->pfns));
+	xa_destroy(&mpd->pfns);
+	kfree(mpd);
+}
+
+static const struct iommu_domain_ops mock_paging_ops = {
+	.attach_dev = mock_nop_attach,
+	.map_pages = mock_paging_map_pages,
+	.unmap_pages = mock_paging_unmap_pages,
+	.iova_to_phys = mock_paging_iova_to_phys,
+	.free = mock_paging_free,
+};
+
+static struct iommu_domain *mock_domain_alloc_paging_flags(u32 flags)
+{
+	struct mock_paging_domain *mpd;
+
+	mpd = kzalloc(sizeof(*mpd), GFP_KERNEL_ACCOUNT);
+	if (!mpd)
+		return ERR_PTR(-ENOMEM);
+	xa_init(&mpd->pfns);
+	mpd->nest_parent = flags & IOMMU_HWPT_ALLOC_NEST_PARENT;
+	mpd->domain.type = IOMMU_DOMAIN_UNMANAGED;
+	mpd->domain.ops = &mock_paging_ops;
+	mpd->domain.pgsize_bitmap = MOCK_PAGE_SIZE;
+	mpd->domain.geometry.aperture_end = MOCK_APERTURE_END;
+	mpd->domain.geometry.force_aperture = true;
+	return &mpd->domain;
+}
+
+static struct iommu_domain *mock_domain_alloc_paging(struct device *dev)
+{
+	return mock_domain_alloc_paging_flags(0);
+}
+
+static struct iommu_domain *
+mock_domain_alloc_user(struct device *dev, u32 flags,
+		       struct iommu_domain *parent,
+		       const struct iommu_user_data *user_data)
+{
+	if (parent || user_data || (flags & ~IOMMU_HWPT_ALLOC_NEST_PARENT))
+		return ERR_PTR(-EOPNOTSUPP);
+	return mock_domain_alloc_paging_flags(flags);
+}
+
+/* The KVM-backed domains of the mock IOMMU */
+
+/**
+ * struct mock_shadow_entry - One entry of the mock's shadow table
+ * @gpa: guest physical address the guest entry named
+ * @phys: host address the parent mapped @gpa to
+ * @valid: the entry translates
+ */
+struct mock_shadow_entry {
+	u64 gpa;
+	phys_addr_t phys;
+	bool valid;
+};
+
+/**
+ * struct mock_kvm_domain - A KVM-backed domain of the mock IOMMU
+ * @kdom: the framework's domain
+ * @lock: protects everything below; held across a mock DMA's copy
+ * @blocked: the VM is gone, all DMA faults
+ * @inv_start: first address of the last invalidation
+ * @inv_last: last address of the last invalidation
+ * @table_gpa: guest table (shadow format)
+ * @nr_entries: its entries
+ * @shadow: the shadow table, @nr_entries entries
+ */
+struct mock_kvm_domain {
+	struct iommu_kvm_domain kdom;
+	spinlock_t lock;
+	bool blocked;
+	u64 inv_start;
+	u64 inv_last;
+	u64 table_gpa;
+	u32 nr_entries;
+	struct mock_shadow_entry *shadow;
+};
+
+static struct mock_kvm_domain *to_mock_kvm_domain(struct iommu_kvm_domain *kdom)
+{
+	return container_of(kdom, struct mock_kvm_domain, kdom);
+}
+
+static u64 mock_kvm_formats(struct device *dev)
+{
+	struct mock_dev *mdev = dev_get_drvdata(dev);
+
+	return mdev ? READ_ONCE(mdev->formats) : 0;
+}
+
+static struct iommu_kvm_domain *
+mock_kvm_domain_alloc(struct device *dev,
+		      const struct iommu_kvm_domain_cfg *cfg)
+{
+	bool shadow = cfg->format == IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW;
+	struct iommu_hwpt_kvm_selftest data = {};
+	struct mock_kvm_domain *mkd;
+	int ret;
+
+	if (cfg->user_data) {
+		ret = iommu_copy_struct_from_user(&data, cfg->user_data,
+						  IOMMU_HWPT_KVM_DATA_SELFTEST,
+						  table_gpa);
+		if (ret)
+			return ERR_PTR(ret);
+	} else if (shadow) {
+		/* A shadow needs to know where the guest table is */
+		return ERR_PTR(-EINVAL);
+	}
+	if (data.flags)
+		return ERR_PTR(-EINVAL);
+	if (shadow && (!data.nr_entries ||
+		       data.nr_entries > IOMMU_KVM_SELFTEST_MAX_ENTRIES ||
+		       !IS_ALIGNED(data.table_gpa, sizeof(u64))))
+		return ERR_PTR(-EINVAL);
+	if (!shadow && (data.nr_entries || data.table_gpa))
+		return ERR_PTR(-EINVAL);
+
+	mkd = kzalloc(sizeof(*mkd), GFP_KERNEL_ACCOUNT);
+	if (!mkd)
+		return ERR_PTR(-ENOMEM);
+	spin_lock_init(&mkd->lock);
+	if (shadow) {
+		mkd->shadow = kcalloc(data.nr_entries, sizeof(*mkd->shadow),
+				      GFP_KERNEL_ACCOUNT);
+		if (!mkd->shadow) {
+			kfree(mkd);
+			return ERR_PTR(-ENOMEM);
+		}
+		mkd->nr_entries = data.nr_entries;
+		mkd->table_gpa = data.table_gpa;
+	}
+	return &mkd->kdom;
+}
+
+static void mock_kvm_domain_free(struct iommu_kvm_domain *kdom)
+{
+	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+
+	kfree(mkd->shadow);
+	kfree(mkd);
+}
+
+static int mock_kvm_attach_dev(struct iommu_kvm_domain *kdom,
+			       struct device *dev, struct iommu_domain *old)
+{
+	/* The core checked formats(dev); a mock device needs nothing else */
+	return dev_get_drvdata(dev) ? 0 : -EINVAL;
+}
+
+static void mock_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
+				u64 last)
+{
+	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+	unsigned long flags;
+	u32 i;
+
+	spin_lock_irqsave(&mkd->lock, flags);
+	mkd->inv_start = start;
+	mkd->inv_last = last;
+	for (i = 0; i < mkd->nr_entries; i++)
+		if (mkd->shadow[i].valid && mkd->shadow[i].gpa >= start &&
+		    mkd->shadow[i].gpa <= last)
+			mkd->shadow[i].valid = false;
+	spin_unlock_irqrestore(&mkd->lock, flags);
+}
+
+static void mock_kvm_block(struct iommu_kvm_domain *kdom)
+{
+	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+	unsigned long flags;
+	u32 i;
+
+	spin_lock_irqsave(&mkd->lock, flags);
+	mkd->blocked = true;
+	for (i = 0; i < mkd->nr_entries; i++)
+		mkd->shadow[i].valid = false;
+	spin_unlock_irqrestore(&mkd->lock, flags);
+}
+
+static int mock_kvm_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
+{
+	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+	u64 first, last, pte;
+	unsigned long flags;
+	phys_addr_t phys;
+	u64 i;
+	int ret;
+
+	if (!size) {
+		first = 0;
+		last = mkd->nr_entries - 1;
+	} else {
+		if (iova + size - 1 < iova)
+			return -EINVAL;
+		first = iova / MOCK_PAGE_SIZE;
+		last = (iova + size - 1) / MOCK_PAGE_SIZE;
+		if (last >= mkd->nr_entries)
+			return -EINVAL;
+	}
+
+	for (i = first; i <= last; i++) {
+		struct mock_shadow_entry new = {};
+
+		ret = iommu_kvm_parent_read(kdom, mkd->table_gpa + i * 8, &pte,
+					    sizeof(pte));
+		if (ret)
+			return ret;
+		pte = le64_to_cpu((__force __le64)pte);
+		if (pte & IOMMU_KVM_SELFTEST_PTE_VALID) {
+			new.gpa = pte & ~(MOCK_PAGE_SIZE - 1);
+			phys = iommu_iova_to_phys(kdom->parent, new.gpa);
+			if (!phys)
+				return -EFAULT;
+			new.phys = phys;
+			new.valid = true;
+		}
+		spin_lock_irqsave(&mkd->lock, flags);
+		mkd->shadow[i] = new;
+		spin_unlock_irqrestore(&mkd->lock, flags);
+	}
+	return 0;
+}
+
+static u32 mock_kvm_shadow_count(struct mock_kvm_domain *mkd)
+{
+	u32 i, n = 0;
+
+	for (i = 0; i < mkd->nr_entries; i++)
+		n += mkd->shadow[i].valid;
+	return n;
+}
+
+static void mock_kvm_debugfs_show(struct iommu_kvm_domain *kdom,
+				  struct seq_file *s)
+{
+	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+	unsigned long flags;
+
+	spin_lock_irqsave(&mkd->lock, flags);
+	seq_printf(s, "  mock blocked=%d shadow_entries=%u/%u last_invalidation=0x%llx-0x%llx\n",
+		   mkd->blocked, mock_kvm_shadow_count(mkd), mkd->nr_entries,
+		   mkd->inv_start, mkd->inv_last);
+	spin_unlock_irqrestore(&mkd->lock, flags);
+}
+
+static const struct iommu_kvm_domain_ops mock_kvm_ops = {
+	.formats = mock_kvm_formats,
+	.domain_alloc = mock_kvm_domain_alloc,
+	.domain_free = mock_kvm_domain_free,
+	.attach_dev = mock_kvm_attach_dev,
+	.invalidate = mock_kvm_invalidate,
+	.block = mock_kvm_block,
+	.sync = mock_kvm_sync,
+	.debugfs_show = mock_kvm_debugfs_show,
+};
+
+static struct iommu_kvm_backend mock_kvm_backend = {
+	.name = "mock",
+	.owner = THIS_MODULE,
+	.iommu_ops = &mock_ops,
+	.ops = &mock_kvm_ops,
+};
+
+/* The mock IOMMU driver */
+
+static bool mock_capable(struct device *dev, enum iommu_cap cap)
+{
+	return cap == IOMMU_CAP_CACHE_COHERENCY;
+}
+
+static struct iommu_device *mock_probe_device(struct device *dev)
+{
+	return &mock_iommu.iommu;
+}
+
+static int mock_def_domain_type(struct device *dev)
+{
+	return IOMMU_DOMAIN_IDENTITY;
+}
+
+static const struct iommu_ops mock_ops = {
+	.owner = THIS_MODULE,
+	.capable = mock_capable,
+	.probe_device = mock_probe_device,
+	.device_group = generic_device_group,
+	.def_domain_type = mock_def_domain_type,
+	.domain_alloc_paging = mock_domain_alloc_paging,
+	.domain_alloc_user = mock_domain_alloc_user,
+	.identity_domain = &mock_identity_domain,
+	.blocked_domain = &mock_blocked_domain,
+	.pgsize_bitmap = MOCK_PAGE_SIZE,
+	.default_domain_ops = &mock_paging_ops,
+};
+
+/* Mock DMA: copy between @buf and what @iova translates to */
+
+static int mock_copy_phys(phys_addr_t phys, void *buf, size_t len, bool write)
+{
+	void *va;
+
+	if (!pfn_valid(PHYS_PFN(phys)))
+		return -EFAULT;
+	va = kmap_local_page(pfn_to_page(PHYS_PFN(phys)));
+	if (write)
+		memcpy(va + offset_in_page(phys), buf, len);
+	else
+		memcpy(buf, va + offset_in_page(phys), len);
+	kunmap_local(va);
+	return 0;
+}
+
+static int mock_dma_paging(struct mock_paging_domain *mpd,
+			   struct iommu_kvm_mock_dma *cmd, void *buf)
+{
+	bool write = cmd->flags & IOMMU_KVM_MOCK_DMA_WRITE;
+	void *entry;
+	int ret;
+
+	xa_lock(&mpd->pfns);
+	entry = xa_load(&mpd->pfns, cmd->iova / MOCK_PAGE_SIZE);
+	if (!entry)
+		ret = -EFAULT;
+	else
+		ret = mock_copy_phys(PFN_PHYS(xa_to_value(entry)) +
+				     cmd->iova % MOCK_PAGE_SIZE,
+				     buf, cmd->length, write);
+	xa_unlock(&mpd->pfns);
+	return ret;
+}
+
+static int mock_dma_kvm(struct mock_kvm_domain *mkd,
+			struct iommu_kvm_mock_dma *cmd, void *buf)
+{
+	bool write = cmd->flags & IOMMU_KVM_MOCK_DMA_WRITE;
+	u64 idx = cmd->iova / MOCK_PAGE_SIZE;
+	u64 off = cmd->iova % MOCK_PAGE_SIZE;
+	unsigned long flags;
+	int ret = 0;
+
+	spin_lock_irqsave(&mkd->lock, flags);
+	if (mkd->blocked) {
+		ret = -ENODEV;
+	} else if (!mkd->shadow) {
+		/* Shared: the IOVA is the guest physical address */
+		cmd->out_gpa = cmd->iova;
+	} else if (idx >= mkd->nr_entries || !mkd->shadow[idx].valid) {
+		ret = -EFAULT;
+	} else {
+		cmd->out_gpa = mkd->shadow[idx].gpa + off;
+		ret = mock_copy_phys(mkd->shadow[idx].phys + off, buf,
+				     cmd->length, write);
+	}
+	spin_unlock_irqrestore(&mkd->lock, flags);
+	if (ret)
+		iommu_kvm_domain_report_fault(&mkd->kdom);
+	return ret;
+}
+
+static int mock_dev_dma(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_dma cmd;
+	struct iommu_domain *domain;
+	void *buf;
+	int ret;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd) || (cmd.flags & ~IOMMU_KVM_MOCK_DMA_WRITE))
+		return -EINVAL;
+	if (!cmd.length || cmd.length > MOCK_PAGE_SIZE ||
+	    cmd.iova % MOCK_PAGE_SIZE + cmd.length > MOCK_PAGE_SIZE)
+		return -EINVAL;
+
+	buf = kzalloc(cmd.length, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	if ((cmd.flags & IOMMU_KVM_MOCK_DMA_WRITE) &&
+	    copy_from_user(buf, u64_to_user_ptr(cmd.uptr), cmd.length)) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+
+	cmd.out_gpa = 0;
+	domain = iommu_get_domain_for_dev(&mdev->pdev->dev);
+	if (!domain || domain->type == IOMMU_DOMAIN_BLOCKED)
+		ret = -ENODEV;
+	else if (domain->ops == &mock_paging_ops)
+		ret = mock_dma_paging(to_mock_paging(domain), &cmd, buf);
+	else if (domain->type == IOMMU_DOMAIN_KVM &&
+		 domain->owner == &mock_ops)
+		ret = mock_dma_kvm(to_mock_kvm_domain(to_iommu_kvm_domain(domain)),
+				   &cmd, buf);
+	else
+		ret = -EOPNOTSUPP; /* identity: no DMA to raw memory */
+	if (ret)
+		goto out_free;
+
+	if (!(cmd.flags & IOMMU_KVM_MOCK_DMA_WRITE) &&
+	    copy_to_user(u64_to_user_ptr(cmd.uptr), buf, cmd.length))
+		ret = -EFAULT;
+	else if (copy_to_user(arg, &cmd, sizeof(cmd)))
+		ret = -EFAULT;
+out_free:
+	kfree(buf);
+	return ret;
+}
+
+/* The KVM domain @mdev is attached to, or NULL */
+static struct mock_kvm_domain *mock_dev_kvm_domain(struct mock_dev *mdev)
+{
+	struct iommu_domain *domain = iommu_get_domain_for_dev(&mdev->pdev->dev);
+
+	if (!domain || domain->type != IOMMU_DOMAIN_KVM ||
+	    domain->owner != &mock_ops)
+		return NULL;
+	return to_mock_kvm_domain(to_iommu_kvm_domain(domain));
+}
+
+static int mock_dev_sync(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_sync cmd;
+	struct mock_kvm_domain *mkd;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd) || cmd.__reserved)
+		return -EINVAL;
+	mkd = mock_dev_kvm_domain(mdev);
+	if (!mkd)
+		return -EINVAL;
+	return iommu_kvm_domain_sync(&mkd->kdom, cmd.iova, cmd.size);
+}
+
+static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_info cmd = {};
+	struct mock_kvm_domain *mkd;
+	unsigned long flags;
+
+	if (get_user(cmd.argsz, (u32 __user *)arg))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd))
+		return -EINVAL;
+	mkd = mock_dev_kvm_domain(mdev);
+	if (mkd) {
+		cmd.out_flags = IOMMU_KVM_MOCK_INFO_KVM;
+		cmd.out_domain_id = mkd->kdom.id;
+		cmd.out_invalidations =
+			atomic64_read(&mkd->kdom.stats.invalidations);
+		spin_lock_irqsave(&mkd->lock, flags);
+		if (mkd->blocked)
+			cmd.out_flags |= IOMMU_KVM_MOCK_INFO_DEAD;
+		cmd.out_inv_start = mkd->inv_start;
+		cmd.out_inv_last = mkd->inv_last;
+		cmd.out_shadow_entries = mock_kvm_shadow_count(mkd);
+		spin_unlock_irqrestore(&mkd->lock, flags);
+	}
+	cmd.argsz = sizeof(cmd);
+	return copy_to_user(arg, &cmd, sizeof(cmd)) ? -EFAULT : 0;
+}
+
+static int mock_dev_bind(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_bind cmd;
+	struct iommufd_device *idev;
+	struct iommufd_ctx *ictx;
+	u32 id;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd) || cmd.__reserved)
+		return -EINVAL;
+	if (mdev->idev)
+		return -EBUSY;
+
+	ictx = iommufd_ctx_from_fd(cmd.iommufd);
+	if (IS_ERR(ictx))
+		return PTR_ERR(ictx);
+	idev = iommufd_device_bind(ictx, &mdev->pdev->dev, &id);
+	iommufd_ctx_put(ictx);
+	if (IS_ERR(idev))
+		return PTR_ERR(idev);
+
+	cmd.out_dev_id = id;
+	if (copy_to_user(arg, &cmd, sizeof(cmd))) {
+		iommufd_device_unbind(idev);
+		return -EFAULT;
+	}
+	mdev->idev = idev;
+	return 0;
+}
+
+static int mock_dev_attach(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_attach cmd;
+	int ret;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd))
+		return -EINVAL;
+	if (!mdev->idev)
+		return -EINVAL;
+
+	if (mdev->attached)
+		return iommufd_device_replace(mdev->idev, &cmd.pt_id);
+	ret = iommufd_device_attach(mdev->idev, &cmd.pt_id);
+	if (!ret)
+		mdev->attached = true;
+	return ret;
+}
+
+static int mock_dev_detach(struct mock_dev *mdev)
+{
+	if (!mdev->attached)
+		return -EINVAL;
+	iommufd_device_detach(mdev->idev);
+	mdev->attached = false;
+	return 0;
+}
+
+static int mock_dev_set_formats(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_set_formats cmd;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd) || cmd.__reserved ||
+	    (cmd.formats & ~MOCK_FORMATS))
+		return -EINVAL;
+	WRITE_ONCE(mdev->formats, cmd.formats);
+	return 0;
+}
+
+static long mock_dev_ioctl(struct file *file, unsigned int cmd,
+			   unsigned long arg)
+{
+	struct mock_dev *mdev = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	long ret;
+
+	mutex_lock(&mdev->lock);
+	switch (cmd) {
+	case IOMMU_KVM_MOCK_BIND:
+		ret = mock_dev_bind(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_ATTACH:
+		ret = mock_dev_attach(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_DETACH:
+		ret = mock_dev_detach(mdev);
+		break;
+	case IOMMU_KVM_MOCK_DMA:
+		ret = mock_dev_dma(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_SYNC:
+		ret = mock_dev_sync(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_INFO:
+		ret = mock_dev_info(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_SET_FORMATS:
+		ret = mock_dev_set_formats(mdev, uarg);
+		break;
+	default:
+		ret = -ENOTTY;
+	}
+	mutex_unlock(&mdev->lock);
+	return ret;
+}
+
+static int mock_dev_open(struct inode *inode, struct file *file)
+{
+	struct mock_dev *mdev;
+	int ret;
+
+	mdev = kzalloc(sizeof(*mdev), GFP_KERNEL_ACCOUNT);
+	if (!mdev)
+		return -ENOMEM;
+	mutex_init(&mdev->lock);
+	mdev->formats = MOCK_FORMATS;
+
+	mdev->pdev = platform_device_alloc("iommu_kvm_mock_dev",
+					   PLATFORM_DEVID_AUTO);
+	if (!mdev->pdev) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	dev_set_drvdata(&mdev->pdev->dev, mdev);
+	ret = iommu_fwspec_init(&mdev->pdev->dev,
+				software_node_fwnode(&mock_iommu_swnode));
+	if (ret)
+		goto out_put_pdev;
+	/* The iommu core probes the device when it is added */
+	ret = platform_device_add(mdev->pdev);
+	if (ret)
+		goto out_put_pdev;
+	if (!mdev->pdev->dev.iommu_group) {
+		ret = -ENODEV;
+		goto out_unregister;
+	}
+
+	file->private_data = mdev;
+	return 0;
+
+out_unregister:
+	platform_device_unregister(mdev->pdev);
+	goto out_free;
+out_put_pdev:
+	platform_device_put(mdev->pdev);
+out_free:
+	mutex_destroy(&mdev->lock);
+	kfree(mdev);
+	return ret;
+}
+
+/* Closing the file hot-unplugs the device, tearing down what it holds */
+static int mock_dev_release(struct inode *inode, struct file *file)
+{
+	struct mock_dev *mdev = file->private_data;
+
+	if (mdev->attached)
+		iommufd_device_detach(mdev->idev);
+	if (mdev->idev)
+		iommufd_device_unbind(mdev->idev);
+	platform_device_unregister(mdev->pdev);
+	mutex_destroy(&mdev->lock);
+	kfree(mdev);
+	return 0;
+}
+
+static const struct file_operations mock_dev_fops = {
+	.owner = THIS_MODULE,
+	.open = mock_dev_open,
+	.release = mock_dev_release,
+	.unlocked_ioctl = mock_dev_ioctl,
+};
+
+static struct miscdevice mock_miscdev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "iommu_kvm_mock",
+	.fops = &mock_dev_fops,
+	.mode = 0600,
+};
+
+static int __init mock_init(void)
+{
+	struct platform_device_info info = {
+		.name = "iommu_kvm_mock_iommu",
+		.id = PLATFORM_DEVID_NONE,
+	};
+	int ret;
+
+	ret = software_node_register(&mock_iommu_swnode);
+	if (ret)
+		return ret;
+	info.fwnode = software_node_fwnode(&mock_iommu_swnode);
+	mock_iommu.pdev = platform_device_register_full(&info);
+	if (IS_ERR(mock_iommu.pdev)) {
+		ret = PTR_ERR(mock_iommu.pdev);
+		goto out_unregister_swnode;
+	}
+	ret = iommu_device_sysfs_add(&mock_iommu.iommu, &mock_iommu.pdev->dev,
+				     NULL, "%s", "iommu_kvm_mock");
+	if (ret)
+		goto out_unregister_pdev;
+	ret = iommu_device_register(&mock_iommu.iommu, &mock_ops,
+				    &mock_iommu.pdev->dev);
+	if (ret)
+		goto out_sysfs_remove;
+	ret = iommu_kvm_backend_register(&mock_kvm_backend);
+	if (ret)
+		goto out_unregister_iommu;
+	ret = misc_register(&mock_miscdev);
+	if (ret)
+		goto out_unregister_backend;
+	return 0;
+
+out_unregister_backend:
+	iommu_kvm_backend_unregister(&mock_kvm_backend);
+out_unregister_iommu:
+	iommu_device_unregister(&mock_iommu.iommu);
+out_sysfs_remove:
+	iommu_device_sysfs_remove(&mock_iommu.iommu);
+out_unregister_pdev:
+	platform_device_unregister(mock_iommu.pdev);
+out_unregister_swnode:
+	software_node_unregister(&mock_iommu_swnode);
+	return ret;
+}
+
+static void __exit mock_exit(void)
+{
+	misc_deregister(&mock_miscdev);
+	iommu_kvm_backend_unregister(&mock_kvm_backend);
+	iommu_device_unregister(&mock_iommu.iommu);
+	iommu_device_sysfs_remove(&mock_iommu.iommu);
+	platform_device_unregister(mock_iommu.pdev);
+	software_node_unregister(&mock_iommu_swnode);
+}
+
+module_init(mock_init);
+module_exit(mock_exit);
+
+MODULE_DESCRIPTION("Mock IOMMU and backend for KVM-backed IOMMU domain tests");
+MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS(IOMMUFD);
+MODULE_IMPORT_NS(IOMMU_KVM);
