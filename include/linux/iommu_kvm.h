@@ -123,7 +123,7 @@ struct iommu_kvm_domain {
 	u32 format;
 	u32 format_flags;
 	unsigned int id;
-	struct mutex lock;
+	struct mutex lock; /* see @lock above */
 	struct list_head devices;
 	bool dead;
 	bool published;
@@ -195,7 +195,7 @@ struct iommu_kvm_domain {
 struct iommu_kvm_domain_ops {
 	u64 (*formats)(struct device *dev);
 	struct iommu_kvm_domain *(*domain_alloc)(struct device *dev,
-					const struct iommu_kvm_domain_cfg *cfg);
+						 const struct iommu_kvm_domain_cfg *cfg);
 	void (*domain_free)(struct iommu_kvm_domain *kdom);
 	int (*attach_dev)(struct iommu_kvm_domain *kdom, struct device *dev,
 			  struct iommu_domain *old);
@@ -237,6 +237,8 @@ to_iommu_kvm_domain(struct iommu_domain *domain)
  * @kdom: the domain
  *
  * Once true it stays true. Backends may test it on their fast paths.
+ *
+ * Return: true once the VM is gone and the domain blocks all DMA.
  */
 static inline bool iommu_kvm_domain_is_dead(struct iommu_kvm_domain *kdom)
 {

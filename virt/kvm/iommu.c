@@ -33,9 +33,11 @@ void kvm_iommu_init(struct kvm *kvm)
  * @kvm: the VM; the caller holds a reference
  * @listener: with both ops set; must stay valid until unregistered
  *
- * Process context. Returns 0, -EINVAL if an op is missing, -EPERM if the
- * caller is not the process that owns the VM (as for every VM ioctl), or
- * -ENODEV if the VM has already been released.
+ * Process context.
+ *
+ * Return: 0, -EINVAL if an op is missing, -EPERM if the caller is not the
+ * process that owns the VM (as for every VM ioctl), or -ENODEV if the VM has
+ * already been released.
  */
 int kvm_iommu_listener_register(struct kvm *kvm,
 				struct kvm_iommu_listener *listener)

@@ -107,7 +107,8 @@ int iommufd_hwpt_kvm_alloc(struct iommufd_ucmd *ucmd)
 
 	if (cmd->flags || cmd->__reserved)
 		return -EOPNOTSUPP;
-	if ((cmd->data_type == IOMMU_HWPT_KVM_DATA_NONE) != !cmd->data_len)
+	if ((cmd->data_type == IOMMU_HWPT_KVM_DATA_NONE && cmd->data_len) ||
+	    (cmd->data_type != IOMMU_HWPT_KVM_DATA_NONE && !cmd->data_len))
 		return -EINVAL;
 
 	idev = iommufd_get_device(ucmd, cmd->dev_id);

@@ -41,9 +41,11 @@ EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_ops_complete);
  * iommu_kvm_backend_register() - Offer KVM-backed domains for an IOMMU driver
  * @backend: the backend; must stay valid until unregistered
  *
- * Process context. Returns 0; -EINVAL (with a WARN) if a mandatory op, the
- * name or the iommu_ops is missing; -EEXIST if @backend or another backend for
- * the same iommu_ops is already registered.
+ * Process context.
+ *
+ * Return: 0; -EINVAL (with a WARN) if a mandatory op, the name or the
+ * iommu_ops is missing; -EEXIST if @backend or another backend for the same
+ * iommu_ops is already registered.
  */
 int iommu_kvm_backend_register(struct iommu_kvm_backend *backend)
 {
@@ -89,7 +91,7 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_unregister, IOMMU_KVM);
  * iommu_kvm_backend_get() - Find the backend serving @dev and pin it
  * @dev: a device behind an IOMMU
  *
- * Returns the backend with a reference on its module, ERR_PTR(-ENODEV) if
+ * Return: the backend with a reference on its module, ERR_PTR(-ENODEV) if
  * @dev has no IOMMU, or ERR_PTR(-EOPNOTSUPP) if no backend serves its IOMMU
  * driver (or the backend module is going away).
  */
@@ -209,9 +211,10 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_unmapped, IOMMU_KVM);
  * For ops->sync: reads a guest table (or anything else the guest named)
  * through the pinned GPA to host mapping of @kdom's parent. The caller holds
  * @kdom->lock, which keeps iommu_kvm_parent_unmapped() and so the unpinning
- * of the pages out until the caller is done. Returns 0, -EFAULT if part of
- * the range is not mapped by the parent, or -EINVAL for a non-shadow domain
- * or a range that wraps.
+ * of the pages out until the caller is done.
+ *
+ * Return: 0, -EFAULT if part of the range is not mapped by the parent, or
+ * -EINVAL for a non-shadow domain or a range that wraps.
  */
 int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
 			  size_t len)

@@ -70,6 +70,7 @@ static const struct iommu_kvm_format_desc iommu_kvm_format_descs[] = {
 		.flags = IOMMU_KVM_FMT_SHADOW,
 	},
 };
+
 static_assert(ARRAY_SIZE(iommu_kvm_format_descs) <= 64);
 
 /* The format's description, or NULL for a value that is not a format */
@@ -99,8 +100,10 @@ struct iommu_kvm_attachment {
  * @dev: the device
  * @shadow_formats: set to the subset that needs a parent, may be NULL
  *
- * Process context. Returns a bitmap of BIT_ULL(enum iommu_hwpt_kvm_format);
- * 0 if no backend serves the device's IOMMU.
+ * Process context.
+ *
+ * Return: a bitmap of BIT_ULL(enum iommu_hwpt_kvm_format); 0 if no backend
+ * serves the device's IOMMU.
  */
 u64 iommu_kvm_formats(struct device *dev, u64 *shadow_formats)
 {
@@ -261,13 +264,14 @@ static const struct iommu_domain_ops iommu_kvm_domain_ops = {
  *          driver mapping all guest memory; NULL otherwise
  * @user_data: driver-specific data from userspace, or NULL
  *
- * Process context. The domain is freed with iommu_domain_free(). Returns
- * the domain, or ERR_PTR(-ENODEV) if @dev has no IOMMU or the VM is gone,
- * ERR_PTR(-EOPNOTSUPP) if no backend serves @dev's IOMMU or it cannot do
- * @format (including values that are no format), ERR_PTR(-EINVAL) if
- * @parent is missing for a shadow format, given for a shared one, or not of
- * @dev's IOMMU driver, or the backend's error: -EINVAL for bad @user_data,
- * -ENOMEM.
+ * Process context. The domain is freed with iommu_domain_free().
+ *
+ * Return: the domain, or ERR_PTR(-ENODEV) if @dev has no IOMMU or the VM
+ * is gone, ERR_PTR(-EOPNOTSUPP) if no backend serves @dev's IOMMU or it
+ * cannot do @format (including values that are no format),
+ * ERR_PTR(-EINVAL) if @parent is missing for a shadow format, given for a
+ * shared one, or not of @dev's IOMMU driver, or the backend's error:
+ * -EINVAL for bad @user_data, -ENOMEM.
  */
 struct iommu_kvm_domain *
 iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
@@ -408,8 +412,10 @@ EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_domain_release);
  * @size: its length; 0 for the whole table
  *
  * The entry point of a VM's intercept path (for example s390 RPCIT).
- * Process context. Returns -EINVAL for a domain of a shared format, -ENODEV
- * once the VM is gone, otherwise what ops->sync returns.
+ * Process context.
+ *
+ * Return: -EINVAL for a domain of a shared format, -ENODEV once the VM is
+ * gone, otherwise what ops->sync returns.
  */
 int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 {

@@ -229,6 +229,11 @@ static struct iommu_kvm_domain *alloc_ok(struct kunit *test,
 	return kdom;
 }
 
+static int attach(struct iommu_kvm_domain *kdom, struct device *dev)
+{
+	return attach(kdom, dev);
+}
+
 static void test_ops_complete(struct kunit *test)
 {
 	static const size_t mandatory[] = {
@@ -359,13 +364,15 @@ static void test_alloc_errors(struct kunit *test)
 	unsigned int i, unbinds = 0;
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		KUNIT_EXPECT_PTR_EQ(test,
-			iommu_kvm_domain_alloc(dev, fake_vm(test),
-					       cases[i].format,
-					       cases[i].parent ? &fake_parent :
-								 NULL,
-					       NULL),
-			ERR_PTR(cases[i].err));
+		struct iommu_domain *parent = NULL;
+		struct iommu_kvm_domain *kdom;
+
+		if (cases[i].parent)
+			parent = &fake_parent;
+
+		kdom = iommu_kvm_domain_alloc(dev, fake_vm(test),
+					      cases[i].format, parent, NULL);
+		KUNIT_EXPECT_PTR_EQ(test, kdom, ERR_PTR(cases[i].err));
 		KUNIT_EXPECT_EQ(test, fake_vm_unbinds, ++unbinds);
 	}
 
@@ -467,10 +474,8 @@ static void test_attach_detach(struct kunit *test)
 	struct iommu_kvm_domain *kdom;
 
 	kdom = alloc_ok(test, dev, SHARED, NULL, NULL);
-	KUNIT_ASSERT_EQ(test, 0, kdom->domain.ops->attach_dev(&kdom->domain,
-							       dev));
-	KUNIT_ASSERT_EQ(test, 0, kdom->domain.ops->attach_dev(&kdom->domain,
-							       dev2));
+	KUNIT_ASSERT_EQ(test, 0, attach(kdom, dev));
+	KUNIT_ASSERT_EQ(test, 0, attach(kdom, dev2));
 	KUNIT_EXPECT_EQ(test, fake.attaches, 2);
 	KUNIT_EXPECT_NULL(test, fake.attach_old);
 	KUNIT_EXPECT_EQ(test, list_count_nodes(&kdom->devices), 2);
@@ -500,20 +505,20 @@ static void test_attach_checks(struct kunit *test)
 
 	/* A device of another IOMMU driver, or of none */
 	KUNIT_EXPECT_EQ(test, -EINVAL,
-			kdom->domain.ops->attach_dev(&kdom->domain, other));
+			attach(kdom, other));
 	KUNIT_EXPECT_EQ(test, -EINVAL,
-			kdom->domain.ops->attach_dev(&kdom->domain, none));
+			attach(kdom, none));
 
 	/* The IOMMU can no longer do the format: attach revalidates */
 	fake.formats = BIT_ULL(SHADOW);
 	KUNIT_EXPECT_EQ(test, -EINVAL,
-			kdom->domain.ops->attach_dev(&kdom->domain, dev));
+			attach(kdom, dev));
 	fake.formats = BIT_ULL(SHARED);
 
 	/* The backend refuses: nothing is tracked */
 	fake.attach_ret = -ENOSPC;
 	KUNIT_EXPECT_EQ(test, -ENOSPC,
-			kdom->domain.ops->attach_dev(&kdom->domain, dev));
+			attach(kdom, dev));
 	KUNIT_EXPECT_TRUE(test, list_empty(&kdom->devices));
 	KUNIT_EXPECT_EQ(test, fake.attaches, 0);
 
@@ -585,8 +590,7 @@ static void test_release_blocks(struct kunit *test)
 
 	kdom = alloc_ok(test, dev, SHARED, NULL, &vm);
 	shadow = alloc_ok(test, dev, SHADOW, &fake_parent, &svm);
-	KUNIT_ASSERT_EQ(test, 0, kdom->domain.ops->attach_dev(&kdom->domain,
-							       dev));
+	KUNIT_ASSERT_EQ(test, 0, attach(kdom, dev));
 
 	vm->listener.ops->release(&vm->listener);
 	KUNIT_EXPECT_TRUE(test, iommu_kvm_domain_is_dead(kdom));
@@ -598,7 +602,7 @@ static void test_release_blocks(struct kunit *test)
 
 	/* No new attach, the attached device stays until detached */
 	KUNIT_EXPECT_EQ(test, -ENODEV,
-			kdom->domain.ops->attach_dev(&kdom->domain, dev2));
+			attach(kdom, dev2));
 	KUNIT_EXPECT_EQ(test, list_count_nodes(&kdom->devices), 1);
 	iommu_kvm_domain_group_detached(kdom, NULL);
 
@@ -649,14 +653,14 @@ static void test_parent_read(struct kunit *test)
 	struct iommu_kvm_domain *kdom, *shared;
 	u8 buf[16];
 	void *va;
-	int i;
+	int i, ret;
 
 	for (i = 0; i < ARRAY_SIZE(parent_pages); i++) {
 		parent_pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
 		KUNIT_ASSERT_NOT_NULL(test, parent_pages[i]);
 	}
-	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
-						free_parent_pages, NULL));
+	ret = kunit_add_action_or_reset(test, free_parent_pages, NULL);
+	KUNIT_ASSERT_EQ(test, 0, ret);
 	for (i = 0; i < ARRAY_SIZE(parent_pages); i++) {
 		va = kmap_local_page(parent_pages[i]);
 		memset(va, 0xa0 + i, PAGE_SIZE);
@@ -719,6 +723,7 @@ static struct kunit_suite iommu_kvm_test_suite = {
 	.exit = iommu_kvm_test_exit,
 	.test_cases = iommu_kvm_test_cases,
 };
+
 kunit_test_suites(&iommu_kvm_test_suite);
 
 MODULE_DESCRIPTION("KUnit tests for KVM-backed IOMMU domains");

@@ -66,7 +66,7 @@ struct iommu_kvm_vm {
 	struct kvm *kvm;
 	void (*put_kvm)(struct kvm *kvm);
 	void (*unregister)(struct kvm *kvm, struct kvm_iommu_listener *l);
-	struct mutex lock;
+	struct mutex lock; /* orders the release against iommu_kvm_vm_bind() */
 	struct iommu_kvm_domain *kdom;
 	bool released;
 	pid_t tgid;

@@ -60,6 +60,7 @@ struct iommu_hwpt_kvm_selftest {
  * @argsz: sizeof(struct iommu_kvm_mock_bind)
  * @iommufd: the iommufd to bind the mock device to
  * @out_dev_id: the device ID in that iommufd
+ * @__reserved: must be 0
  */
 struct iommu_kvm_mock_bind {
 	__u32 argsz;
@@ -67,6 +68,7 @@ struct iommu_kvm_mock_bind {
 	__u32 out_dev_id;
 	__u32 __reserved;
 };
+
 #define IOMMU_KVM_MOCK_BIND _IO(IOMMU_KVM_MOCK_TYPE, 0)
 
 /**
@@ -79,6 +81,7 @@ struct iommu_kvm_mock_attach {
 	__u32 argsz;
 	__u32 pt_id;
 };
+
 #define IOMMU_KVM_MOCK_ATTACH _IO(IOMMU_KVM_MOCK_TYPE, 1)
 
 /* Detach: back to blocked DMA, as VFIO_DEVICE_DETACH_IOMMUFD_PT */
@@ -105,7 +108,8 @@ struct iommu_kvm_mock_dma {
 	__aligned_u64 uptr;
 	__aligned_u64 out_gpa;
 };
-#define IOMMU_KVM_MOCK_DMA_WRITE (1 << 0)
+
+#define IOMMU_KVM_MOCK_DMA_WRITE 0x1
 #define IOMMU_KVM_MOCK_DMA _IO(IOMMU_KVM_MOCK_TYPE, 3)
 
 /**
@@ -124,6 +128,7 @@ struct iommu_kvm_mock_sync {
 	__aligned_u64 iova;
 	__aligned_u64 size;
 };
+
 #define IOMMU_KVM_MOCK_SYNC _IO(IOMMU_KVM_MOCK_TYPE, 4)
 
 /**
@@ -132,6 +137,7 @@ struct iommu_kvm_mock_sync {
  * @out_flags: IOMMU_KVM_MOCK_INFO_KVM if attached to a KVM domain,
  *             IOMMU_KVM_MOCK_INFO_DEAD if that domain's VM is gone
  * @out_domain_id: the core's id of that KVM domain (as in debugfs)
+ * @__reserved: always 0
  * @out_invalidations: invalidations that domain received
  * @out_inv_start: first address of the last invalidation
  * @out_inv_last: last address of the last invalidation
@@ -147,8 +153,9 @@ struct iommu_kvm_mock_info {
 	__aligned_u64 out_inv_last;
 	__aligned_u64 out_shadow_entries;
 };
-#define IOMMU_KVM_MOCK_INFO_KVM (1 << 0)
-#define IOMMU_KVM_MOCK_INFO_DEAD (1 << 1)
+
+#define IOMMU_KVM_MOCK_INFO_KVM 0x1
+#define IOMMU_KVM_MOCK_INFO_DEAD 0x2
 #define IOMMU_KVM_MOCK_INFO _IO(IOMMU_KVM_MOCK_TYPE, 5)
 
 /**
@@ -166,6 +173,7 @@ struct iommu_kvm_mock_set_formats {
 	__u32 __reserved;
 	__aligned_u64 formats;
 };
+
 #define IOMMU_KVM_MOCK_SET_FORMATS _IO(IOMMU_KVM_MOCK_TYPE, 6)
 
 #endif /* _IOMMU_KVM_TEST_H */

@@ -55,7 +55,7 @@ static const struct software_node mock_iommu_swnode = {
  */
 struct mock_dev {
 	struct platform_device *pdev;
-	struct mutex lock;
+	struct mutex lock; /* serialises the ioctls of one device file */
 	struct iommufd_device *idev;
 	bool attached;
 	u64 formats;
@@ -232,7 +232,7 @@ struct mock_shadow_entry {
  */
 struct mock_kvm_domain {
 	struct iommu_kvm_domain kdom;
-	spinlock_t lock;
+	spinlock_t lock; /* protects the members below */
 	bool blocked;
 	u64 inv_start;
 	u64 inv_last;

@@ -14,107 +14,85 @@
 #include <linux/tracepoint.h>
 
 TRACE_EVENT(iommu_kvm_domain_alloc,
-	TP_PROTO(unsigned int id, const char *backend, const char *format,
-		 struct device *dev),
-	TP_ARGS(id, backend, format, dev),
-	TP_STRUCT__entry(
-		__field(unsigned int, id)
-		__string(backend, backend)
-		__string(format, format)
-		__string(dev, dev_name(dev))
-	),
-	TP_fast_assign(
-		__entry->id = id;
-		__assign_str(backend);
-		__assign_str(format);
-		__assign_str(dev);
-	),
-	TP_printk("domain=%u backend=%s format=%s dev=%s", __entry->id,
-		  __get_str(backend), __get_str(format), __get_str(dev))
+	    TP_PROTO(unsigned int id, const char *backend, const char *format,
+		     struct device *dev),
+	    TP_ARGS(id, backend, format, dev),
+	    TP_STRUCT__entry(__field(unsigned int, id)
+			     __string(backend, backend)
+			     __string(format, format)
+			     __string(dev, dev_name(dev))),
+	    TP_fast_assign(__entry->id = id;
+			   __assign_str(backend);
+			   __assign_str(format);
+			   __assign_str(dev);),
+	    TP_printk("domain=%u backend=%s format=%s dev=%s", __entry->id,
+		      __get_str(backend), __get_str(format), __get_str(dev))
 );
 
-TRACE_EVENT(iommu_kvm_domain_free,
-	TP_PROTO(unsigned int id),
-	TP_ARGS(id),
-	TP_STRUCT__entry(
-		__field(unsigned int, id)
-	),
-	TP_fast_assign(
-		__entry->id = id;
-	),
-	TP_printk("domain=%u", __entry->id)
+DECLARE_EVENT_CLASS(iommu_kvm_domain_event,
+		    TP_PROTO(unsigned int id),
+		    TP_ARGS(id),
+		    TP_STRUCT__entry(__field(unsigned int, id)),
+		    TP_fast_assign(__entry->id = id;),
+		    TP_printk("domain=%u", __entry->id)
+);
+
+DEFINE_EVENT(iommu_kvm_domain_event, iommu_kvm_domain_free,
+	     TP_PROTO(unsigned int id),
+	     TP_ARGS(id)
+);
+
+DEFINE_EVENT(iommu_kvm_domain_event, iommu_kvm_block,
+	     TP_PROTO(unsigned int id),
+	     TP_ARGS(id)
 );
 
 DECLARE_EVENT_CLASS(iommu_kvm_dev_event,
-	TP_PROTO(unsigned int id, struct device *dev),
-	TP_ARGS(id, dev),
-	TP_STRUCT__entry(
-		__field(unsigned int, id)
-		__string(dev, dev_name(dev))
-	),
-	TP_fast_assign(
-		__entry->id = id;
-		__assign_str(dev);
-	),
-	TP_printk("domain=%u dev=%s", __entry->id, __get_str(dev))
+		    TP_PROTO(unsigned int id, struct device *dev),
+		    TP_ARGS(id, dev),
+		    TP_STRUCT__entry(__field(unsigned int, id)
+				     __string(dev, dev_name(dev))),
+		    TP_fast_assign(__entry->id = id;
+				   __assign_str(dev);),
+		    TP_printk("domain=%u dev=%s", __entry->id, __get_str(dev))
 );
 
 DEFINE_EVENT(iommu_kvm_dev_event, iommu_kvm_attach,
-	TP_PROTO(unsigned int id, struct device *dev),
-	TP_ARGS(id, dev)
+	     TP_PROTO(unsigned int id, struct device *dev),
+	     TP_ARGS(id, dev)
 );
 
 DEFINE_EVENT(iommu_kvm_dev_event, iommu_kvm_detach,
-	TP_PROTO(unsigned int id, struct device *dev),
-	TP_ARGS(id, dev)
+	     TP_PROTO(unsigned int id, struct device *dev),
+	     TP_ARGS(id, dev)
 );
 
 TRACE_EVENT(iommu_kvm_invalidate,
-	TP_PROTO(unsigned int id, u64 start, u64 last),
-	TP_ARGS(id, start, last),
-	TP_STRUCT__entry(
-		__field(unsigned int, id)
-		__field(u64, start)
-		__field(u64, last)
-	),
-	TP_fast_assign(
-		__entry->id = id;
-		__entry->start = start;
-		__entry->last = last;
-	),
-	TP_printk("domain=%u start=0x%llx last=0x%llx", __entry->id,
-		  __entry->start, __entry->last)
-);
-
-TRACE_EVENT(iommu_kvm_block,
-	TP_PROTO(unsigned int id),
-	TP_ARGS(id),
-	TP_STRUCT__entry(
-		__field(unsigned int, id)
-	),
-	TP_fast_assign(
-		__entry->id = id;
-	),
-	TP_printk("domain=%u", __entry->id)
+	    TP_PROTO(unsigned int id, u64 start, u64 last),
+	    TP_ARGS(id, start, last),
+	    TP_STRUCT__entry(__field(unsigned int, id)
+			     __field(u64, start)
+			     __field(u64, last)),
+	    TP_fast_assign(__entry->id = id;
+			   __entry->start = start;
+			   __entry->last = last;),
+	    TP_printk("domain=%u start=0x%llx last=0x%llx", __entry->id,
+		      __entry->start, __entry->last)
 );
 
 TRACE_EVENT(iommu_kvm_sync,
-	TP_PROTO(unsigned int id, u64 iova, u64 size, int ret),
-	TP_ARGS(id, iova, size, ret),
-	TP_STRUCT__entry(
-		__field(unsigned int, id)
-		__field(u64, iova)
-		__field(u64, size)
-		__field(int, ret)
-	),
-	TP_fast_assign(
-		__entry->id = id;
-		__entry->iova = iova;
-		__entry->size = size;
-		__entry->ret = ret;
-	),
-	TP_printk("domain=%u iova=0x%llx size=0x%llx ret=%d", __entry->id,
-		  __entry->iova, __entry->size, __entry->ret)
+	    TP_PROTO(unsigned int id, u64 iova, u64 size, int ret),
+	    TP_ARGS(id, iova, size, ret),
+	    TP_STRUCT__entry(__field(unsigned int, id)
+			     __field(u64, iova)
+			     __field(u64, size)
+			     __field(int, ret)),
+	    TP_fast_assign(__entry->id = id;
+			   __entry->iova = iova;
+			   __entry->size = size;
+			   __entry->ret = ret;),
+	    TP_printk("domain=%u iova=0x%llx size=0x%llx ret=%d", __entry->id,
+		      __entry->iova, __entry->size, __entry->ret)
 );
 
 #endif /* _TRACE_IOMMU_KVM_H */
@@ -122,6 +100,6 @@ TRACE_EVENT(iommu_kvm_sync,
 /* This part must be outside protection */
 #undef TRACE_INCLUDE_PATH
 #undef TRACE_INCLUDE_FILE
-#define TRACE_INCLUDE_PATH ../../drivers/iommu/kvm-domain/
+#define TRACE_INCLUDE_PATH .
 #define TRACE_INCLUDE_FILE trace
 #include <trace/define_trace.h>

@@ -176,9 +176,10 @@ out_put_get_safe:
  * iommu_kvm_vm_get() - Get a handle on the VM behind a file descriptor
  * @kvm_fd: a KVM VM file descriptor of the calling process
  *
- * Process context. Returns the handle, to be given to
- * iommu_kvm_domain_alloc() or released with iommu_kvm_vm_put(), or
- * ERR_PTR(-EBADF) if @kvm_fd is not an open file descriptor,
+ * Process context.
+ *
+ * Return: the handle, to be given to iommu_kvm_domain_alloc() or released
+ * with iommu_kvm_vm_put(), or ERR_PTR(-EBADF) if @kvm_fd is not an open file descriptor,
  * ERR_PTR(-EBADFD) if it is not a KVM VM (or kvm.ko is not loaded),
  * ERR_PTR(-EPERM) if the VM belongs to another process,
  * ERR_PTR(-EOPNOTSUPP) if the loaded KVM cannot report to IOMMU domains,
