@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-2.0
+# Common helpers for the kvm-domain test harness.  Sourced, not executed.
+#
+# Every script sets -euo pipefail; everything expensive lives in the cache
+# directory outside the checkout so that re-runs only redo what changed.
+
+set -euo pipefail
+
+HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HARNESS_DIR/.." && pwd)
+
+CACHE=${KVMDOM_CACHE:-$HOME/.cache/kvm-domain}
+PRISTINE=$CACHE/pristine/linux	# unpacked linux-source tarball, never modified
+SRC=$CACHE/src			# pristine + overlay + patches/series
+STAGE=$CACHE/stage		# candidate content of the managed files
+BUILD=$CACHE/build		# O= build directories, one per purpose
+LOGS=$CACHE/logs
+# Directory holding the overlay (files at kernel paths).  KVMDOM_OVERLAY=
+# (empty) or an empty directory tests the harness without any kernel code.
+OVERLAY=${KVMDOM_OVERLAY-$REPO}
+OVERLAY_DIRS="drivers include virt tools Documentation arch"
+# Harness-owned helpers that live at a kernel-like path but are not part of
+# the series.
+OVERLAY_EXCLUDE="tools/kvm-domain/"
+# Patch series; KVMDOM_PATCHES= (empty) disables it like the overlay.
+PATCHES=${KVMDOM_PATCHES-$REPO/patches}
+
+KSRC_PKG=linux-source-6.12
+KSRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
+QEMU_MIN_MAJOR=10
+BUILD_LOCK=/tmp/kvmdom-build.lock
+JOBS=${KVMDOM_JOBS:-2}
+
+if [ -t 1 ] && [ -z "${CI:-}" ]; then
+	C_RED=$'\e[31m' C_GRN=$'\e[32m' C_YEL=$'\e[33m' C_BLD=$'\e[1m' C_OFF=$'\e[0m'
+else
+	C_RED= C_GRN= C_YEL= C_BLD= C_OFF=
+fi
+
+info() { printf '%s==>%s %s\n' "$C_BLD" "$C_OFF" "$*"; }
+warn() { printf '%sWARNING:%s %s\n' "$C_YEL" "$C_OFF" "$*" >&2; }
+die() { printf '%sERROR:%s %s\n' "$C_RED" "$C_OFF" "$*" >&2; exit 1; }
+
+# Run a command that builds in a kernel tree.  One kernel build at a time on
+# this machine: everybody who builds takes the same lock.
+locked() { flock "$BUILD_LOCK" "$@"; }
+
+# kmake <arch> <O=dir> make-args...: make in the prepared tree, locked.
+kmake() {
+	local arch=$1 out=$2
+	shift 2
+	local -a cross=()
+	case $arch in
+	x86_64)	;;
+	s390x)	cross=(ARCH=s390 CROSS_COMPILE=s390x-linux-gnu-) ;;
+	arm64)	cross=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-) ;;
+	*)	die "kmake: unknown arch $arch" ;;
+	esac
+	mkdir -p "$out"
+	locked make -C "$SRC" O="$out" -j"$JOBS" "${cross[@]}" "$@"
+}
+
+# Tail of a log, for failure reports.
+show_tail() {
+	local log=$1 n=${2:-40}
+	[ -f "$log" ] || return 0
+	echo "---- last $n lines of $log ----"
+	tail -n "$n" "$log"
+	echo "---- end of $log ----"
+}
+
+# The base the tree was made from, e.g.
+#   base: Linux 6.12.117 (linux-source-6.12 6.12.117-1)
+base_version() {
+	local mk=${1:-$PRISTINE}/Makefile v p s e pkg
+	v=$(sed -n 's/^VERSION = //p' "$mk")
+	p=$(sed -n 's/^PATCHLEVEL = //p' "$mk")
+	s=$(sed -n 's/^SUBLEVEL = //p' "$mk")
+	e=$(sed -n 's/^EXTRAVERSION = *//p' "$mk")
+	pkg=$(dpkg-query -W -f='${Version}' "$KSRC_PKG" 2>/dev/null || echo unknown)
+	echo "Linux $v.$p.$s$e ($KSRC_PKG $pkg)"
+}
+
+# ---- result bookkeeping (make check) -------------------------------------
+# RESULTS is a file with one line per check: "PASS|FAIL|NA<TAB>name<TAB>detail".
+RESULTS=${KVMDOM_RESULTS:-}
+
+result() {
+	local st=$1 name=$2 detail=${3:-}
+	case $st in
+	PASS) printf '  %sPASS%s %s%s\n' "$C_GRN" "$C_OFF" "$name" "${detail:+ ($detail)}" ;;
+	FAIL) printf '  %sFAIL%s %s%s\n' "$C_RED" "$C_OFF" "$name" "${detail:+ ($detail)}" ;;
+	NA)   printf '  %sn/a%s  %s%s\n' "$C_YEL" "$C_OFF" "$name" "${detail:+ ($detail)}" ;;
+	INFO) printf '  info %s%s\n' "$name" "${detail:+ ($detail)}" ;;
+	*) die "result: bad status $st" ;;
+	esac
+	if [ -n "$RESULTS" ]; then
+		printf '%s\t%s\t%s\n' "$st" "$name" "$detail" >>"$RESULTS"
+	fi
+}
+
+# Is the framework configured into the build in $1?
+core_present() { grep -q '^CONFIG_IOMMU_KVM_DOMAIN=[ym]' "$1/.config" 2>/dev/null; }
+
+cross_prefix() {
+	case $1 in
+	x86_64)	echo "" ;;
+	s390x)	echo s390x-linux-gnu- ;;
+	arm64)	echo aarch64-linux-gnu- ;;
+	esac
+}
+
+debian_arch() {
+	case $1 in
+	x86_64)	echo amd64 ;;
+	*)	echo "$1" ;;
+	esac
+}

@@ -1,0 +1,318 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install what the harness needs, but only what is missing.
+#
+#   harness/setup.sh [run|check|<component>...]
+#   harness/setup.sh --write-sources ROOT   (test hook: derive the extra apt
+#                                            sources below ROOT and exit)
+#
+# Components: build kernel qemu-x86 qemu-s390 cross static busybox-amd64
+# busybox-s390x disk.  "run" and "check" are the sets the make targets need.
+#
+# Nothing is changed when everything is already there.  The package archive
+# is never named in this repository: on bookworm the extra suites (trixie for
+# linux-source-6.12, bookworm-backports for QEMU >= 10) are derived from the
+# machine's own Debian source definition and pinned to priority 100 so that
+# nothing else gets upgraded from them.
+
+. "$(dirname "$0")/lib.sh"
+
+EXTRA_SOURCES=etc/apt/sources.list.d/kvm-domain-extra.sources
+EXTRA_PREFS=etc/apt/preferences.d/kvm-domain-extra
+
+PKGS_BUILD="gcc make libc6-dev bc bison flex libelf-dev libssl-dev cpio kmod
+python3 perl xz-utils patch git diffutils util-linux"
+PKGS_CROSS="gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-aarch64-linux-gnu"
+PKGS_STATIC="sparse coccinelle"
+
+# Disk needed by a cold "make check", in GiB (measured, plus margin).
+DISK_NEED_COLD=24
+DISK_NEED_WARM=4
+
+codename() { . /etc/os-release; echo "${VERSION_CODENAME:-unknown}"; }
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+		sudo "$@"
+	else
+		die "need root to run: $*  (run it by hand, or re-run as root)"
+	fi
+}
+
+pkg_installed() {
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+missing_of() {
+	local p out=
+	for p in "$@"; do
+		pkg_installed "$p" || out="$out $p"
+	done
+	echo $out
+}
+
+APT_UPDATED=
+apt_update() {
+	[ -n "$APT_UPDATED" ] && return 0
+	info "apt-get update"
+	if ! as_root apt-get update -q >"$LOGS/apt-update.log" 2>&1 ||
+	   grep -Eq '^(W|E): Failed to fetch' "$LOGS/apt-update.log"; then
+		cat "$LOGS/apt-update.log" >&2
+		die "no apt access: 'apt-get update' failed (see above).  Missing: $*.
+       Fix the network/proxy or install these packages by hand."
+	fi
+	APT_UPDATED=1
+}
+
+apt_install() {
+	# apt_install <what for> apt-get-args...
+	local why=$1
+	shift
+	info "installing ($why): $*"
+	if ! as_root env DEBIAN_FRONTEND=noninteractive \
+	     apt-get install -y -q --no-install-recommends "$@" \
+	     >"$LOGS/apt-install.log" 2>&1; then
+		tail -n 30 "$LOGS/apt-install.log" >&2
+		die "apt-get install $* failed (log: $LOGS/apt-install.log)"
+	fi
+}
+
+# ---- extra suites ---------------------------------------------------------
+
+# Print the archive URI and Signed-By of the stanza serving suite $2 from a
+# deb822 file $1.
+deb822_uri() {
+	awk -v want="$2" '
+		function flush() {
+			if (uri != "" && match(" " suites " ", " " want " "))
+				{ print uri "\t" key; found = 1; exit }
+			uri = ""; suites = ""; key = ""
+		}
+		/^[ \t]*#/ { next }
+		/^[ \t]*$/ { flush(); next }
+		tolower($1) == "uris:" { uri = $2 }
+		tolower($1) == "suites:" { $1 = ""; suites = $0 }
+		tolower($1) == "signed-by:" { key = $2 }
+		END { if (!found) flush() }
+	' "$1"
+}
+
+# Same for one-line sources.list format: "deb [opts] URI suite comp..."
+sources_list_uri() {
+	awk -v want="$2" '
+		$1 == "deb" {
+			i = 2; key = ""
+			if ($i ~ /^\[/) {
+				while (i <= NF) {
+					if ($i ~ /signed-by=/) { k = $i; sub(/.*signed-by=/, "", k); sub(/\]$/, "", k); key = k }
+					if ($i ~ /\]$/) { i++; break }
+					i++
+				}
+			}
+			if ($(i + 1) == want) { print $i "\t" key; exit }
+		}
+	' "$1"
+}
+
+# write_sources ROOT CODENAME: write the extra suites below ROOT ("" = /).
+write_sources() {
+	local root=$1 cn=$2 line uri key
+	case $cn in
+	bookworm) ;;
+	trixie)	info "$cn: linux-source-6.12 and QEMU >= 10 are in the default suites"
+		return 0 ;;
+	*)	die "Debian $cn is not supported: need bookworm or trixie" ;;
+	esac
+	if [ -f "$root/etc/apt/sources.list.d/debian.sources" ]; then
+		line=$(deb822_uri "$root/etc/apt/sources.list.d/debian.sources" "$cn")
+	elif [ -f "$root/etc/apt/sources.list" ]; then
+		line=$(sources_list_uri "$root/etc/apt/sources.list" "$cn")
+	else
+		die "no Debian source definition found below ${root:-/}etc/apt"
+	fi
+	[ -n "$line" ] || die "could not find the archive serving '$cn' in ${root:-/}etc/apt"
+	uri=${line%%$'\t'*}
+	key=${line#*$'\t'}
+	[ -n "$key" ] || key=/usr/share/keyrings/debian-archive-keyring.gpg
+	mkdir -p "$root/etc/apt/sources.list.d" "$root/etc/apt/preferences.d"
+	cat >"$root/$EXTRA_SOURCES" <<-EOS
+	# Written by kvm-domain harness/setup.sh: linux-source-6.12 (trixie)
+	# and QEMU >= 10 (bookworm-backports).  Pinned in $EXTRA_PREFS.
+	Types: deb
+	URIs: $uri
+	Suites: trixie bookworm-backports
+	Components: main
+	Signed-By: $key
+	EOS
+	cat >"$root/$EXTRA_PREFS" <<-EOS
+	# Written by kvm-domain harness/setup.sh: never upgrade anything from
+	# the extra suites unless asked for explicitly.
+	Package: *
+	Pin: release n=trixie
+	Pin-Priority: 100
+
+	Package: *
+	Pin: release n=bookworm-backports
+	Pin-Priority: 100
+	EOS
+	info "wrote ${root:-}/$EXTRA_SOURCES and ${root:-}/$EXTRA_PREFS"
+}
+
+# Does apt already know release n=$1 (from our file or one written by hand)?
+apt_knows() { apt-cache policy 2>/dev/null | grep -q "n=$1[,]"; }
+
+ensure_extra_suites() {
+	local cn
+	cn=$(codename)
+	[ "$cn" = bookworm ] || { write_sources "" "$cn"; return 0; }
+	if apt_knows trixie && apt_knows bookworm-backports; then
+		return 0
+	fi
+	# Somebody else may have configured them without an update since.
+	if grep -rqsE '^(Suites:.*|deb .*)(trixie|bookworm-backports)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		apt_update "$*"
+		apt_knows trixie && apt_knows bookworm-backports && return 0
+	fi
+	local tmp
+	tmp=$(mktemp -d)
+	write_sources "$tmp" "$cn"
+	as_root install -m644 "$tmp/$EXTRA_SOURCES" "/$EXTRA_SOURCES"
+	as_root install -m644 "$tmp/$EXTRA_PREFS" "/$EXTRA_PREFS"
+	rm -rf "$tmp"
+	APT_UPDATED=
+	apt_update "$*"
+}
+
+# ---- components -----------------------------------------------------------
+
+need_pkgs() {
+	local why=$1 miss
+	shift
+	miss=$(missing_of "$@")
+	[ -z "$miss" ] && return 0
+	apt_update "$miss"
+	apt_install "$why" $miss
+}
+
+setup_kernel() {
+	if [ -r "$KSRC_TARBALL" ] && pkg_installed "$KSRC_PKG"; then
+		return 0
+	fi
+	ensure_extra_suites "$KSRC_PKG"
+	if [ "$(codename)" = bookworm ]; then
+		apt_install "kernel source" "$KSRC_PKG/trixie"
+	else
+		apt_install "kernel source" "$KSRC_PKG"
+	fi
+	[ -r "$KSRC_TARBALL" ] || die "$KSRC_PKG installed but $KSRC_TARBALL is missing"
+}
+
+qemu_major() {
+	"$1" --version 2>/dev/null | sed -n '1s/.*version \([0-9]*\)\..*/\1/p'
+}
+
+# Highest candidate upstream major of package $1 in release $2, or empty.
+madison_major() {
+	apt-cache madison "$1" 2>/dev/null |
+		awk -F'|' -v rel="$2" 'index($3, " " rel "/") { v = $2; gsub(/ /, "", v); sub(/^[0-9]+:/, "", v); split(v, a, "."); print a[1]; exit }'
+}
+
+setup_qemu() {
+	local pkg=$1 bin=$2 major
+	major=$(qemu_major "$bin" || true)
+	if [ -n "$major" ] && [ "$major" -ge "$QEMU_MIN_MAJOR" ]; then
+		return 0
+	fi
+	local cn
+	cn=$(codename)
+	if [ "$cn" = bookworm ]; then
+		ensure_extra_suites "$pkg"
+		local bpo tx
+		bpo=$(madison_major "$pkg" bookworm-backports)
+		tx=$(madison_major "$pkg" trixie)
+		if [ -n "$bpo" ] && [ "$bpo" -ge "$QEMU_MIN_MAJOR" ]; then
+			apt_install "QEMU >= $QEMU_MIN_MAJOR.0" -t bookworm-backports "$pkg"
+		elif [ -n "$tx" ] && [ "$tx" -ge "$QEMU_MIN_MAJOR" ]; then
+			warn "bookworm-backports has no $pkg >= $QEMU_MIN_MAJOR.0; falling back to trixie (may pull newer libraries)"
+			apt_install "QEMU >= $QEMU_MIN_MAJOR.0" -t trixie "$pkg"
+		else
+			die "no $pkg >= $QEMU_MIN_MAJOR.0 in bookworm-backports (${bpo:-none}) or trixie (${tx:-none})"
+		fi
+	else
+		need_pkgs "QEMU" "$pkg"
+	fi
+	major=$(qemu_major "$bin" || true)
+	if [ -z "$major" ] || [ "$major" -lt "$QEMU_MIN_MAJOR" ]; then
+		die "$bin is version ${major:-missing}, need >= $QEMU_MIN_MAJOR.0 (x-flts VT-d and zPCI as used here)"
+	fi
+}
+
+setup_busybox() {
+	local arch=$1 dest=$CACHE/busybox/$1
+	[ -x "$dest/bin/busybox" ] && return 0
+	if [ "$arch" != "$(dpkg --print-architecture)" ] &&
+	   ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+		info "dpkg --add-architecture $arch (for busybox-static:$arch, downloaded, not installed)"
+		as_root dpkg --add-architecture "$arch"
+		APT_UPDATED=
+	fi
+	local tmp
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"
+	if ! (cd "$tmp" && apt-get download -q "busybox-static:$arch" >"$LOGS/apt-download.log" 2>&1); then
+		apt_update "busybox-static:$arch"
+		(cd "$tmp" && apt-get download -q "busybox-static:$arch" >"$LOGS/apt-download.log" 2>&1) || {
+			cat "$LOGS/apt-download.log" >&2
+			die "cannot download busybox-static:$arch"
+		}
+	fi
+	rm -rf "$dest.tmp"
+	mkdir -p "$(dirname "$dest")"
+	dpkg-deb -x "$tmp"/busybox-static_*.deb "$dest.tmp"
+	rm -rf "$tmp" "$dest"
+	mv "$dest.tmp" "$dest"
+	[ -x "$dest/bin/busybox" ] || die "busybox-static:$arch has no bin/busybox"
+	info "busybox for $arch: $dest/bin/busybox"
+}
+
+setup_disk() {
+	local need=$DISK_NEED_COLD free
+	[ -d "$CACHE/pristine/linux" ] && need=$DISK_NEED_WARM
+	mkdir -p "$CACHE"
+	free=$(df -P -BG "$CACHE" | awk 'NR == 2 { sub(/G$/, "", $4); print $4 }')
+	if [ "$free" -lt "$need" ]; then
+		die "not enough disk: ${free}G free at $CACHE, need about ${need}G.
+       Free some space or point KVMDOM_CACHE at a bigger file system."
+	fi
+}
+
+setup_one() {
+	case $1 in
+	disk)		setup_disk ;;
+	build)		need_pkgs "build tools" $PKGS_BUILD ;;
+	kernel)		setup_kernel ;;
+	qemu-x86)	setup_qemu qemu-system-x86 qemu-system-x86_64 ;;
+	qemu-s390)	setup_qemu qemu-system-s390x qemu-system-s390x ;;
+	cross)		need_pkgs "cross compilers" $PKGS_CROSS ;;
+	static)		need_pkgs "static checkers" $PKGS_STATIC ;;
+	busybox-amd64)	setup_busybox amd64 ;;
+	busybox-s390x)	setup_busybox s390x ;;
+	run)		for c in disk build kernel qemu-x86 busybox-amd64; do setup_one $c; done ;;
+	check)		for c in disk build kernel qemu-x86 qemu-s390 cross static busybox-amd64 busybox-s390x; do setup_one $c; done ;;
+	*)		die "setup: unknown component '$1'" ;;
+	esac
+}
+
+if [ "${1:-}" = --write-sources ]; then
+	write_sources "${2:?ROOT}" "${3:-$(codename)}"
+	exit 0
+fi
+
+mkdir -p "$LOGS"
+[ $# -gt 0 ] || set -- check
+for c in "$@"; do
+	setup_one "$c"
+done
