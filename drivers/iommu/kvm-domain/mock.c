@@ -3,9 +3,9 @@
  * KVM-backed IOMMU domains: a mock IOMMU, its backend, and mock devices.
  *
  * This is a test tool (CONFIG_IOMMU_KVM_DOMAIN_TEST). It registers one mock
- * IOMMU on a software fwnode, a backend for it offering both self-test
- * formats, and /dev/iommu_kvm_mock, whose every open creates a platform
- * device behind the mock IOMMU. Through that file a test binds the device to
+ * IOMMU for a bus of its own, a backend for it offering both self-test
+ * formats, and /dev/iommu_kvm_mock, whose every open creates a device on
+ * that bus, behind the mock IOMMU. Through that file a test binds the device to
  * an iommufd, attaches it, makes it do DMA and asks for shadow syncs, so the
  * whole uAPI runs on any architecture without IOMMU hardware.
  *
@@ -15,6 +15,7 @@
 
 #include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/idr.h>
 #include <linux/iommu.h>
 #include <linux/iommu_kvm.h>
 #include <linux/iommufd.h>
@@ -27,6 +28,7 @@
 #include <linux/uaccess.h>
 #include <linux/xarray.h>
 
+#include "../iommu-priv.h"
 #include "iommu_kvm_test.h"
 
 #define MOCK_PAGE_SIZE IOMMU_KVM_SELFTEST_PAGE_SIZE
@@ -39,22 +41,33 @@ static const struct iommu_ops mock_ops;
 static struct {
 	struct iommu_device iommu;
 	struct platform_device *pdev;
-} mock_iommu;
+	struct bus_type bus;
+	struct notifier_block nb;
+} mock_iommu = {
+	.bus = {
+		.name = "iommu_kvm_mock",
+	},
+};
 
+/* Names the mock IOMMU in the fwspec of every mock device */
 static const struct software_node mock_iommu_swnode = {
 	.name = "iommu-kvm-mock-iommu",
 };
 
+static DEFINE_IDA(mock_dev_ida);
+
 /**
  * struct mock_dev - A mock device, one per open /dev/iommu_kvm_mock
- * @pdev: the platform device behind the mock IOMMU
+ * @dev: the device, on the mock IOMMU's bus
+ * @id: its number
  * @lock: serialises the file's ioctls, and so DMA against attach changes
  * @idev: iommufd binding, or NULL
  * @attached: @idev is attached to a page table
  * @formats: what the mock IOMMU offers this device, read locklessly
  */
 struct mock_dev {
-	struct platform_device *pdev;
+	struct device dev;
+	int id;
 	struct mutex lock; /* serialises the ioctls of one device file */
 	struct iommufd_device *idev;
 	bool attached;
@@ -246,9 +259,16 @@ static struct mock_kvm_domain *to_mock_kvm_domain(struct iommu_kvm_domain *kdom)
 	return container_of(kdom, struct mock_kvm_domain, kdom);
 }
 
+static struct mock_dev *to_mock_dev(struct device *dev)
+{
+	if (dev->bus != &mock_iommu.bus)
+		return NULL;
+	return container_of(dev, struct mock_dev, dev);
+}
+
 static u64 mock_kvm_formats(struct device *dev)
 {
-	struct mock_dev *mdev = dev_get_drvdata(dev);
+	struct mock_dev *mdev = to_mock_dev(dev);
 
 	return mdev ? READ_ONCE(mdev->formats) : 0;
 }
@@ -310,7 +330,7 @@ static int mock_kvm_attach_dev(struct iommu_kvm_domain *kdom,
 			       struct device *dev, struct iommu_domain *old)
 {
 	/* The core checked formats(dev); a mock device needs nothing else */
-	return dev_get_drvdata(dev) ? 0 : -EINVAL;
+	return to_mock_dev(dev) ? 0 : -EINVAL;
 }
 
 static void mock_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
@@ -436,6 +456,8 @@ static bool mock_capable(struct device *dev, enum iommu_cap cap)
 
 static struct iommu_device *mock_probe_device(struct device *dev)
 {
+	if (!to_mock_dev(dev))
+		return ERR_PTR(-ENODEV);
 	return &mock_iommu.iommu;
 }
 
@@ -547,7 +569,7 @@ static int mock_dev_dma(struct mock_dev *mdev, void __user *arg)
 	}
 
 	cmd.out_gpa = 0;
-	domain = iommu_get_domain_for_dev(&mdev->pdev->dev);
+	domain = iommu_get_domain_for_dev(&mdev->dev);
 	if (!domain || domain->type == IOMMU_DOMAIN_BLOCKED)
 		ret = -ENODEV;
 	else if (domain->ops == &mock_paging_ops)
@@ -574,7 +596,7 @@ out_free:
 /* The KVM domain @mdev is attached to, or NULL */
 static struct mock_kvm_domain *mock_dev_kvm_domain(struct mock_dev *mdev)
 {
-	struct iommu_domain *domain = iommu_get_domain_for_dev(&mdev->pdev->dev);
+	struct iommu_domain *domain = iommu_get_domain_for_dev(&mdev->dev);
 
 	if (!domain || domain->type != IOMMU_DOMAIN_KVM ||
 	    domain->owner != &mock_ops)
@@ -642,7 +664,7 @@ static int mock_dev_bind(struct mock_dev *mdev, void __user *arg)
 	ictx = iommufd_ctx_from_fd(cmd.iommufd);
 	if (IS_ERR(ictx))
 		return PTR_ERR(ictx);
-	idev = iommufd_device_bind(ictx, &mdev->pdev->dev, &id);
+	idev = iommufd_device_bind(ictx, &mdev->dev, &id);
 	iommufd_ctx_put(ictx);
 	if (IS_ERR(idev))
 		return PTR_ERR(idev);
@@ -735,6 +757,16 @@ static long mock_dev_ioctl(struct file *file, unsigned int cmd,
 	return ret;
 }
 
+static void mock_dev_free(struct device *dev)
+{
+	struct mock_dev *mdev = container_of(dev, struct mock_dev, dev);
+
+	if (mdev->id >= 0)
+		ida_free(&mock_dev_ida, mdev->id);
+	mutex_destroy(&mdev->lock);
+	kfree(mdev);
+}
+
 static int mock_dev_open(struct inode *inode, struct file *file)
 {
 	struct mock_dev *mdev;
@@ -745,38 +777,35 @@ static int mock_dev_open(struct inode *inode, struct file *file)
 		return -ENOMEM;
 	mutex_init(&mdev->lock);
 	mdev->formats = MOCK_FORMATS;
+	device_initialize(&mdev->dev);
+	mdev->dev.release = mock_dev_free;
+	mdev->dev.bus = &mock_iommu.bus;
 
-	mdev->pdev = platform_device_alloc("iommu_kvm_mock_dev",
-					   PLATFORM_DEVID_AUTO);
-	if (!mdev->pdev) {
-		ret = -ENOMEM;
-		goto out_free;
+	/* From here on put_device() frees everything */
+	mdev->id = ida_alloc(&mock_dev_ida, GFP_KERNEL);
+	if (mdev->id < 0) {
+		ret = mdev->id;
+		goto out_put;
 	}
-	dev_set_drvdata(&mdev->pdev->dev, mdev);
-	ret = iommu_fwspec_init(&mdev->pdev->dev,
-				software_node_fwnode(&mock_iommu_swnode));
+	ret = dev_set_name(&mdev->dev, "iommu_kvm_mock%d", mdev->id);
 	if (ret)
-		goto out_put_pdev;
+		goto out_put;
 	/* The iommu core probes the device when it is added */
-	ret = platform_device_add(mdev->pdev);
+	ret = iommu_mock_device_add(&mdev->dev,
+				    software_node_fwnode(&mock_iommu_swnode));
 	if (ret)
-		goto out_put_pdev;
-	if (!mdev->pdev->dev.iommu_group) {
+		goto out_put;
+	if (!mdev->dev.iommu_group) {
+		device_del(&mdev->dev);
 		ret = -ENODEV;
-		goto out_unregister;
+		goto out_put;
 	}
 
 	file->private_data = mdev;
 	return 0;
 
-out_unregister:
-	platform_device_unregister(mdev->pdev);
-	goto out_free;
-out_put_pdev:
-	platform_device_put(mdev->pdev);
-out_free:
-	mutex_destroy(&mdev->lock);
-	kfree(mdev);
+out_put:
+	put_device(&mdev->dev);
 	return ret;
 }
 
@@ -789,9 +818,7 @@ static int mock_dev_release(struct inode *inode, struct file *file)
 		iommufd_device_detach(mdev->idev);
 	if (mdev->idev)
 		iommufd_device_unbind(mdev->idev);
-	platform_device_unregister(mdev->pdev);
-	mutex_destroy(&mdev->lock);
-	kfree(mdev);
+	device_unregister(&mdev->dev);
 	return 0;
 }
 
@@ -811,27 +838,28 @@ static struct miscdevice mock_miscdev = {
 
 static int __init mock_init(void)
 {
-	struct platform_device_info info = {
-		.name = "iommu_kvm_mock_iommu",
-		.id = PLATFORM_DEVID_NONE,
-	};
 	int ret;
 
 	ret = software_node_register(&mock_iommu_swnode);
 	if (ret)
 		return ret;
-	info.fwnode = software_node_fwnode(&mock_iommu_swnode);
-	mock_iommu.pdev = platform_device_register_full(&info);
+	mock_iommu.pdev = platform_device_register_simple("iommu_kvm_mock_iommu",
+							  PLATFORM_DEVID_NONE,
+							  NULL, 0);
 	if (IS_ERR(mock_iommu.pdev)) {
 		ret = PTR_ERR(mock_iommu.pdev);
 		goto out_unregister_swnode;
 	}
+	ret = bus_register(&mock_iommu.bus);
+	if (ret)
+		goto out_unregister_pdev;
 	ret = iommu_device_sysfs_add(&mock_iommu.iommu, &mock_iommu.pdev->dev,
 				     NULL, "%s", "iommu_kvm_mock");
 	if (ret)
-		goto out_unregister_pdev;
-	ret = iommu_device_register(&mock_iommu.iommu, &mock_ops,
-				    &mock_iommu.pdev->dev);
+		goto out_unregister_bus;
+	mock_iommu.iommu.fwnode = software_node_fwnode(&mock_iommu_swnode);
+	ret = iommu_device_register_bus(&mock_iommu.iommu, &mock_ops,
+					&mock_iommu.bus, &mock_iommu.nb);
 	if (ret)
 		goto out_sysfs_remove;
 	ret = iommu_kvm_backend_register(&mock_kvm_backend);
@@ -845,9 +873,12 @@ static int __init mock_init(void)
 out_unregister_backend:
 	iommu_kvm_backend_unregister(&mock_kvm_backend);
 out_unregister_iommu:
-	iommu_device_unregister(&mock_iommu.iommu);
+	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_iommu.bus,
+				    &mock_iommu.nb);
 out_sysfs_remove:
 	iommu_device_sysfs_remove(&mock_iommu.iommu);
+out_unregister_bus:
+	bus_unregister(&mock_iommu.bus);
 out_unregister_pdev:
 	platform_device_unregister(mock_iommu.pdev);
 out_unregister_swnode:
@@ -859,8 +890,10 @@ static void __exit mock_exit(void)
 {
 	misc_deregister(&mock_miscdev);
 	iommu_kvm_backend_unregister(&mock_kvm_backend);
-	iommu_device_unregister(&mock_iommu.iommu);
+	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_iommu.bus,
+				    &mock_iommu.nb);
 	iommu_device_sysfs_remove(&mock_iommu.iommu);
+	bus_unregister(&mock_iommu.bus);
 	platform_device_unregister(mock_iommu.pdev);
 	software_node_unregister(&mock_iommu_swnode);
 }
