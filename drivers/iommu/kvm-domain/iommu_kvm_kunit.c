@@ -231,7 +231,7 @@ static struct iommu_kvm_domain *alloc_ok(struct kunit *test,
 
 static int attach(struct iommu_kvm_domain *kdom, struct device *dev)
 {
-	return attach(kdom, dev);
+	return kdom->domain.ops->attach_dev(&kdom->domain, dev);
 }
 
 static void test_ops_complete(struct kunit *test)
