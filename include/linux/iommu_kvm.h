@@ -96,13 +96,14 @@ struct iommu_kvm_domain_stats {
  * @format: enum iommu_hwpt_kvm_format
  * @format_flags: enum iommu_kvm_format_flags of @format
  * @id: a number unique among live domains, used in debugfs and traces
- * @lock: serialises attach, detach and the VM's release against each other
+ * @lock: serialises attach, detach, the VM's release, shadow sync, parent
+ *        invalidations and the debugfs dump of the domain
  * @devices: devices attached, struct iommu_kvm_attachment, under @lock
  * @dead: the VM went away; the backend has been told to block all DMA
  * @published: the domain is visible in debugfs (second phase of creation)
  * @node: entry in the core's list of domains
  * @shadow_node: entry in the list of shadow domains that parent unmaps are
- *               delivered to (RCU)
+ *               delivered to, under the registry mutex
  * @stats: event counters
  *
  * A backend embeds this structure in its own domain structure and gets it
@@ -137,10 +138,11 @@ struct iommu_kvm_domain {
  *
  * @formats: Mandatory. Return the set of KVM-backed formats the IOMMU of @dev
  *	can use, as a bitmap of BIT_ULL(enum iommu_hwpt_kvm_format). Called
- *	without locks, in process context, both to answer IOMMU_HWPT_KVM_INFO
- *	and before every attach, so it must reflect the IOMMU that @dev sits
- *	behind (levels, address width, superpage sizes, snoop control).
- *	Returns 0 if the device can take none.
+ *	in process context to answer IOMMU_HWPT_KVM_INFO and at allocation,
+ *	and before every attach with the iommu group mutex held, so it must
+ *	not take locks of the attach path, and must reflect the IOMMU that
+ *	@dev sits behind (levels, address width, superpage sizes, snoop
+ *	control). Returns 0 if the device can take none.
  *
  * @domain_alloc: Mandatory. Allocate a domain for @dev from @cfg. Called in
  *	process context without core locks. The backend allocates its own
@@ -152,10 +154,11 @@ struct iommu_kvm_domain {
  *
  * @domain_free: Mandatory. Free a domain that ops->domain_alloc() returned.
  *	Called in process context once no device is attached and no KVM
- *	notification can reach the domain any more; @kdom->vm is gone by then.
+ *	notification can reach the domain any more. Must not use @kdom->vm.
  *
  * @attach_dev: Mandatory. Make @dev translate through @kdom. Called by the
- *	iommu core with the group mutex held, may sleep. @old is the domain
+ *	iommu core with the group mutex held, and by the core with @kdom->lock
+ *	held; may sleep. Never called once the VM is gone. @old is the domain
  *	the device's group is attached to now (blocking, default, paging or
  *	another KVM domain); the change must be atomic where the hardware can
  *	do it, and on failure the device must be left on @old unchanged.
@@ -172,8 +175,9 @@ struct iommu_kvm_domain {
  *	map to what they did: KVM is about to reuse or free the memory, or for
  *	a shadow format the parent dropped the range. On return the IOMMU must
  *	not use any translation it cached for the range. @start == 0 and
- *	@last == U64_MAX means everything. Called in atomic context (under
- *	KVM's mmu_lock or RCU): must not sleep.
+ *	@last == U64_MAX means everything. For shared formats it is called in
+ *	atomic context (under KVM's mmu_lock or RCU); for shadow formats in
+ *	process context with @kdom->lock held. Either way it must not sleep.
  *
  * @block: Mandatory. The VM is gone (userspace released it, or its mm
  *	exited). From return on, every DMA through @kdom must fault; it is
@@ -184,10 +188,11 @@ struct iommu_kvm_domain {
  * @sync: Mandatory for backends offering a shadow format, else unused. The
  *	guest changed its table for IOVA [@iova, @iova + @size): bring the
  *	shadow up to date. @size == 0 means the whole table. Called in
- *	process context from the VM's intercept path; may sleep but should
- *	not allocate much. Returns 0, -EFAULT if the guest table or a page it
- *	names is not backed by the parent, -EINVAL for a malformed guest entry,
- *	-ENOMEM, or -ENODEV once the domain is dead.
+ *	process context from the VM's intercept path with @kdom->lock held,
+ *	never on a dead domain; may sleep but should not allocate much.
+ *	Returns 0, -EFAULT if the guest table or a page it names is not backed
+ *	by the parent, -EINVAL for a malformed guest entry or a range outside
+ *	the table, or -ENOMEM.
  *
  * @debugfs_show: Optional. Print backend-specific state of @kdom into @s,
  *	one "  key=value" line or more. Called with @kdom->lock held.
@@ -282,6 +287,12 @@ iommu_kvm_backend_unregister(struct iommu_kvm_backend *backend)
 static inline void iommu_kvm_parent_unmapped(struct iommu_domain *parent,
 					     u64 iova, u64 size)
 {
+}
+
+static inline int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom,
+					u64 gpa, void *buf, size_t len)
+{
+	return -EOPNOTSUPP;
 }
 #endif
 

@@ -16,8 +16,15 @@
  * An IOMMUFD_OBJ_HWPT_KVM wraps a domain of the KVM-backed domain framework
  * (drivers/iommu/kvm-domain/). It has no IOAS of its own: a shared format
  * translates through KVM's table, and a shadow format through its parent, a
- * nest-parent HWPT_PAGING whose users count the KVM HWPT holds. It attaches
- * like a nested HWPT, without reserved regions or an MSI cookie of its own.
+ * nest-parent HWPT_PAGING whose users count the KVM HWPT holds.
+ *
+ * It attaches like a nested HWPT but, unlike one, reserves no regions of the
+ * device in any IOAS and sets up no MSI cookie: the device's address space
+ * belongs to the guest. For a shared format it is the guest physical address
+ * space, whose layout the VMM already keeps clear of the platform's MSI
+ * window; for a shadow format it is the guest's own DMA space, and the
+ * parent's IOAS only translates guest physical addresses, which the device
+ * never emits.
  *
  * Creation follows the two phases of every iommufd object: the domain is
  * built and the object ID reserved, the answer is copied to userspace, and

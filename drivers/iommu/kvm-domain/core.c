@@ -48,8 +48,10 @@
  * - A device is unbound or unplugged: its driver detaches it from iommufd
  *   first, which removes it from @kdom->devices.
  * - The backend module: every domain pins it, so it cannot unload first.
- * - Concurrent attach, detach and release of different devices serialise on
- *   @kdom->lock inside the iommu group mutex.
+ * - Concurrent attach, detach, release and sync serialise on @kdom->lock:
+ *   attach takes it inside the iommu group mutex, detach inside iommufd's
+ *   group lock, release inside KVM's listener lock, sync on its own. The
+ *   lock is innermost but for the backend's own locks.
  */
 
 static DEFINE_MUTEX(iommu_kvm_domains_lock);
