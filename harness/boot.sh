@@ -1,0 +1,88 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+#   harness/boot.sh ARCH VARIANT MODE [LOG]
+#
+# Boot the kernel of $CACHE/build/ARCH with its initramfs in QEMU.
+#   x86_64 flts  VT-d scalable mode, first-stage translation (x-flts=on)
+#   x86_64 sl    VT-d scalable mode, second-stage translation
+#   s390x  zpci  s390-ccw-virtio with one zPCI NVMe function
+# MODE is check, demo or shell (kvmdom.mode= for the guest's init).
+# The console goes to LOG (default $CACHE/logs/boot-ARCH-VARIANT-MODE.log);
+# in demo and shell mode it is also shown.  QEMU runs under a timeout
+# (KVMDOM_BOOT_TIMEOUT, default 600 s); exit status is QEMU's (124: timeout).
+
+. "$(dirname "$0")/lib.sh"
+
+arch=$1 variant=$2 mode=$3
+log=${4:-$LOGS/boot-$arch-$variant-$mode.log}
+out=$BUILD/$arch
+initrd=$CACHE/initramfs/$arch/initramfs.cpio
+tmo=${KVMDOM_BOOT_TIMEOUT:-600}
+mkdir -p "$LOGS"
+
+case $arch-$variant in
+x86_64-flts|x86_64-sl)
+	iommu=intel-iommu,intremap=on,x-scalable-mode=on
+	[ "$variant" = flts ] && iommu=$iommu,x-flts=on
+	qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off
+	      -M q35,kernel-irqchip=split -device "$iommu"
+	      -device edu,dma_mask=0xffffffffffffffff
+	      -m 2G -smp 2 -nographic -no-reboot -nic none
+	      -kernel "$out/arch/x86/boot/bzImage" -initrd "$initrd"
+	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on kvmdom.mode=$mode ${KVMDOM_APPEND:-}")
+	;;
+s390x-zpci)
+	qemu=(qemu-system-s390x -M s390-ccw-virtio -nographic -no-reboot -m 1G
+	      -smp 2
+	      -device zpci,uid=1,fid=0,target=nvme0
+	      -device nvme,id=nvme0,serial=kvmdom
+	      -kernel "$out/arch/s390/boot/bzImage" -initrd "$initrd"
+	      -append "panic=-1 kvmdom.mode=$mode ${KVMDOM_APPEND:-}")
+	;;
+*)	die "boot: unknown arch/variant $arch $variant" ;;
+esac
+
+[ -f "$initrd" ] || die "$initrd missing: run harness/initramfs.sh $arch"
+echo "boot: ${qemu[*]}" >"$log"
+info "booting $arch ($variant, $mode), console log: $log"
+idle_max=${KVMDOM_IDLE_TIMEOUT:-300}
+set +e
+if [ "$mode" = shell ]; then
+	timeout -k 10 "$tmo" "${qemu[@]}" 2>&1 | tee -a "$log"
+	exit "${PIPESTATUS[0]}"
+fi
+# Watchdog: a guest that prints nothing for idle_max seconds hangs (KUnit's
+# own per-case timeout is 300 s); kill it instead of waiting for the
+# overall timeout.
+timeout -k 10 "$tmo" "${qemu[@]}" </dev/null >>"$log" 2>&1 &
+pid=$!
+if [ "$mode" != check ]; then
+	tail -n +2 -f --pid="$pid" "$log" &
+	tailpid=$!
+fi
+last=-1 idle=0
+while kill -0 "$pid" 2>/dev/null; do
+	sleep 2
+	size=$(stat -c %s "$log")
+	if [ "$size" = "$last" ]; then
+		idle=$((idle + 2))
+	else
+		idle=0 last=$size
+	fi
+	if [ "$idle" -ge "$idle_max" ]; then
+		echo "boot: no console output for ${idle_max}s: guest hangs, killing QEMU" >>"$log"
+		[ "$mode" = check ] && echo "boot: no console output for ${idle_max}s: guest hangs, killing QEMU"
+		kill -TERM "$pid" 2>/dev/null	# timeout(1) passes it to QEMU
+		break
+	fi
+done
+wait "$pid"
+rc=$?
+[ -n "${tailpid:-}" ] && wait "$tailpid"
+set -e
+if [ "$rc" = 124 ] && ! grep -q '^boot: no console output' "$log"; then
+	echo "boot: QEMU timed out after ${tmo}s" >>"$log"
+	echo "boot: QEMU timed out after ${tmo}s"
+fi
+exit "$rc"

@@ -1,0 +1,58 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+#   harness/userspace.sh x86_64|s390x
+#
+# Build the static userspace tests for the VM into $CACHE/build/<arch>/user:
+#   kvm_smoke   tools/kvm-domain/kvm_smoke.c (x86_64 only: real-mode guest)
+#   kvm_domain  tools/testing/selftests/iommu/kvm_domain.c, the kselftest,
+#               built like tools/testing/selftests/iommu/Makefile builds the
+#               iommufd tests, against the uapi headers of the prepared tree.
+# Counted checks: "<arch>: build kvm_smoke", "<arch>: build kselftest".
+
+. "$(dirname "$0")/lib.sh"
+
+arch=$1
+out=$BUILD/$arch
+user=$out/user
+hdr=$out/hdr
+cc=$(cross_prefix "$arch")gcc
+mkdir -p "$user"
+log=$LOGS/userspace-$arch.log
+: >"$log"
+rc=0
+
+[ -d "$hdr/include/linux" ] || die "$hdr missing: build the kernel first"
+
+if [ "$arch" = x86_64 ]; then
+	if make -s -C "$REPO/tools/kvm-domain" CC="$cc" OUT="$user" HDR="$hdr" >>"$log" 2>&1; then
+		result PASS "$arch: build kvm_smoke"
+	else
+		cat "$log"
+		result FAIL "$arch: build kvm_smoke" "see $log"
+		rc=1
+	fi
+fi
+
+# The kselftest.  Same flags as selftests/lib.mk + iommu/Makefile, static.
+kst=$SRC/tools/testing/selftests/iommu/kvm_domain.c
+rm -f "$user/kvm_domain"
+if [ -f "$kst" ]; then
+	if (cd "$(dirname "$kst")" &&
+	    $cc -Wall -O2 -Wno-unused-function -Wno-address-of-packed-member \
+		-D_GNU_SOURCE= -isystem "$hdr/include" -static -pthread \
+		-o "$user/kvm_domain" kvm_domain.c) >>"$log" 2>&1; then
+		result PASS "$arch: build kselftest kvm_domain"
+	else
+		cat "$log"
+		rm -f "$user/kvm_domain"
+		result FAIL "$arch: build kselftest kvm_domain" "see $log"
+		rc=1
+	fi
+elif core_present "$out"; then
+	result FAIL "$arch: build kselftest kvm_domain" "missing: tools/testing/selftests/iommu/kvm_domain.c does not exist"
+	rc=1
+else
+	result INFO "$arch: kselftest kvm_domain" "not written yet and framework not configured: nothing to build"
+fi
+exit $rc
