@@ -1,0 +1,162 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+#   harness/static.sh
+#
+# Static checks of everything the project adds; each one is a counted check
+# that passes only with 0 findings:
+#   checkpatch --strict   every patch of the generated series ($CACHE/series,
+#                         make series), which covers every added line: the new
+#                         files as patches plus patches/series
+#   W=1, sparse           every kbuild directory that compiles a new .c file,
+#                         in an x86_64 build directory of its own (same
+#                         .config as the test kernel); the new files' objects
+#                         are deleted first so they are always recompiled.
+#                         Only findings in the project's new files count.
+#   coccicheck            MODE=report, M= each directory that is entirely the
+#                         project's, and M= each new file in a shared directory
+#   kernel-doc -none -Wall  the new .c/.h files, per directory
+
+. "$(dirname "$0")/lib.sh"
+
+ST=$BUILD/x86_64-static
+mkdir -p "$ST" "$LOGS"
+ovl=$CACHE/overlay.list
+rc=0
+
+# Is the path in a compiler/sparse/spatch message one of our new files?
+ours_filter() {
+	# stdin: messages; prints those about overlay files, path made relative
+	awk -v src="$SRC/" -v list="$ovl" '
+		BEGIN { while ((getline f < list) > 0) ours[f] = 1 }
+		{
+			line = $0; tag = ""
+			if (sub(/^\[sparse\] /, "", line)) tag = "[sparse] "
+			split(line, a, ":"); p = a[1]
+			sub("^" src, "", p); sub(/^(\.\.\/)+/, "", p); sub(/^\.\//, "", p)
+			# arch/x86/kvm/../../../virt/kvm/x.c -> virt/kvm/x.c
+			while (match(p, /[^\/.][^\/]*\/\.\.\//))
+				p = substr(p, 1, RSTART - 1) substr(p, RSTART + RLENGTH)
+			# O= builds print "../src/..." or absolute paths
+			n = index(p, "/src/"); if (n && !(p in ours)) p = substr(p, n + 5)
+			if ((p in ours) && line ~ /: (warning|error|WARNING|ERROR)/) print tag p substr(line, length(a[1]) + 1)
+		}'
+}
+
+count_findings() {
+	# count_findings NAME LOG PATTERN: report lines of LOG matching PATTERN
+	local name=$1 findings=$2
+	if [ -s "$findings" ]; then
+		sed 's/^/    /' "$findings"
+		result FAIL "static: $name" "$(wc -l <"$findings") findings"
+		rc=1
+	else
+		result PASS "static: $name" "0 findings"
+	fi
+}
+
+# ---- checkpatch -------------------------------------------------------------
+# FILE_PATH_CHANGES ("does MAINTAINERS need updating?") is ignored: the new
+# files are added in commits of their own and MAINTAINERS is a patch of the
+# series; every other message counts.
+"$HARNESS_DIR/series.sh" >"$LOGS/series-for-static.log" 2>&1 ||
+	{ show_tail "$LOGS/series-for-static.log"; result FAIL "static: checkpatch" "could not generate the series"; rc=1; }
+for p in "$CACHE"/series/*.patch; do
+	[ -e "$p" ] || break
+	out=$(cd "$SRC" && perl scripts/checkpatch.pl --strict --ignore FILE_PATH_CHANGES --showfile "$p" 2>&1 || true)
+	tot=$(echo "$out" | sed -n 's/^total: \([0-9]*\) errors, \([0-9]*\) warnings, \([0-9]*\) checks.*/\1 \2 \3/p' | tail -n1)
+	if [ -z "$tot" ]; then
+		echo "$out" | sed 's/^/    /'
+		result FAIL "static: checkpatch --strict $(basename "$p")" "no summary from checkpatch"
+		rc=1
+	elif [ "$tot" = "0 0 0" ]; then
+		result PASS "static: checkpatch --strict $(basename "$p")" "0 findings"
+	else
+		echo "$out" | grep -E -A3 ': (ERROR|WARNING|CHECK):' | sed 's/^/    /' || true
+		set -- $tot
+		result FAIL "static: checkpatch --strict $(basename "$p")" "$1 errors, $2 warnings, $3 checks"
+		rc=1
+	fi
+done
+
+# ---- W=1 and sparse ----------------------------------------------------------
+# The kbuild directory that compiles a new .c file.  virt/kvm/ is built as
+# part of arch/<arch>/kvm/.
+kdirs=$(grep '\.c$' "$ovl" | grep -v '^tools/' | while read -r f; do
+		case $f in
+		virt/kvm/*)	echo arch/x86/kvm/ ;;
+		*)		echo "$(dirname "$f")/" ;;
+		esac
+	done | LC_ALL=C sort -u)
+
+if [ -n "$kdirs" ]; then
+	cmp -s "$BUILD/x86_64/.config" "$ST/.config" || cp "$BUILD/x86_64/.config" "$ST/.config"
+	# Force recompilation of our objects: compiler warnings only show
+	# when a file is compiled.
+	grep '\.c$' "$ovl" | sed 's/\.c$/.o/' | while read -r o; do rm -f "$ST/$o"; done
+	log=$LOGS/static-w1-sparse.log
+	info "W=1 + sparse: make C=1 W=1 $(echo $kdirs) (log: $log)"
+	if ! kmake x86_64 "$ST" W=1 C=1 CHECK="$HARNESS_DIR/sparse-wrap.sh" olddefconfig $kdirs >"$log" 2>&1; then
+		grep -E 'error' "$log" | head -n 20 || true
+		show_tail "$log" 20
+		result FAIL "static: W=1/sparse build" "make failed, see $log"
+		rc=1
+	fi
+	for d in $kdirs; do
+		# files compiled from this directory
+		case $d in
+		arch/x86/kvm/)	pat='^(virt/kvm/|arch/x86/kvm/)' ;;
+		*)		pat="^${d}[^/]*$" ;;
+		esac
+		ours_filter <"$log" | grep -v '^\[sparse\] ' | grep -E "$pat" | LC_ALL=C sort -u >"$LOGS/static.tmp" || true
+		count_findings "W=1 $d" "$LOGS/static.tmp"
+		ours_filter <"$log" | sed -n 's/^\[sparse\] //p' | grep -E "$pat" | LC_ALL=C sort -u >"$LOGS/static.tmp" || true
+		# sparse ran on each of our files of this directory?
+		missing=
+		for f in $(grep '\.c$' "$ovl" | grep -E "$pat"); do
+			grep -q "CHECK .*/${f#*/}\$" "$log" || missing="$missing $f"
+		done
+		if [ -n "$missing" ]; then
+			result FAIL "static: sparse $d" "not compiled in this config:$missing"
+			rc=1
+		else
+			count_findings "sparse $d" "$LOGS/static.tmp"
+		fi
+	done
+fi
+
+# ---- coccicheck --------------------------------------------------------------
+command -v spatch >/dev/null || die "spatch missing: harness/setup.sh static"
+targets=()
+for d in $(grep -E '\.(c|h)$' "$ovl" | grep -v '^tools/' | xargs -r -n1 dirname | LC_ALL=C sort -u); do
+	if [ "$(find "$SRC/$d" -maxdepth 1 -type f -name '*.[ch]' | wc -l)" = \
+	     "$(grep -cE "^$d/[^/]*\.[ch]$" "$ovl")" ]; then
+		targets+=("$d")		# the whole directory is ours
+	else
+		targets+=($(grep -E "^$d/[^/]*\.[ch]$" "$ovl"))
+	fi
+done
+for t in "${targets[@]}"; do
+	log=$LOGS/static-cocci-$(echo "$t" | tr / _).log
+	info "coccicheck MODE=report M=$t"
+	if ! kmake x86_64 "$ST" coccicheck MODE=report M="$SRC/$t" >"$log" 2>&1; then
+		show_tail "$log" 20
+		result FAIL "static: coccicheck $t" "coccicheck failed, see $log"
+		rc=1
+		continue
+	fi
+	ours_filter <"$log" | LC_ALL=C sort -u >"$LOGS/static.tmp" || true
+	# coccicheck prints "path:line:col-col: message" for findings
+	grep -E "^$SRC/|^[a-z].*:[0-9]+:[0-9]+-[0-9]+: " "$log" | sed "s|^$SRC/||" |
+		grep -F -f "$ovl" >>"$LOGS/static.tmp" || true
+	LC_ALL=C sort -u -o "$LOGS/static.tmp" "$LOGS/static.tmp"
+	count_findings "coccicheck $t" "$LOGS/static.tmp"
+done
+
+# ---- kernel-doc ----------------------------------------------------------------
+for d in $(grep -E '\.(c|h)$' "$ovl" | grep -v '^tools/' | xargs -r -n1 dirname | LC_ALL=C sort -u); do
+	files=$(grep -E "^$d/[^/]*\.[ch]$" "$ovl")
+	(cd "$SRC" && perl scripts/kernel-doc -none -Wall $files) >"$LOGS/static.tmp" 2>&1 || true
+	count_findings "kernel-doc -Wall $d/" "$LOGS/static.tmp"
+done
+exit $rc
