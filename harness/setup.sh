@@ -24,7 +24,8 @@ EXTRA_PREFS=etc/apt/preferences.d/kvm-domain-extra
 PKGS_BUILD="gcc make libc6-dev bc bison flex libelf-dev libssl-dev cpio kmod
 python3 perl xz-utils patch git diffutils util-linux"
 PKGS_CROSS="gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-aarch64-linux-gnu"
-PKGS_STATIC="sparse coccinelle"
+# ocaml-nox: spatch compiles the OCaml-scripted rules (null/badzero.cocci)
+PKGS_STATIC="sparse coccinelle ocaml-nox"
 
 # Disk needed by a cold "make check", in GiB (measured, plus margin).
 DISK_NEED_COLD=24
@@ -57,14 +58,28 @@ missing_of() {
 APT_UPDATED=
 apt_update() {
 	[ -n "$APT_UPDATED" ] && return 0
-	info "apt-get update"
-	if ! as_root apt-get update -q >"$LOGS/apt-update.log" 2>&1 ||
-	   grep -Eq '^(W|E): Failed to fetch' "$LOGS/apt-update.log"; then
-		cat "$LOGS/apt-update.log" >&2
-		die "no apt access: 'apt-get update' failed (see above).  Missing: $*.
-       Fix the network/proxy or install these packages by hand."
+	local try
+	for try in 1 2; do
+		info "apt-get update"
+		if as_root apt-get update -q >"$LOGS/apt-update.log" 2>&1 &&
+		   ! grep -Eq '^(W|E): Failed to fetch' "$LOGS/apt-update.log"; then
+			APT_UPDATED=1
+			return 0
+		fi
+		sleep 5
+	done
+	# Some index could not be fetched (e.g. a mirror sync in progress).
+	# What we need may still be there: let the install decide.
+	if grep -Eq '^(W|E): Failed to fetch' "$LOGS/apt-update.log" &&
+	   ! grep -Eq '^E: (Could not|Unable to|The repository)' "$LOGS/apt-update.log"; then
+		grep -E '^(W|E): ' "$LOGS/apt-update.log" | sed 's/^/    /' >&2
+		warn "apt-get update could not fetch every index (above); trying anyway"
+		APT_UPDATED=1
+		return 0
 	fi
-	APT_UPDATED=1
+	cat "$LOGS/apt-update.log" >&2
+	die "no apt access: 'apt-get update' failed (see above).  Missing: $*.
+       Fix the network/proxy, or install these packages by hand."
 }
 
 apt_install() {
@@ -76,7 +91,10 @@ apt_install() {
 	     apt-get install -y -q --no-install-recommends "$@" \
 	     >"$LOGS/apt-install.log" 2>&1; then
 		tail -n 30 "$LOGS/apt-install.log" >&2
-		die "apt-get install $* failed (log: $LOGS/apt-install.log)"
+		local hint=
+		grep -qs 'Failed to fetch' "$LOGS/apt-update.log" "$LOGS/apt-install.log" &&
+			hint=" -- the package archive could not be reached: no apt access?"
+		die "apt-get install $* failed (log: $LOGS/apt-install.log)$hint"
 	fi
 }
 
