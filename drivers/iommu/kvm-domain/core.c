@@ -13,6 +13,7 @@
 #include <linux/module.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/string_choices.h>
 
 #include "iommu_kvm_priv.h"
 #include "iommu_kvm_test.h"
@@ -455,7 +456,7 @@ void iommu_kvm_domains_show(struct seq_file *s)
 			   kdom->id, kdom->backend->name,
 			   iommu_kvm_format(kdom->format)->name, kdom->vm->tgid,
 			   kdom->dead ? "dead" : "live",
-			   kdom->parent ? "yes" : "no", nr,
+			   str_yes_no(kdom->parent), nr,
 			   atomic64_read(&kdom->stats.invalidations),
 			   atomic64_read(&kdom->stats.syncs),
 			   atomic64_read(&kdom->stats.faults));

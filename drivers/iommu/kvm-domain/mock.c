@@ -41,12 +41,12 @@ static const struct iommu_ops mock_ops;
 static struct {
 	struct iommu_device iommu;
 	struct platform_device *pdev;
-	struct bus_type bus;
 	struct notifier_block nb;
-} mock_iommu = {
-	.bus = {
-		.name = "iommu_kvm_mock",
-	},
+} mock_iommu;
+
+/* The bus every mock device sits on, and that only the mock IOMMU serves */
+static const struct bus_type mock_bus = {
+	.name = "iommu_kvm_mock",
 };
 
 /* Names the mock IOMMU in the fwspec of every mock device */
@@ -261,7 +261,7 @@ static struct mock_kvm_domain *to_mock_kvm_domain(struct iommu_kvm_domain *kdom)
 
 static struct mock_dev *to_mock_dev(struct device *dev)
 {
-	if (dev->bus != &mock_iommu.bus)
+	if (dev->bus != &mock_bus)
 		return NULL;
 	return container_of(dev, struct mock_dev, dev);
 }
@@ -779,7 +779,7 @@ static int mock_dev_open(struct inode *inode, struct file *file)
 	mdev->formats = MOCK_FORMATS;
 	device_initialize(&mdev->dev);
 	mdev->dev.release = mock_dev_free;
-	mdev->dev.bus = &mock_iommu.bus;
+	mdev->dev.bus = &mock_bus;
 
 	/* From here on put_device() frees everything */
 	mdev->id = ida_alloc(&mock_dev_ida, GFP_KERNEL);
@@ -850,7 +850,7 @@ static int __init mock_init(void)
 		ret = PTR_ERR(mock_iommu.pdev);
 		goto out_unregister_swnode;
 	}
-	ret = bus_register(&mock_iommu.bus);
+	ret = bus_register(&mock_bus);
 	if (ret)
 		goto out_unregister_pdev;
 	ret = iommu_device_sysfs_add(&mock_iommu.iommu, &mock_iommu.pdev->dev,
@@ -859,7 +859,7 @@ static int __init mock_init(void)
 		goto out_unregister_bus;
 	mock_iommu.iommu.fwnode = software_node_fwnode(&mock_iommu_swnode);
 	ret = iommu_device_register_bus(&mock_iommu.iommu, &mock_ops,
-					&mock_iommu.bus, &mock_iommu.nb);
+					&mock_bus, &mock_iommu.nb);
 	if (ret)
 		goto out_sysfs_remove;
 	ret = iommu_kvm_backend_register(&mock_kvm_backend);
@@ -873,12 +873,12 @@ static int __init mock_init(void)
 out_unregister_backend:
 	iommu_kvm_backend_unregister(&mock_kvm_backend);
 out_unregister_iommu:
-	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_iommu.bus,
+	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_bus,
 				    &mock_iommu.nb);
 out_sysfs_remove:
 	iommu_device_sysfs_remove(&mock_iommu.iommu);
 out_unregister_bus:
-	bus_unregister(&mock_iommu.bus);
+	bus_unregister(&mock_bus);
 out_unregister_pdev:
 	platform_device_unregister(mock_iommu.pdev);
 out_unregister_swnode:
@@ -890,10 +890,10 @@ static void __exit mock_exit(void)
 {
 	misc_deregister(&mock_miscdev);
 	iommu_kvm_backend_unregister(&mock_kvm_backend);
-	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_iommu.bus,
+	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_bus,
 				    &mock_iommu.nb);
 	iommu_device_sysfs_remove(&mock_iommu.iommu);
-	bus_unregister(&mock_iommu.bus);
+	bus_unregister(&mock_bus);
 	platform_device_unregister(mock_iommu.pdev);
 	software_node_unregister(&mock_iommu_swnode);
 }

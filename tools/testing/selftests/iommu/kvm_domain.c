@@ -47,9 +47,6 @@
 #include "../../../../drivers/iommu/kvm-domain/iommu_kvm_test.h"
 
 #define BIT_ULL(nr) (1ULL << (nr))
-#define sizeof_field(TYPE, MEMBER) sizeof((((TYPE *)0)->MEMBER))
-#define offsetofend(TYPE, MEMBER) \
-	(offsetof(TYPE, MEMBER) + sizeof_field(TYPE, MEMBER))
 
 #define FMT_SHARED IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED
 #define FMT_SHADOW IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW
@@ -81,6 +78,7 @@
 
 #define UNSAFE_PARAM "/sys/module/iommufd/parameters/allow_unsafe_interrupts"
 #define DEBUGFS "/sys/kernel/debug"
+#define FAIL_PAGE DEBUGFS "/fail_page_alloc"
 #define DOMAINS_FILE DEBUGFS "/iommu-kvm/domains"
 #define BACKENDS_FILE DEBUGFS "/iommu-kvm/backends"
 #define KMEMLEAK_FILE DEBUGFS "/kmemleak"
@@ -387,6 +385,7 @@ static int _test_ioctl_destroy(int fd, __u32 id)
 
 	return ioctl(fd, IOMMU_DESTROY, &cmd);
 }
+
 #define test_ioctl_destroy(id) \
 	ASSERT_EQ(0, _test_ioctl_destroy(self->k.iommufd, id))
 #define test_err_destroy(_errno, id) \
@@ -418,6 +417,7 @@ static int _test_ioctl_ioas_map(int fd, __u32 ioas_id, void *va, __u64 length,
 
 	return ioctl(fd, IOMMU_IOAS_MAP, &cmd);
 }
+
 #define test_ioctl_ioas_map(va, length, iova)                               \
 	ASSERT_EQ(0, _test_ioctl_ioas_map(self->k.iommufd, self->k.ioas_id, \
 					  va, length, iova))
@@ -434,6 +434,7 @@ static int _test_ioctl_ioas_unmap(int fd, __u32 ioas_id, __u64 iova,
 
 	return ioctl(fd, IOMMU_IOAS_UNMAP, &cmd);
 }
+
 #define test_ioctl_ioas_unmap(iova, length)                                  \
 	ASSERT_EQ(0, _test_ioctl_ioas_unmap(self->k.iommufd, self->k.ioas_id, \
 					    iova, length))
@@ -454,6 +455,7 @@ static int _test_cmd_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id, __u32 flags,
 		*hwpt_id = cmd.out_hwpt_id;
 	return ret;
 }
+
 #define test_cmd_hwpt_alloc(pt_id, flags, hwpt_id)                          \
 	ASSERT_EQ(0, _test_cmd_hwpt_alloc(self->k.iommufd, self->k.dev_id, \
 					  pt_id, flags, hwpt_id))
@@ -478,6 +480,7 @@ static int _test_cmd_hwpt_kvm_info(int fd, __u32 dev_id, __u64 *formats,
 		*shadow_formats = cmd.out_shadow_formats;
 	return 0;
 }
+
 #define test_cmd_hwpt_kvm_info(dev_id, formats, shadow)                     \
 	ASSERT_EQ(0, _test_cmd_hwpt_kvm_info(self->k.iommufd, dev_id, formats, \
 					     shadow))
@@ -524,6 +527,7 @@ static int _test_cmd_hwpt_kvm_alloc(struct kvmdom *k, __u32 format,
 		*hwpt_id = cmd.out_hwpt_id;
 	return ret;
 }
+
 /* The fixture's device and VM */
 #define test_cmd_hwpt_kvm_alloc(format, hwpt_id)                          \
 	ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(&self->k, format,            \
@@ -597,9 +601,10 @@ static void kvmdom_close_mock(struct kvmdom *k, int *fdp)
 /* Another mock device bound to the fixture's iommufd */
 #define test_cmd_mock_new(mock_fd, dev_id)                                   \
 	({                                                                   \
-		ASSERT_EQ(0, _test_cmd_mock_new(self->k.iommufd, mock_fd,    \
+		int *__fdp = (mock_fd);                                      \
+		ASSERT_EQ(0, _test_cmd_mock_new(self->k.iommufd, __fdp,      \
 						dev_id));                    \
-		kvmdom_track_mock(&self->k, *(mock_fd));                     \
+		kvmdom_track_mock(&self->k, *__fdp);                         \
 	})
 
 static int _test_cmd_mock_attach(int fd, __u32 pt_id)
@@ -611,6 +616,7 @@ static int _test_cmd_mock_attach(int fd, __u32 pt_id)
 
 	return ioctl(fd, IOMMU_KVM_MOCK_ATTACH, &cmd);
 }
+
 #define test_cmd_mock_attach(fd, pt_id) \
 	ASSERT_EQ(0, _test_cmd_mock_attach(fd, pt_id))
 #define test_err_mock_attach(_errno, fd, pt_id) \
@@ -620,6 +626,7 @@ static int _test_cmd_mock_detach(int fd)
 {
 	return ioctl(fd, IOMMU_KVM_MOCK_DETACH, 0);
 }
+
 #define test_cmd_mock_detach(fd) ASSERT_EQ(0, _test_cmd_mock_detach(fd))
 
 static int _test_cmd_mock_dma(int fd, __u32 flags, __u64 iova, void *buf,
@@ -639,6 +646,7 @@ static int _test_cmd_mock_dma(int fd, __u32 flags, __u64 iova, void *buf,
 		*out_gpa = cmd.out_gpa;
 	return ret;
 }
+
 #define test_cmd_mock_dma_read(fd, iova, buf, length, out_gpa) \
 	ASSERT_EQ(0, _test_cmd_mock_dma(fd, 0, iova, buf, length, out_gpa))
 #define test_cmd_mock_dma_write(fd, iova, buf, length, out_gpa)              \
@@ -662,6 +670,7 @@ static int _test_cmd_mock_sync(int fd, __u64 iova, __u64 size)
 
 	return ioctl(fd, IOMMU_KVM_MOCK_SYNC, &cmd);
 }
+
 #define test_cmd_mock_sync(fd, iova, size) \
 	ASSERT_EQ(0, _test_cmd_mock_sync(fd, iova, size))
 #define test_err_mock_sync(_errno, fd, iova, size) \
@@ -672,6 +681,7 @@ static int _test_cmd_mock_info(int fd, struct iommu_kvm_mock_info *info)
 	*info = (struct iommu_kvm_mock_info){ .argsz = sizeof(*info) };
 	return ioctl(fd, IOMMU_KVM_MOCK_INFO, info);
 }
+
 #define test_cmd_mock_info(fd, info) ASSERT_EQ(0, _test_cmd_mock_info(fd, info))
 
 static int _test_cmd_mock_set_formats(int fd, __u64 formats)
@@ -683,6 +693,7 @@ static int _test_cmd_mock_set_formats(int fd, __u64 formats)
 
 	return ioctl(fd, IOMMU_KVM_MOCK_SET_FORMATS, &cmd);
 }
+
 #define test_cmd_mock_set_formats(fd, formats) \
 	ASSERT_EQ(0, _test_cmd_mock_set_formats(fd, formats))
 
@@ -698,12 +709,13 @@ static __u64 dma_iova(__u32 format)
 
 #define test_dma_ok(fd, format)                                               \
 	({                                                                    \
+		__u32 __fmt = (format);                                       \
 		__u8 __buf[32];                                               \
 		__u64 __gpa = 0;                                              \
-		test_cmd_mock_dma_read(fd, dma_iova(format), __buf,           \
+		test_cmd_mock_dma_read(fd, dma_iova(__fmt), __buf,            \
 				       sizeof(__buf), &__gpa);                \
 		ASSERT_EQ(DATA_GPA + 0x10, __gpa);                            \
-		if ((format) == FMT_SHADOW)                                   \
+		if (__fmt == FMT_SHADOW)                                      \
 			ASSERT_EQ(0, memcmp(__buf,                            \
 					    self->k.mem + DATA_GPA + 0x10,    \
 					    sizeof(__buf)));                  \
@@ -712,9 +724,10 @@ static __u64 dma_iova(__u32 format)
 /* Attach (or replace) to a HWPT of @format, and make DMA through it work */
 #define test_attach_ready(fd, hwpt_id, format)              \
 	({                                                  \
-		test_cmd_mock_attach(fd, hwpt_id);          \
+		int __fd = (fd);                            \
+		test_cmd_mock_attach(__fd, hwpt_id);        \
 		if ((format) == FMT_SHADOW)                 \
-			test_cmd_mock_sync(fd, 0, 0);       \
+			test_cmd_mock_sync(__fd, 0, 0);     \
 	})
 
 /* Setup and teardown */
@@ -959,7 +972,8 @@ TEST_F(kvm_domain, info_length)
 {
 	static __u8 raw[PAGE];
 	struct iommu_hwpt_kvm_info *cmd = (void *)raw;
-	size_t min = offsetofend(struct iommu_hwpt_kvm_info, out_shadow_formats);
+	/* out_shadow_formats, the last member of version 1, ends the struct */
+	size_t min = sizeof(struct iommu_hwpt_kvm_info);
 	size_t i;
 
 	memset(raw, 0, sizeof(raw));
@@ -1009,7 +1023,8 @@ TEST_F(kvm_domain, alloc_length)
 {
 	static __u8 raw[PAGE];
 	struct iommu_hwpt_kvm_alloc *cmd = (void *)raw;
-	size_t min = offsetofend(struct iommu_hwpt_kvm_alloc, __reserved);
+	/* __reserved, the last member of version 1, ends the struct */
+	size_t min = sizeof(struct iommu_hwpt_kvm_alloc);
 	struct iommu_hwpt_kvm_selftest data;
 	size_t i;
 
@@ -1334,7 +1349,8 @@ TEST_F(kvm_domain, driver_data)
 	init();
 	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
 	cmd.data_uptr = (uintptr_t)&data;
-	cmd.data_len = offsetofend(struct iommu_hwpt_kvm_selftest, table_gpa) - 1;
+	/* table_gpa, the last member of version 1, ends the struct */
+	cmd.data_len = sizeof(struct iommu_hwpt_kvm_selftest) - 1;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	cmd.data_len = 4;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
@@ -2186,7 +2202,7 @@ FIXTURE_TEARDOWN_PARENT(kvm_shared)
 
 /* Memslot 1 over fresh anonymous memory at SLOT1_GPA, and a HWPT attached */
 static void shared_slot1(struct __test_metadata *_metadata,
-			 FIXTURE_DATA(kvm_shared) *self, __u32 *hwpt_id)
+			 struct kvmdom *k, __u8 **mem1, __u32 *hwpt_id)
 {
 	struct kvm_userspace_memory_region region = {
 		.slot = 1,
@@ -2194,14 +2210,15 @@ static void shared_slot1(struct __test_metadata *_metadata,
 		.memory_size = MEM_SIZE,
 	};
 
-	self->mem1 = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ASSERT_NE(MAP_FAILED, self->mem1);
-	memset(self->mem1, 0x11, MEM_SIZE);
-	region.userspace_addr = (uintptr_t)self->mem1;
-	ASSERT_EQ(0, ioctl(self->k.vm_fd, KVM_SET_USER_MEMORY_REGION, &region));
-	test_cmd_hwpt_kvm_alloc(FMT_SHARED, hwpt_id);
-	test_cmd_mock_attach(self->k.mock_fd, *hwpt_id);
+	*mem1 = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, *mem1);
+	memset(*mem1, 0x11, MEM_SIZE);
+	region.userspace_addr = (uintptr_t)*mem1;
+	ASSERT_EQ(0, ioctl(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &region));
+	ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(k, FMT_SHARED, k->dev_id,
+					      k->vm_fd, hwpt_id));
+	test_cmd_mock_attach(k->mock_fd, *hwpt_id);
 }
 
 static int delete_slot(int vm_fd, __u32 slot, __u64 gpa)
@@ -2265,7 +2282,7 @@ TEST_F(kvm_shared, invalidate_munmap)
 	struct iommu_kvm_mock_info before;
 	__u32 hwpt_id;
 
-	shared_slot1(_metadata, self, &hwpt_id);
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
 	test_cmd_mock_info(self->k.mock_fd, &before);
 	ASSERT_EQ(0, munmap(self->mem1 + 0x10000, 0x4000));
 	test_invalidated(before, SLOT1_GPA + 0x10000, SLOT1_GPA + 0x14000 - 1);
@@ -2285,7 +2302,7 @@ TEST_F(kvm_shared, invalidate_madvise)
 	struct iommu_kvm_mock_info before;
 	__u32 hwpt_id;
 
-	shared_slot1(_metadata, self, &hwpt_id);
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
 	test_cmd_mock_info(self->k.mock_fd, &before);
 	ASSERT_EQ(0, madvise(self->mem1 + 0x20000, 0x2000, MADV_DONTNEED));
 	test_invalidated(before, SLOT1_GPA + 0x20000, SLOT1_GPA + 0x22000 - 1);
@@ -2300,7 +2317,7 @@ TEST_F(kvm_shared, invalidate_memslot_delete)
 	struct iommu_kvm_mock_info before;
 	__u32 hwpt_id;
 
-	shared_slot1(_metadata, self, &hwpt_id);
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
 	test_cmd_mock_info(self->k.mock_fd, &before);
 	ASSERT_EQ(0, delete_slot(self->k.vm_fd, 1, SLOT1_GPA));
 	test_invalidated(before, SLOT1_GPA, SLOT1_GPA + MEM_SIZE - 1);
@@ -2319,7 +2336,7 @@ TEST_F(kvm_shared, invalidate_memslot_move)
 	struct iommu_kvm_mock_info before;
 	__u32 hwpt_id;
 
-	shared_slot1(_metadata, self, &hwpt_id);
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
 	test_cmd_mock_info(self->k.mock_fd, &before);
 	region.userspace_addr = (uintptr_t)self->mem1;
 	ASSERT_EQ(0, ioctl(self->k.vm_fd, KVM_SET_USER_MEMORY_REGION, &region));
@@ -2339,7 +2356,7 @@ TEST_F(kvm_shared, invalidate_two_domains)
 	int mock2;
 
 	test_cmd_mock_new(&mock2, &dev2);
-	shared_slot1(_metadata, self, &hwpt1);
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt1);
 	test_cmd_hwpt_kvm_alloc(FMT_SHARED, &hwpt2);
 	test_cmd_mock_attach(mock2, hwpt2);
 	test_cmd_mock_info(self->k.mock_fd, &before1);
@@ -2378,10 +2395,11 @@ FIXTURE_TEARDOWN_PARENT(kvm_shadow)
 
 /* A shadow HWPT on the fixture's parent, attached, and synced */
 static void shadow_attach(struct __test_metadata *_metadata,
-			  FIXTURE_DATA(kvm_shadow) *self)
+			  struct kvmdom *k, __u32 *hwpt_id)
 {
-	test_cmd_hwpt_kvm_alloc(FMT_SHADOW, &self->hwpt_id);
-	test_attach_ready(self->k.mock_fd, self->hwpt_id, FMT_SHADOW);
+	ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(k, FMT_SHADOW, k->dev_id,
+					      k->vm_fd, hwpt_id));
+	test_attach_ready(k->mock_fd, *hwpt_id, FMT_SHADOW);
 }
 
 #define test_shadow_entries(n)                                   \
@@ -2395,12 +2413,14 @@ static void shadow_attach(struct __test_metadata *_metadata,
 /* DMA through the shadow reads the guest's bytes at @gpa */
 #define test_shadow_read(iova, gpa)                                          \
 	({                                                                   \
+		__u64 __want = (gpa);                                        \
 		__u8 __buf[64];                                              \
 		__u64 __gpa = 0;                                             \
 		test_cmd_mock_dma_read(self->k.mock_fd, iova, __buf,         \
 				       sizeof(__buf), &__gpa);               \
-		ASSERT_EQ(gpa, __gpa);                                       \
-		ASSERT_EQ(0, memcmp(__buf, self->k.mem + (gpa), sizeof(__buf))); \
+		ASSERT_EQ(__want, __gpa);                                    \
+		ASSERT_EQ(0, memcmp(__buf, self->k.mem + __want,             \
+				    sizeof(__buf)));                         \
 	})
 
 TEST_F(kvm_shadow, dma)
@@ -2411,7 +2431,7 @@ TEST_F(kvm_shadow, dma)
 
 	set_pte(&self->k, 1, DATA2_GPA);
 	set_pte(&self->k, 5, NEIGH_GPA);
-	shadow_attach(_metadata, self);
+	shadow_attach(_metadata, &self->k, &self->hwpt_id);
 	test_shadow_entries(3);
 
 	test_shadow_read(0x10, DATA_GPA + 0x10);
@@ -2467,7 +2487,7 @@ TEST_F(kvm_shadow, unmap_faults)
 
 	set_pte(&self->k, 1, VICTIM_GPA);
 	set_pte(&self->k, 2, NEIGH_GPA);
-	shadow_attach(_metadata, self);
+	shadow_attach(_metadata, &self->k, &self->hwpt_id);
 	test_shadow_entries(3);
 	test_shadow_read(0x1000, VICTIM_GPA);
 	test_shadow_read(0x2000, NEIGH_GPA);
@@ -2524,7 +2544,7 @@ TEST_F(kvm_shadow, unmap_other_parent)
 					  &parent2));
 
 	set_pte(&self->k, 1, VICTIM_GPA);
-	shadow_attach(_metadata, self);
+	shadow_attach(_metadata, &self->k, &self->hwpt_id);
 	{
 		struct iommu_hwpt_kvm_selftest data;
 		struct iommu_hwpt_kvm_alloc cmd;
@@ -2622,7 +2642,7 @@ TEST_F(kvm_shadow, sync_unmap_race)
 
 	test_cmd_mock_new(&mock2, &dev2);
 	set_pte(&self->k, 1, VICTIM_GPA);
-	shadow_attach(_metadata, self);
+	shadow_attach(_metadata, &self->k, &self->hwpt_id);
 	test_cmd_mock_attach(mock2, self->hwpt_id);
 	r.mock_fd = mock2;
 
@@ -2652,7 +2672,7 @@ TEST_F(kvm_shadow, sync_errors)
 	struct iommu_hwpt_kvm_alloc cmd;
 	int ret;
 
-	shadow_attach(_metadata, self);
+	shadow_attach(_metadata, &self->k, &self->hwpt_id);
 
 	/* An entry pointing at what the parent does not map */
 	set_pte(&self->k, 3, OUTSIDE_GPA);
@@ -2822,9 +2842,11 @@ static void fault_inject_setup(struct __test_metadata *_metadata,
 	/* Probability-based injection, if any is set up, stays off this task */
 	ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/failslab/task-filter", "Y"));
 	if (!access(DEBUGFS "/fail_page_alloc", F_OK)) {
-		ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/fail_page_alloc/ignore-gfp-wait", "N"));
-		ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/fail_page_alloc/ignore-gfp-highmem", "N"));
-		ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/fail_page_alloc/min-order", "0"));
+		ASSERT_EQ(0, fault_knob_set(knobs, FAIL_PAGE "/ignore-gfp-wait",
+					    "N"));
+		ASSERT_EQ(0, fault_knob_set(knobs, FAIL_PAGE "/ignore-gfp-highmem",
+					    "N"));
+		ASSERT_EQ(0, fault_knob_set(knobs, FAIL_PAGE "/min-order", "0"));
 		ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/fail_page_alloc/task-filter", "Y"));
 	} else {
 		TH_LOG("no fail_page_alloc (CONFIG_FAIL_PAGE_ALLOC): slab allocations only");
