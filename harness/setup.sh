@@ -7,6 +7,11 @@
 #   harness/setup.sh --write-sources ROOT   (test hook: derive the extra apt
 #                                            sources below ROOT and exit)
 #
+# Test hooks for the fresh-machine path on a machine that has everything:
+#   KVMDOM_SETUP_DRYRUN=1            print what would run as root instead
+#   KVMDOM_PRETEND_MISSING="p ..."   treat these packages (or "all") and
+#                                    the tools they provide as missing
+#
 # Components: build kernel qemu-x86 qemu-s390 cross static busybox-amd64
 # busybox-s390x disk.  "run" and "check" are the sets the make targets need.
 #
@@ -27,13 +32,21 @@ PKGS_CROSS="gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-aarch64-linux-gnu"
 # ocaml-nox: spatch compiles the OCaml-scripted rules (null/badzero.cocci)
 PKGS_STATIC="sparse coccinelle ocaml-nox"
 
-# Disk needed by a cold "make check", in GiB (measured, plus margin).
-DISK_NEED_COLD=24
+# Disk needed by a cold "make check", in GiB (measured: 6, plus margin).
+DISK_NEED_COLD=12
 DISK_NEED_WARM=4
 
 codename() { . /etc/os-release; echo "${VERSION_CODENAME:-unknown}"; }
 
+DRYRUN=${KVMDOM_SETUP_DRYRUN:-}
+exec 3>&1
+PRETEND=${KVMDOM_PRETEND_MISSING:-}
+
 as_root() {
+	if [ -n "$DRYRUN" ]; then
+		echo "[dry-run] would run as root: $*" >&3
+		return 0
+	fi
 	if [ "$(id -u)" = 0 ]; then
 		"$@"
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
@@ -43,7 +56,14 @@ as_root() {
 	fi
 }
 
+pretend_missing() {
+	[ "$PRETEND" = all ] && return 0
+	case " $PRETEND " in *" $1 "*) return 0 ;; esac
+	return 1
+}
+
 pkg_installed() {
+	pretend_missing "$1" && return 1
 	[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
 }
 
@@ -135,9 +155,11 @@ sources_list_uri() {
 	' "$1"
 }
 
-# write_sources ROOT CODENAME: write the extra suites below ROOT ("" = /).
+# write_sources ROOT CODENAME [OUTROOT]: derive the extra suites from the
+# source definition below ROOT ("" = /) and write them below OUTROOT
+# (default ROOT).
 write_sources() {
-	local root=$1 cn=$2 line uri key
+	local root=$1 cn=$2 out=${3:-$1} line uri key
 	case $cn in
 	bookworm) ;;
 	trixie)	info "$cn: linux-source-6.12 and QEMU >= 10 are in the default suites"
@@ -155,8 +177,8 @@ write_sources() {
 	uri=${line%%$'\t'*}
 	key=${line#*$'\t'}
 	[ -n "$key" ] || key=/usr/share/keyrings/debian-archive-keyring.gpg
-	mkdir -p "$root/etc/apt/sources.list.d" "$root/etc/apt/preferences.d"
-	cat >"$root/$EXTRA_SOURCES" <<-EOS
+	mkdir -p "$out/etc/apt/sources.list.d" "$out/etc/apt/preferences.d"
+	cat >"$out/$EXTRA_SOURCES" <<-EOS
 	# Written by kvm-domain harness/setup.sh: linux-source-6.12 (trixie)
 	# and QEMU >= 10 (bookworm-backports).  Pinned in $EXTRA_PREFS.
 	Types: deb
@@ -165,7 +187,7 @@ write_sources() {
 	Components: main
 	Signed-By: $key
 	EOS
-	cat >"$root/$EXTRA_PREFS" <<-EOS
+	cat >"$out/$EXTRA_PREFS" <<-EOS
 	# Written by kvm-domain harness/setup.sh: never upgrade anything from
 	# the extra suites unless asked for explicitly.
 	Package: *
@@ -176,27 +198,31 @@ write_sources() {
 	Pin: release n=bookworm-backports
 	Pin-Priority: 100
 	EOS
-	info "wrote ${root:-}/$EXTRA_SOURCES and ${root:-}/$EXTRA_PREFS"
+	info "wrote ${out:-}/$EXTRA_SOURCES and ${out:-}/$EXTRA_PREFS"
 }
 
 # Does apt already know release n=$1 (from our file or one written by hand)?
 apt_knows() { apt-cache policy 2>/dev/null | grep -q "n=$1[,]"; }
 
+EXTRA_DONE=
 ensure_extra_suites() {
 	local cn
+	[ -n "$EXTRA_DONE" ] && return 0
+	EXTRA_DONE=1
 	cn=$(codename)
 	[ "$cn" = bookworm ] || { write_sources "" "$cn"; return 0; }
-	if apt_knows trixie && apt_knows bookworm-backports; then
+	if [ -z "$PRETEND" ] && apt_knows trixie && apt_knows bookworm-backports; then
 		return 0
 	fi
 	# Somebody else may have configured them without an update since.
-	if grep -rqsE '^(Suites:.*|deb .*)(trixie|bookworm-backports)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	if [ -z "$PRETEND" ] && grep -rqsE '^(Suites:.*|deb .*)(trixie|bookworm-backports)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
 		apt_update "$*"
 		apt_knows trixie && apt_knows bookworm-backports && return 0
 	fi
 	local tmp
 	tmp=$(mktemp -d)
-	write_sources "$tmp" "$cn"
+	write_sources "" "$cn" "$tmp"
+	[ -n "$DRYRUN" ] && cat "$tmp/$EXTRA_SOURCES" "$tmp/$EXTRA_PREFS" | sed 's/^/[dry-run]   | /'
 	as_root install -m644 "$tmp/$EXTRA_SOURCES" "/$EXTRA_SOURCES"
 	as_root install -m644 "$tmp/$EXTRA_PREFS" "/$EXTRA_PREFS"
 	rm -rf "$tmp"
@@ -225,6 +251,7 @@ setup_kernel() {
 	else
 		apt_install "kernel source" "$KSRC_PKG"
 	fi
+	[ -n "$DRYRUN" ] && return 0
 	[ -r "$KSRC_TARBALL" ] || die "$KSRC_PKG installed but $KSRC_TARBALL is missing"
 }
 
@@ -241,6 +268,7 @@ madison_major() {
 setup_qemu() {
 	local pkg=$1 bin=$2 major
 	major=$(qemu_major "$bin" || true)
+	pretend_missing "$pkg" && major=
 	if [ -n "$major" ] && [ "$major" -ge "$QEMU_MIN_MAJOR" ]; then
 		return 0
 	fi
@@ -262,6 +290,7 @@ setup_qemu() {
 	else
 		need_pkgs "QEMU" "$pkg"
 	fi
+	[ -n "$DRYRUN" ] && return 0
 	major=$(qemu_major "$bin" || true)
 	if [ -z "$major" ] || [ "$major" -lt "$QEMU_MIN_MAJOR" ]; then
 		die "$bin is version ${major:-missing}, need >= $QEMU_MIN_MAJOR.0 (x-flts VT-d and zPCI as used here)"
@@ -270,12 +299,17 @@ setup_qemu() {
 
 setup_busybox() {
 	local arch=$1 dest=$CACHE/busybox/$1
-	[ -x "$dest/bin/busybox" ] && return 0
+	[ -x "$dest/bin/busybox" ] && ! pretend_missing "busybox-static:$arch" && return 0
 	if [ "$arch" != "$(dpkg --print-architecture)" ] &&
-	   ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+	   { pretend_missing "busybox-static:$arch" ||
+	     ! dpkg --print-foreign-architectures | grep -qx "$arch"; }; then
 		info "dpkg --add-architecture $arch (for busybox-static:$arch, downloaded, not installed)"
 		as_root dpkg --add-architecture "$arch"
 		APT_UPDATED=
+	fi
+	if [ -n "$DRYRUN" ]; then
+		echo "[dry-run] would run: apt-get download busybox-static:$arch; dpkg-deb -x into $dest"
+		return 0
 	fi
 	local tmp
 	tmp=$(mktemp -d)
