@@ -88,7 +88,19 @@ patch_files() {
 }
 
 list_overlay >"$overlay_list.new"
-list_series >"$series_list.new"
+# Snapshot the series (and overlay.msgs): later stages (make series) must
+# see exactly what was applied here, even if patches/ changes meanwhile.
+rm -rf "$CACHE/patches.new"
+mkdir -p "$CACHE/patches.new"
+list_series | while read -r p; do
+	cp "$p" "$CACHE/patches.new/"
+	echo "$CACHE/patches/$(basename "$p")"
+done >"$series_list.new"
+if [ -n "$PATCHES" ] && [ -f "$PATCHES/overlay.msgs" ]; then
+	cp "$PATCHES/overlay.msgs" "$CACHE/patches.new/"
+fi
+rm -rf "$CACHE/patches"
+mv "$CACHE/patches.new" "$CACHE/patches"
 if [ -s "$series_list.new" ]; then
 	xargs -a "$series_list.new" -d '\n' cat | patch_files >"$patched_list.new"
 else
