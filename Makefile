@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# KVM-backed IOMMU domains: build and test harness.
+#
+#   make run          build the x86_64 kernel, boot it in QEMU, run the demo
+#   make check        the whole test matrix; last line "N passed, N failed"
+#   make series       write the patch series to $(KVMDOM_CACHE)/series/
+#   make shell        boot the x86_64 test VM to a shell
+#   make setup        install what is missing (done by run/check anyway)
+#   make clean-cache  remove everything the harness keeps outside the checkout
+#
+# Everything expensive lives in $(KVMDOM_CACHE), by default
+# ~/.cache/kvm-domain; re-runs only rebuild what changed.
+
+KVMDOM_CACHE ?= $(HOME)/.cache/kvm-domain
+export KVMDOM_CACHE
+
+.PHONY: all help run check series shell setup prepare clean-cache
+
+all: help
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+run:
+	@harness/run.sh
+
+check:
+	@harness/check.sh
+
+series:
+	@harness/setup.sh disk build kernel
+	@harness/prepare.sh
+	@harness/series.sh
+
+shell:
+	@KVMDOM_MODE=shell harness/run.sh
+
+setup:
+	@harness/setup.sh check
+
+prepare:
+	@harness/setup.sh disk build kernel
+	@harness/prepare.sh
+
+clean-cache:
+	rm -rf "$(KVMDOM_CACHE)"

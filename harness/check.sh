@@ -1,0 +1,126 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check: the whole matrix.  Every KUnit case, every userspace test case,
+# every build, boot and static check is one counted result.  Prints a timing
+# table per stage and, as its very last line, "N passed, N failed".  Exits
+# non-zero on any failure.
+#
+# KVMDOM_STAGES="x86 s390 ..." runs a subset (see the list below).
+
+. "$(dirname "$0")/lib.sh"
+
+mkdir -p "$CACHE" "$LOGS"
+export KVMDOM_RESULTS=$CACHE/results.txt
+: >"$KVMDOM_RESULTS"
+RESULTS=$KVMDOM_RESULTS
+TIMES=$CACHE/times.txt
+: >"$TIMES"
+KUNIT_PY=$SRC/tools/testing/kunit/kunit.py
+ALL_STAGES="setup prepare x86_64 x86_64-boot-flts x86_64-boot-sl s390x s390x-boot arm64 series static matrix-x86_64 matrix-s390x"
+STAGES=${KVMDOM_STAGES:-$ALL_STAGES}
+t0=$SECONDS
+
+fails() { grep -c '^FAIL' "$RESULTS" || true; }
+declare -A STATUS
+
+# stage NAME [needs STAGE...] -- command...: run a timed stage.  A stage
+# whose prerequisite failed is skipped and counted as one failure; a stage
+# that fails without reporting a failure of its own counts as one.
+stage() {
+	local name=$1 dep
+	shift
+	case " $STAGES " in *" $name "*) ;; *) return 0 ;; esac
+	while [ "$1" != -- ]; do
+		dep=$1
+		shift
+		if [ "${STATUS[$dep]:-ok}" != ok ]; then
+			printf '\n%s=== %s: skipped (%s failed) ===%s\n' "$C_BLD" "$name" "$dep" "$C_OFF"
+			result FAIL "$name" "skipped: $dep failed"
+			STATUS[$name]=skipped
+			printf '%s\t%s\t%s\n' "$name" 0 skipped >>"$TIMES"
+			return 0
+		fi
+	done
+	shift
+	printf '\n%s=== %s ===%s\n' "$C_BLD" "$name" "$C_OFF"
+	local start=$SECONDS f0 st=ok
+	f0=$(fails)
+	if ! ( "$@" ); then
+		st=FAIL
+		[ "$(fails)" != "$f0" ] || result FAIL "$name" "stage failed"
+	fi
+	[ "$(fails)" = "$f0" ] || st=FAIL
+	STATUS[$name]=$st
+	printf '%s\t%s\t%s\n' "$name" $((SECONDS - start)) "$st" >>"$TIMES"
+}
+
+x86_build() {
+	"$HARNESS_DIR/build.sh" x86_64 || return 1
+	local rc=0
+	"$HARNESS_DIR/userspace.sh" x86_64 || rc=1
+	"$HARNESS_DIR/initramfs.sh" x86_64
+	return $rc
+}
+
+s390_build() {
+	"$HARNESS_DIR/build.sh" s390x || return 1
+	local rc=0
+	"$HARNESS_DIR/userspace.sh" s390x || rc=1
+	"$HARNESS_DIR/initramfs.sh" s390x
+	return $rc
+}
+
+# boot_check ARCH VARIANT: one test boot, results from its console log.
+boot_check() {
+	local arch=$1 variant=$2 out=$BUILD/$1
+	local log=$LOGS/boot-$arch-$variant-check.log
+	local -a args=(--log "$log" --label "$arch/$variant" --kunit-py "$KUNIT_PY" --rc demo)
+	grep -q '^CONFIG_IOMMU_KVM_DOMAIN_KUNIT_TEST=y' "$out/.config" && args+=(--expect-kunit)
+	[ "$arch" = x86_64 ] && args+=(--tap kvm-smoke)
+	[ -x "$out/user/kvm_domain" ] && args+=(--tap kselftest-kvm_domain)
+	grep -q '^CONFIG_DEBUG_KMEMLEAK=y' "$out/.config" && args+=(--tap kmemleak)
+	"$HARNESS_DIR/boot.sh" "$arch" "$variant" check "$log" || true
+	if ! "$HARNESS_DIR/results.py" "${args[@]}"; then
+		show_tail "$log" 40
+		return 1
+	fi
+	[ "$arch" = s390x ] && grep -h '^s390x: KVM not available' "$log" | head -n1
+	return 0
+}
+
+echo "kvm-domain make check, cache: $CACHE"
+stage setup -- "$HARNESS_DIR/setup.sh" check
+stage prepare setup -- "$HARNESS_DIR/prepare.sh"
+stage x86_64 prepare -- x86_build
+stage x86_64-boot-flts x86_64 -- boot_check x86_64 flts
+stage x86_64-boot-sl x86_64 -- boot_check x86_64 sl
+stage s390x prepare -- s390_build
+stage s390x-boot s390x -- boot_check s390x zpci
+stage arm64 prepare -- "$HARNESS_DIR/build.sh" arm64
+stage series prepare -- "$HARNESS_DIR/series.sh" --check
+stage static x86_64 -- "$HARNESS_DIR/static.sh"
+stage matrix-x86_64 prepare -- "$HARNESS_DIR/matrix.sh" x86_64
+stage matrix-s390x prepare -- "$HARNESS_DIR/matrix.sh" s390x
+
+# ---- summary ---------------------------------------------------------------
+npass=$(grep -c '^PASS' "$RESULTS" || true)
+nfail=$(grep -c '^FAIL' "$RESULTS" || true)
+nna=$(grep -c '^NA' "$RESULTS" || true)
+echo
+echo "base: $(base_version "$SRC" 2>/dev/null || echo unknown)"
+if [ "$nfail" -gt 0 ]; then
+	echo "Failures:"
+	grep '^FAIL' "$RESULTS" | cut -f2- | sed 's/\t/  -- /; s/^/  /'
+fi
+[ "$nna" -gt 0 ] && echo "Not counted (n/a): $nna, see $RESULTS"
+echo
+echo "Timing:"
+printf '  %-20s %8s  %s\n' stage time result
+while IFS=$'\t' read -r n s st; do
+	printf '  %-20s %5d:%02d  %s\n' "$n" $((s / 60)) $((s % 60)) "$st"
+done <"$TIMES"
+tot=$((SECONDS - t0))
+printf '  %-20s %5d:%02d\n' total $((tot / 60)) $((tot % 60))
+echo "$npass passed, $nfail failed"
+[ "$nfail" = 0 ]
