@@ -28,8 +28,7 @@ check=
 
 G=$CACHE/git
 OUT=$CACHE/series
-MSGS=${KVMDOM_MSGS:-$PATCHES/overlay.msgs}
-[ -n "$PATCHES" ] || MSGS=/nonexistent
+MSGS=${KVMDOM_MSGS:-$CACHE/patches/overlay.msgs}	# snapshot by prepare.sh
 log=$LOGS/series.log
 : >"$log"
 
