@@ -94,13 +94,11 @@ rm -rf "$CACHE/patches.new"
 mkdir -p "$CACHE/patches.new"
 list_series | while read -r p; do
 	cp "$p" "$CACHE/patches.new/"
-	echo "$CACHE/patches/$(basename "$p")"
+	echo "$CACHE/patches.new/$(basename "$p")"
 done >"$series_list.new"
 if [ -n "$PATCHES" ] && [ -f "$PATCHES/overlay.msgs" ]; then
 	cp "$PATCHES/overlay.msgs" "$CACHE/patches.new/"
 fi
-rm -rf "$CACHE/patches"
-mv "$CACHE/patches.new" "$CACHE/patches"
 if [ -s "$series_list.new" ]; then
 	xargs -a "$series_list.new" -d '\n' cat | patch_files >"$patched_list.new"
 else
@@ -133,7 +131,7 @@ while read -r p; do
 		echo >&2
 		echo "Rejected hunks:" >&2
 		find "$STAGE" -name '*.rej' -print0 | xargs -0 -r -I{} sh -c 'echo "--- {}"; cat "{}"' >&2
-		die "patch $name does not apply to the pristine tree: $(echo "$out" | grep -E 'FAILED|can.t find|malformed|Reversed' | head -3 | tr '\n' ' ')"
+		die "patch $name does not apply (pristine tree + the patches before it): $(echo "$out" | grep -E 'FAILED|can.t find|malformed|Reversed' | head -3 | tr '\n' ' ')"
 	fi
 	if [ -n "$out" ]; then
 		if echo "$out" | grep -q 'with offset'; then
@@ -184,7 +182,11 @@ done
 mv "$SRC/.kvmdom-managed.new" "$SRC/.kvmdom-managed"
 mv "$overlay_list.new" "$overlay_list"
 mv "$patched_list.new" "$patched_list"
-mv "$series_list.new" "$series_list"
+# The snapshot becomes current only now that everything applied.
+rm -rf "$CACHE/patches"
+mv "$CACHE/patches.new" "$CACHE/patches"
+sed "s|^$CACHE/patches.new/|$CACHE/patches/|" "$series_list.new" >"$series_list"
+rm -f "$series_list.new"
 
 info "prepared $SRC: $(wc -l <"$overlay_list") new files, $(wc -l <"$series_list") patches touching $(wc -l <"$patched_list") files, $changed changed"
 echo "base: $(base_version "$SRC")"
