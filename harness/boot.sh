@@ -21,6 +21,10 @@ initrd=$CACHE/initramfs/$arch/initramfs.cpio
 tmo=${KVMDOM_BOOT_TIMEOUT:-600}
 mkdir -p "$LOGS"
 
+# make run shows the demo, not the boot messages.
+quiet=
+[ "$mode" = demo ] && quiet=quiet
+
 case $arch-$variant in
 x86_64-flts|x86_64-sl)
 	iommu=intel-iommu,intremap=on,x-scalable-mode=on
@@ -30,7 +34,7 @@ x86_64-flts|x86_64-sl)
 	      -device edu,dma_mask=0xffffffffffffffff
 	      -m 2G -smp 2 -nographic -no-reboot -nic none
 	      -kernel "$out/arch/x86/boot/bzImage" -initrd "$initrd"
-	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on kvmdom.mode=$mode ${KVMDOM_APPEND:-}")
+	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on $quiet kvmdom.mode=$mode ${KVMDOM_APPEND:-}")
 	;;
 s390x-zpci)
 	qemu=(qemu-system-s390x -M s390-ccw-virtio -nographic -no-reboot -m 1G
@@ -38,7 +42,7 @@ s390x-zpci)
 	      -device zpci,uid=1,fid=0,target=nvme0
 	      -device nvme,id=nvme0,serial=kvmdom
 	      -kernel "$out/arch/s390/boot/bzImage" -initrd "$initrd"
-	      -append "panic=-1 kvmdom.mode=$mode ${KVMDOM_APPEND:-}")
+	      -append "panic=-1 $quiet kvmdom.mode=$mode ${KVMDOM_APPEND:-}")
 	;;
 *)	die "boot: unknown arch/variant $arch $variant" ;;
 esac

@@ -33,7 +33,8 @@ say "a backend registers: modprobe iommu_kvm_mock"
 if find /lib/modules -name 'iommu_kvm_mock.ko*' | grep -q .; then
 	show modprobe iommu_kvm_mock
 	[ -d "$D" ] && show cat "$D/backends"
-	dmesg | grep -i 'iommu[_-]kvm' | tail -n 5 | sed 's/^/  dmesg: /'
+	dmesg | grep -iE 'iommu[_-]kvm' | grep -vE 'kunit|^ *(# |ok |not ok )' |
+		tail -n 5 | sed 's/^/  dmesg: /'
 else
 	echo "  iommu_kvm_mock.ko is not built"
 	rc=1
