@@ -79,14 +79,16 @@ APT_UPDATED=
 apt_update() {
 	[ -n "$APT_UPDATED" ] && return 0
 	local try
-	for try in 1 2; do
+	# A mirror caught mid-sync fails an index's size or hash check, and
+	# apt then drops the whole suite: wait and try again.
+	for try in 1 2 3 4; do
 		info "apt-get update"
 		if as_root apt-get update -q >"$LOGS/apt-update.log" 2>&1 &&
 		   ! grep -Eq '^(W|E): Failed to fetch' "$LOGS/apt-update.log"; then
 			APT_UPDATED=1
 			return 0
 		fi
-		sleep 5
+		sleep $((try * 15))
 	done
 	# Some index could not be fetched (e.g. a mirror sync in progress).
 	# What we need may still be there: let the install decide.
@@ -185,6 +187,7 @@ write_sources() {
 	URIs: $uri
 	Suites: trixie bookworm-backports
 	Components: main
+	Architectures: $(dpkg --print-architecture)
 	Signed-By: $key
 	EOS
 	cat >"$out/$EXTRA_PREFS" <<-EOS
