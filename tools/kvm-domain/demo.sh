@@ -80,5 +80,25 @@ s390x)
 	modprobe kvm 2>&1 | sed 's/^/  modprobe kvm: /' ;;
 esac
 
+# A VMM's walk through the uAPI: a KVM VM, a mock device, a KVM-backed HWPT,
+# invalidations, the VM going away, teardown; and what the edu device's
+# IOMMU (VT-d, no backend yet) offers, through VFIO's cdev.
+if [ -x /kvmdom/bin/kvm_domain_demo ] && [ -c /dev/kvm ]; then
+	say "a VMM's view: tools/kvm-domain/kvm_domain_demo"
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor"):$(cat "$d/device")" = 0x1234:0x11e8 ] || continue
+		[ -e "$d/driver" ] && echo "$(basename "$d")" >"$d/driver/unbind"
+		echo vfio-pci >"$d/driver_override"
+		echo "$(basename "$d")" >/sys/bus/pci/drivers_probe
+		echo "  edu $(basename "$d") bound to $(basename "$(readlink "$d/driver")")"
+	done
+	# Mock devices have no MSI isolation; iommufd refuses them without this
+	p=/sys/module/iommufd/parameters/allow_unsafe_interrupts
+	old=$(cat $p)
+	echo 1 >$p
+	/kvmdom/bin/kvm_domain_demo || rc=1
+	echo "$old" >$p
+fi
+
 say "demo done (rc=$rc)"
 exit $rc
