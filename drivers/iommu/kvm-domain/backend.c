@@ -37,6 +37,17 @@ iommu_kvm_ops_complete(const struct iommu_kvm_domain_ops *ops)
 }
 EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_ops_complete);
 
+/* 0, or -EINVAL if @backend lacks its name, its iommu_ops or a mandatory op */
+VISIBLE_IF_KUNIT int
+iommu_kvm_backend_check(const struct iommu_kvm_backend *backend)
+{
+	if (!backend || !backend->name || !backend->iommu_ops ||
+	    !iommu_kvm_ops_complete(backend->ops))
+		return -EINVAL;
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_backend_check);
+
 /**
  * iommu_kvm_backend_register() - Offer KVM-backed domains for an IOMMU driver
  * @backend: the backend; must stay valid until unregistered
@@ -50,11 +61,11 @@ EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_ops_complete);
 int iommu_kvm_backend_register(struct iommu_kvm_backend *backend)
 {
 	struct iommu_kvm_backend *cur;
-	int ret = 0;
+	int ret;
 
-	if (WARN_ON(!backend || !backend->name || !backend->iommu_ops ||
-		    !iommu_kvm_ops_complete(backend->ops)))
-		return -EINVAL;
+	ret = iommu_kvm_backend_check(backend);
+	if (WARN_ON(ret))
+		return ret;
 
 	mutex_lock(&iommu_kvm_registry_lock);
 	list_for_each_entry(cur, &iommu_kvm_backends, node) {

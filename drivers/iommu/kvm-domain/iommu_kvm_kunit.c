@@ -264,6 +264,11 @@ static void test_ops_complete(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, iommu_kvm_ops_complete(&ops));
 }
 
+/*
+ * What iommu_kvm_backend_register() refuses, with a WARN, before it takes any
+ * lock. The WARN itself is not triggered here: a test run must leave a clean
+ * kernel log.
+ */
 static void test_register_incomplete(struct kunit *test)
 {
 	static const struct iommu_kvm_domain_ops no_block = {
@@ -273,18 +278,29 @@ static void test_register_incomplete(struct kunit *test)
 		.attach_dev = fake_attach_dev,
 		.invalidate = fake_invalidate,
 	};
-	struct iommu_kvm_backend incomplete = {
+	struct iommu_kvm_backend b = {
 		.name = "kunit-incomplete",
 		.iommu_ops = &other_iommu_ops,
-		.ops = &no_block,
+		.ops = &fake_ops,
 	};
 
-	/* This WARNs once, by design */
-	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_backend_register(&incomplete));
-	/* And nothing was registered for other_iommu_ops */
-	incomplete.ops = &fake_ops;
-	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_backend_register(&incomplete));
-	iommu_kvm_backend_unregister(&incomplete);
+	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_backend_check(&b));
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_backend_check(NULL));
+	b.ops = &no_block;
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_backend_check(&b));
+	b.ops = NULL;
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_backend_check(&b));
+	b.ops = &fake_ops;
+	b.name = NULL;
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_backend_check(&b));
+	b.name = "kunit-incomplete";
+	b.iommu_ops = NULL;
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_backend_check(&b));
+
+	/* A complete one registers, for an IOMMU driver nobody serves yet */
+	b.iommu_ops = &other_iommu_ops;
+	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_backend_register(&b));
+	iommu_kvm_backend_unregister(&b);
 }
 
 static void test_register_duplicate(struct kunit *test)

@@ -89,6 +89,7 @@ void iommu_kvm_deliver_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 				  u64 last);
 #if IS_ENABLED(CONFIG_KUNIT)
 bool iommu_kvm_ops_complete(const struct iommu_kvm_domain_ops *ops);
+int iommu_kvm_backend_check(const struct iommu_kvm_backend *backend);
 #endif
 
 /* debugfs.c */

@@ -2376,6 +2376,94 @@ TEST_F(kvm_shared, invalidate_two_domains)
 	test_ioctl_destroy(hwpt2);
 }
 
+/* The tracefs directory, or NULL if tracefs is not there */
+static const char *tracefs(void)
+{
+	static const char * const dirs[] = {
+		"/sys/kernel/tracing", DEBUGFS "/tracing",
+	};
+	unsigned int i;
+	char path[128];
+
+	mount("tracefs", dirs[0], "tracefs", 0, NULL);
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		snprintf(path, sizeof(path), "%s/trace", dirs[i]);
+		if (!access(path, F_OK))
+			return dirs[i];
+	}
+	return NULL;
+}
+
+/* Does the trace buffer hold a line with @event and @args? */
+static bool traced(const char *buf, const char *event, const char *args)
+{
+	const char *l;
+
+	for (l = strstr(buf, event); l; l = strstr(l + 1, event)) {
+		const char *eol = strchr(l, '\n');
+
+		if (l[strlen(event)] != ':')
+			continue;
+		if (!eol)
+			eol = l + strlen(l);
+		if (memmem(l, eol - l, args, strlen(args)))
+			return true;
+	}
+	return false;
+}
+
+/* Every tracepoint of a domain's life fires, with the domain's ID */
+TEST_F(kvm_shared, tracepoints)
+{
+	struct iommu_kvm_mock_info info, before;
+	char path[160], want[128], mockname[32];
+	const char *dir = tracefs();
+	static char buf[1 << 16];
+	__u32 hwpt_id, id;
+
+	if (!dir)
+		SKIP(return, "no tracefs (CONFIG_TRACING)");
+	snprintf(path, sizeof(path), "%s/events/iommu_kvm/enable", dir);
+	/* The framework is in: its events must be */
+	ASSERT_EQ(0, access(path, W_OK));
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	ASSERT_EQ(0, write_file(path, "\n"));	/* clear */
+	snprintf(path, sizeof(path), "%s/events/iommu_kvm/enable", dir);
+	ASSERT_EQ(0, write_file(path, "1"));
+
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
+	test_cmd_mock_info(self->k.mock_fd, &before);
+	id = before.out_domain_id;
+	ASSERT_EQ(0, madvise(self->mem1, 0x1000, MADV_DONTNEED));
+	ASSERT_EQ(0, close(self->k.vm_fd));
+	self->k.vm_fd = -1;
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(IOMMU_KVM_MOCK_INFO_KVM | IOMMU_KVM_MOCK_INFO_DEAD,
+		  info.out_flags);
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+
+	ASSERT_EQ(0, write_file(path, "0"));
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	ASSERT_LT(0, read_file(path, buf, sizeof(buf)));
+
+	snprintf(mockname, sizeof(mockname), "dev=iommu_kvm_mock");
+	snprintf(want, sizeof(want),
+		 "domain=%u backend=mock format=selftest-shared", id);
+	EXPECT_TRUE(traced(buf, "iommu_kvm_domain_alloc", want));
+	snprintf(want, sizeof(want), "domain=%u %s", id, mockname);
+	EXPECT_TRUE(traced(buf, "iommu_kvm_attach", want));
+	EXPECT_TRUE(traced(buf, "iommu_kvm_detach", want));
+	snprintf(want, sizeof(want), "domain=%u start=0x%llx last=0x%llx", id,
+		 SLOT1_GPA, SLOT1_GPA + 0xfff);
+	EXPECT_TRUE(traced(buf, "iommu_kvm_invalidate", want));
+	snprintf(want, sizeof(want), "domain=%u", id);
+	EXPECT_TRUE(traced(buf, "iommu_kvm_block", want));
+	EXPECT_TRUE(traced(buf, "iommu_kvm_domain_free", want));
+	if (!__test_passed(_metadata))
+		fprintf(stderr, "# trace:\n%s", buf);
+}
+
 /* kvm_shadow: what only the shadow format does */
 FIXTURE(kvm_shadow)
 {
