@@ -69,6 +69,19 @@ static const char *exit_name(unsigned int reason)
 	}
 }
 
+/* One KVM_RUN, with its outcome as a TAP comment */
+static int run_vcpu(int vcpu, struct kvm_run *run)
+{
+	int ret = ioctl(vcpu, KVM_RUN, 0);
+
+	if (ret)
+		printf("# KVM_RUN: %s\n", strerror(errno));
+	else
+		printf("# exit reason %u (%s)\n", run->exit_reason,
+		       exit_name(run->exit_reason));
+	return ret;
+}
+
 int main(void)
 {
 	const int planned = 6;
@@ -132,24 +145,14 @@ int main(void)
 	if (ret)
 		return bail(planned, "no vCPU");
 
-	ret = ioctl(vcpu, KVM_RUN, 0);
-	if (ret)
-		printf("# KVM_RUN: %s\n", strerror(errno));
-	else
-		printf("# exit reason %u (%s)\n", run->exit_reason,
-		       exit_name(run->exit_reason));
+	ret = run_vcpu(vcpu, run);
 	tap(ret == 0 && run->exit_reason == KVM_EXIT_IO &&
 	    run->io.direction == KVM_EXIT_IO_OUT && run->io.port == 0x3f8 &&
 	    run->io.size == 1 &&
 	    *((char *)run + run->io.data_offset) == 'K',
 	    "KVM_RUN exits with KVM_EXIT_IO: out 'K' to port 0x3f8");
 
-	ret = ioctl(vcpu, KVM_RUN, 0);
-	if (ret)
-		printf("# KVM_RUN: %s\n", strerror(errno));
-	else
-		printf("# exit reason %u (%s)\n", run->exit_reason,
-		       exit_name(run->exit_reason));
+	ret = run_vcpu(vcpu, run);
 	tap(ret == 0 && run->exit_reason == KVM_EXIT_HLT,
 	    "KVM_RUN exits with KVM_EXIT_HLT");
 
