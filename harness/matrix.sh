@@ -7,19 +7,28 @@
 # requested combination is configured (tinyconfig + the test kernel's
 # fragments + the combination, merge_config.sh + olddefconfig) and the
 # resulting .config is compared with the request:
-#   - every symbol as requested: build vmlinux + modules in
-#     $CACHE/build/matrix-<arch> (kbuild rebuilds only what the change
-#     touches) and count the build as one check;
+#   - every symbol as requested: build vmlinux + modules in the
+#     combination's own directory $CACHE/build/matrix-<arch>/<combination>
+#     and count the build as one check.  A new directory starts as a copy of
+#     the previous combination's, which differs in one symbol, so kbuild
+#     rebuilds only what that symbol touches; a re-run rebuilds only what
+#     changed since the directory's last build;
 #   - otherwise: "n/a (Kconfig: X forced to Y)", not built, not counted.
+#
+# Configuring is deterministic in its inputs: the Kconfig files of the tree
+# (pristine, named by the base version, plus the project's own and patched
+# Kconfig files, by content), the fragments, the combination and the
+# compiler.  Its result is kept under a hash of those inputs, so a re-run
+# that changed none of them does not run merge_config.sh again.
 
 . "$(dirname "$0")/lib.sh"
 
 arch=$1
 C=$REPO/configs
 table=${KVMDOM_MATRIX:-$C/matrix.tsv}
-out=$BUILD/matrix-$arch
-cfg=$out.kconfig
-mkdir -p "$out" "$cfg" "$LOGS"
+out=$BUILD/matrix-$arch		# one directory per combination
+cfg=$BUILD/matrix-$arch.kconfig	# configuring; cache/ keeps the results
+mkdir -p "$out" "$cfg/cache" "$LOGS"
 log=$LOGS/matrix-$arch.log
 : >"$log"
 case $arch in
@@ -28,17 +37,17 @@ s390x)	karch=s390 ;;
 *)	die "matrix: unknown arch $arch" ;;
 esac
 # The test kernel's own fragments, so the combination equal to the test
-# kernel (the first one, see the table) is already built: the matrix build
-# directory starts as a copy of the test kernel's.
+# kernel (the first one, see the table) is already built: its directory
+# starts as a copy of the test kernel's.
 case $arch in
 x86_64)	frags=("$C/common.config" "$C/x86_64.config" "$C/debug.config" "$C/kvm-domain.config") ;;
 s390x)	frags=("$C/common.config" "$C/s390x.config" "$C/kvm-domain.config") ;;
 esac
-if [ ! -f "$out/.config" ] && [ -f "$BUILD/$arch/vmlinux" ]; then
-	info "matrix $arch: seeding $out from $BUILD/$arch"
+# Before per-combination directories, $out was one build directory.
+if [ -f "$out/.config" ]; then
+	info "matrix $arch: removing the old single build directory $out"
 	rm -rf "$out"
-	cp -a "$BUILD/$arch" "$out"
-	rm -rf "$out/mods" "$out/hdr" "$out/user"
+	mkdir -p "$out"
 fi
 
 # symbols and values of this arch, in table order
@@ -73,8 +82,33 @@ done
 
 echo "base: $(base_version "$SRC")"
 info "matrix $arch: ${#combos[@]} combinations of ${syms[*]} (table: $table)"
-kmake "$arch" "$cfg" tinyconfig >>"$log" 2>&1 || { show_tail "$log"; die "tinyconfig failed"; }
-cp "$cfg/.config" "$cfg/tiny.config"
+
+# Inputs of configuring, except the fragments and the combination.
+kconfig_inputs() {
+	base_version "$SRC"
+	echo "$arch"
+	"$(cross_prefix "$arch")gcc" --version | head -n1
+	"$(cross_prefix "$arch")ld" --version | head -n1
+	cat "$CACHE/overlay.list" "$CACHE/patched.list" 2>/dev/null |
+		{ grep -E '(^|/)Kconfig[^/]*$' || true; } | LC_ALL=C sort -u |
+		while read -r f; do
+			if [ -f "$SRC/$f" ]; then
+				echo "$f $(sha256sum <"$SRC/$f")"
+			fi
+		done
+	cat "$0"
+}
+kfp=$(kconfig_inputs | sha256sum | cut -c1-16)
+# (No file named tiny.config in $cfg: "make tinyconfig" makes the target
+# tiny.config, and would take such a file for an up-to-date target and give
+# plain allnoconfig.)
+rm -f "$cfg/tiny.config"
+if [ ! -f "$cfg/cache/$kfp.tiny" ]; then
+	rm -rf "$cfg/cache"
+	mkdir -p "$cfg/cache"
+	kmake "$arch" "$cfg" tinyconfig >>"$log" 2>&1 || { show_tail "$log"; die "tinyconfig failed"; }
+	cp "$cfg/.config" "$cfg/cache/$kfp.tiny"
+fi
 
 got() {
 	local v
@@ -82,16 +116,28 @@ got() {
 	echo "${v:-n}"
 }
 
-rc=0 built=0 na=0
+rc=0 built=0 na=0 prev= cached=0
+keep=()
 for c in "${combos[@]}"; do
 	c=${c# }
 	name="matrix $arch: $c"
+	slug=$(echo "$c" | tr " =" --)
+	dir=$out/$slug
 	printf '%s\n' $c | sed 's/^/CONFIG_/' >"$cfg/combo.config"
-	cp "$cfg/tiny.config" "$cfg/.config"
-	{
-		(cd "$SRC" && ARCH=$karch scripts/kconfig/merge_config.sh -m -O "$cfg" "$cfg/.config" "${frags[@]}" "$cfg/combo.config")
-		KCONFIG_WARN_UNKNOWN_SYMBOLS=1 kmake "$arch" "$cfg" olddefconfig
-	} >"$cfg/log" 2>&1 || { cat "$cfg/log" >>"$log"; result FAIL "$name" "kconfig failed"; rc=1; continue; }
+	key=$(cat "${frags[@]}" "$cfg/combo.config" | sha256sum | cut -c1-16)
+	if [ -f "$cfg/cache/$key.config" ] && [ -f "$cfg/cache/$key.log" ]; then
+		cp "$cfg/cache/$key.config" "$cfg/.config"
+		cp "$cfg/cache/$key.log" "$cfg/log"
+		cached=$((cached + 1))
+	else
+		cp "$cfg/cache/$kfp.tiny" "$cfg/.config"
+		{
+			(cd "$SRC" && ARCH=$karch scripts/kconfig/merge_config.sh -m -O "$cfg" "$cfg/.config" "${frags[@]}" "$cfg/combo.config")
+			KCONFIG_WARN_UNKNOWN_SYMBOLS=1 kmake "$arch" "$cfg" olddefconfig
+		} >"$cfg/log" 2>&1 || { cat "$cfg/log" >>"$log"; result FAIL "$name" "kconfig failed"; rc=1; continue; }
+		cp "$cfg/.config" "$cfg/cache/$key.config"
+		cp "$cfg/log" "$cfg/cache/$key.log"
+	fi
 	forced= produced=
 	for kv in $c; do
 		s=${kv%%=*} want=${kv#*=} have=$(got "${kv%%=*}")
@@ -108,11 +154,24 @@ for c in "${combos[@]}"; do
 		na=$((na + 1))
 		continue
 	fi
-	cmp -s "$cfg/.config" "$out/.config" || cp "$cfg/.config" "$out/.config"
+	keep+=("$slug")
+	if [ ! -f "$dir/.config" ]; then
+		# Seed: the previous combination (one symbol away), or for the
+		# first one the test kernel's build directory.
+		seed=${prev:-$BUILD/$arch}
+		rm -rf "$dir"
+		if [ -f "$seed/vmlinux" ]; then
+			cp -a "$seed" "$dir"
+			rm -rf "$dir/mods" "$dir/hdr" "$dir/user"
+		fi
+		mkdir -p "$dir"
+	fi
+	cmp -s "$cfg/.config" "$dir/.config" || cp "$cfg/.config" "$dir/.config"
 	start=$SECONDS
 	echo "=== $c" >>"$log"
-	if kmake "$arch" "$out" vmlinux modules >>"$log" 2>&1; then
+	if kmake "$arch" "$dir" vmlinux modules >>"$log" 2>&1; then
 		result PASS "$name" "$((SECONDS - start))s; $extra"
+		prev=$dir
 	else
 		grep -E '(error|Error|ERROR)[: ]' "$log" | tail -n 20
 		show_tail "$log" 15
@@ -121,5 +180,11 @@ for c in "${combos[@]}"; do
 	fi
 	built=$((built + 1))
 done
-info "matrix $arch: $built built, $na n/a"
+# Directories of combinations no longer in the table.
+for d in "$out"/*/; do
+	[ -d "$d" ] || continue
+	d=${d%/}
+	case " ${keep[*]} " in *" ${d##*/} "*) ;; *) rm -rf "$d" ;; esac
+done
+info "matrix $arch: $built built, $na n/a; $cached of ${#combos[@]} configurations reused (Kconfig inputs unchanged)"
 exit $rc

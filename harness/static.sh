@@ -16,6 +16,14 @@
 #   coccicheck            MODE=report, M= each directory that is entirely the
 #                         project's, and M= each new file in a shared directory
 #   kernel-doc -none -Wall  the new .c/.h files, per directory
+#
+# checkpatch and coccicheck are deterministic in their inputs, so their
+# findings are kept under a hash of those inputs ($CACHE/static-cache) and
+# reused while none of them changed: for checkpatch the patch without its
+# commit id and date (they change with every commit of the series), for
+# coccicheck the target's files and every header the project adds or
+# patches (other headers are pristine, named by the base version).  The
+# tools and this script are part of every key.
 
 . "$(dirname "$0")/lib.sh"
 
@@ -44,16 +52,27 @@ ours_filter() {
 }
 
 count_findings() {
-	# count_findings NAME LOG PATTERN: report lines of LOG matching PATTERN
-	local name=$1 findings=$2
+	# count_findings NAME FINDINGS [NOTE]: one check, failed by any line
+	local name=$1 findings=$2 note=${3:+; $3}
 	if [ -s "$findings" ]; then
 		sed 's/^/    /' "$findings"
-		result FAIL "static: $name" "$(wc -l <"$findings") findings"
+		result FAIL "static: $name" "$(wc -l <"$findings") findings$note"
 		rc=1
 	else
-		result PASS "static: $name" "0 findings"
+		result PASS "static: $name" "0 findings$note"
 	fi
 }
+
+# Results of earlier runs, by hash of their inputs.
+SC=$CACHE/static-cache
+mkdir -p "$SC"
+REUSED="inputs unchanged, result of an earlier run"
+tools_key=$( {
+	base_version "$SRC"
+	spatch --version 2>&1 | head -n1
+	gcc --version | head -n1
+	cat "$0"
+} | sha256sum | cut -c1-16)
 
 # ---- checkpatch -------------------------------------------------------------
 # FILE_PATH_CHANGES ("does MAINTAINERS need updating?") is ignored: the new
@@ -63,18 +82,26 @@ count_findings() {
 	{ show_tail "$LOGS/series-for-static.log"; result FAIL "static: checkpatch" "could not generate the series"; rc=1; }
 for p in "$CACHE"/series/*.patch; do
 	[ -e "$p" ] || break
+	name="checkpatch --strict $(basename "$p")"
+	key=cp-$( { echo "$tools_key"; sed -e '1{/^From [0-9a-f]* /d}' -e '/^Date: /d' "$p"; } |
+		sha256sum | cut -c1-16)
+	if [ -f "$SC/$key" ]; then
+		count_findings "$name" "$SC/$key" "$REUSED"
+		continue
+	fi
 	out=$(cd "$SRC" && perl scripts/checkpatch.pl --strict --ignore FILE_PATH_CHANGES --showfile "$p" 2>&1 || true)
 	tot=$(echo "$out" | sed -n 's/^total: \([0-9]*\) errors, \([0-9]*\) warnings, \([0-9]*\) checks.*/\1 \2 \3/p' | tail -n1)
 	if [ -z "$tot" ]; then
 		echo "$out" | sed 's/^/    /'
-		result FAIL "static: checkpatch --strict $(basename "$p")" "no summary from checkpatch"
+		result FAIL "static: $name" "no summary from checkpatch"
 		rc=1
 	elif [ "$tot" = "0 0 0" ]; then
-		result PASS "static: checkpatch --strict $(basename "$p")" "0 findings"
+		: >"$SC/$key"
+		result PASS "static: $name" "0 findings"
 	else
 		echo "$out" | grep -E -A3 ': (ERROR|WARNING|CHECK):' | sed 's/^/    /' || true
 		set -- $tot
-		result FAIL "static: checkpatch --strict $(basename "$p")" "$1 errors, $2 warnings, $3 checks"
+		result FAIL "static: $name" "$1 errors, $2 warnings, $3 checks"
 		rc=1
 	fi
 done
@@ -136,8 +163,26 @@ for d in $(grep -E '\.(c|h)$' "$ovl" | grep -v '^tools/' | xargs -r -n1 dirname 
 		targets+=($(grep -E "^$d/[^/]*\.[ch]$" "$ovl"))
 	fi
 done
+# Every header the project adds or patches: --all-includes rules may read
+# any of them.
+hdr_key=$(cat "$ovl" "$CACHE/patched.list" 2>/dev/null | { grep '\.h$' || true; } |
+	LC_ALL=C sort -u | while read -r f; do
+		if [ -f "$SRC/$f" ]; then
+			echo "$f $(sha256sum <"$SRC/$f")"
+		fi
+	done | sha256sum | cut -c1-16)
 for t in "${targets[@]}"; do
 	log=$LOGS/static-cocci-$(echo "$t" | tr / _).log
+	key=cocci-$( {
+		echo "$tools_key $hdr_key $t"
+		find "$SRC/$t" -type f -name '*.[ch]' | LC_ALL=C sort | while read -r f; do
+			echo "${f#"$SRC/"} $(sha256sum <"$f")"
+		done
+	} | sha256sum | cut -c1-16)
+	if [ -f "$SC/$key" ]; then
+		count_findings "coccicheck $t" "$SC/$key" "$REUSED"
+		continue
+	fi
 	info "coccicheck MODE=report M=$t"
 	if ! kmake x86_64 "$ST" coccicheck MODE=report M="$SRC/$t" >"$log" 2>&1; then
 		show_tail "$log" 20
@@ -150,6 +195,7 @@ for t in "${targets[@]}"; do
 	grep -E "^$SRC/|^[a-z].*:[0-9]+:[0-9]+-[0-9]+: " "$log" | sed "s|^$SRC/||" |
 		grep -F -f "$ovl" >>"$LOGS/static.tmp" || true
 	LC_ALL=C sort -u -o "$LOGS/static.tmp" "$LOGS/static.tmp"
+	cp "$LOGS/static.tmp" "$SC/$key"
 	count_findings "coccicheck $t" "$LOGS/static.tmp"
 done
 
