@@ -13,26 +13,23 @@
 
 arch=$1
 out=$BUILD/$arch
-C=$REPO/configs
 mkdir -p "$LOGS"
 log=$LOGS/build-$arch.log
 
 case $arch in
-x86_64)	frags=("$C/common.config" "$C/x86_64.config" "$C/debug.config" "$C/kvm-domain.config")
+x86_64|s390x)
 	targets=(bzImage modules) ;;
-s390x)	frags=("$C/common.config" "$C/s390x.config" "$C/kvm-domain.config")
-	targets=(bzImage modules) ;;
-arm64)	frags=("$C/arm64.config")
-	# Only the directories the project adds code to, plus KVM (which
+arm64)	# Only the directories the project adds code to, plus KVM (which
 	# hosts virt/kvm/ on every architecture).
 	targets=(drivers/iommu/ arch/arm64/kvm/) ;;
 *)	die "unknown arch $arch" ;;
 esac
+mapfile -t frags < <(test_kernel_frags "$arch")
 
 echo "base: $(base_version "$SRC")"
 info "$arch: configuring $out"
 if "$HARNESS_DIR/kconfig.sh" "$arch" "$out" "${frags[@]}"; then
-	result PASS "$arch: config" "fragments: $(cd "$C" && for f in "${frags[@]}"; do printf '%s ' "$(basename "$f")"; done)"
+	result PASS "$arch: config" "fragments: ${frags[*]##*/}"
 else
 	result FAIL "$arch: config" "requested symbols missing, see above"
 fi

@@ -22,13 +22,6 @@ cfgdir=$out.kconfig
 mkdir -p "$cfgdir" "$out"
 log=$LOGS/kconfig-$(basename "$out").log
 
-case $arch in
-x86_64)	karch=x86 ;;
-s390x)	karch=s390 ;;
-arm64)	karch=arm64 ;;
-*)	die "unknown arch $arch" ;;
-esac
-
 frags=()
 for f in "$@"; do
 	[ -f "$f" ] || die "config fragment $f does not exist"
@@ -36,12 +29,11 @@ for f in "$@"; do
 done
 set -- "${frags[@]}"
 
-# KCONFIG_WARN_UNKNOWN_SYMBOLS makes olddefconfig name every requested
-# symbol that no (sourced) Kconfig defines.
+# merge_fragments has olddefconfig name every requested symbol that no
+# (sourced) Kconfig defines.
 {
 	kmake "$arch" "$cfgdir" tinyconfig
-	(cd "$SRC" && ARCH=$karch scripts/kconfig/merge_config.sh -m -O "$cfgdir" "$cfgdir/.config" "$@")
-	KCONFIG_WARN_UNKNOWN_SYMBOLS=1 kmake "$arch" "$cfgdir" olddefconfig
+	merge_fragments "$arch" "$cfgdir" "$@"
 } >"$log" 2>&1 || { show_tail "$log"; die "kconfig for $arch failed"; }
 sed -n 's/.*warning: unknown symbol: \([A-Za-z0-9_]*\).*/CONFIG_\1/p' "$log" | LC_ALL=C sort -u >"$cfgdir/unknown-symbols"
 

@@ -60,6 +60,58 @@ kmake() {
 	locked make -C "$SRC" O="$out" -j"$JOBS" "${cross[@]}" "$@"
 }
 
+# The kernel's ARCH= for an architecture.
+kernel_arch() {
+	case $1 in
+	x86_64)	echo x86 ;;
+	s390x)	echo s390 ;;
+	*)	echo "$1" ;;
+	esac
+}
+
+# The config fragments of the test kernel of an architecture, one per line
+# (build.sh; the Kconfig matrix puts its combinations on top of them).
+test_kernel_frags() {
+	local C=$REPO/configs
+	case $1 in
+	x86_64)	printf '%s\n' "$C/common.config" "$C/x86_64.config" "$C/debug.config" "$C/kvm-domain.config" ;;
+	s390x)	printf '%s\n' "$C/common.config" "$C/s390x.config" "$C/kvm-domain.config" ;;
+	arm64)	printf '%s\n' "$C/arm64.config" ;;
+	*)	die "no config fragments for arch $1" ;;
+	esac
+}
+
+# merge_fragments <arch> <dir> fragment...: merge the fragments into
+# <dir>/.config and complete it with olddefconfig, warning about symbols
+# Kconfig does not know.
+merge_fragments() {
+	local arch=$1 dir=$2
+	shift 2
+	(cd "$SRC" && ARCH=$(kernel_arch "$arch") scripts/kconfig/merge_config.sh -m -O "$dir" "$dir/.config" "$@") &&
+		KCONFIG_WARN_UNKNOWN_SYMBOLS=1 kmake "$arch" "$dir" olddefconfig
+}
+
+# ---- cache keys -------------------------------------------------------------
+# A cache key: 16 hex digits of the SHA-256 of stdin.
+digest() { sha256sum | cut -c1-16; }
+
+# stdin: paths relative to $SRC; stdout: "path sha256" for each that exists.
+file_digests() {
+	local f
+	while read -r f; do
+		if [ -f "$SRC/$f" ]; then
+			echo "$f $(sha256sum <"$SRC/$f")"
+		fi
+	done
+}
+
+# The files the project adds or patches whose path matches an ERE, sorted
+# (the lists prepare.sh writes).
+managed_files() {
+	cat "$CACHE/overlay.list" "$CACHE/patched.list" 2>/dev/null |
+		{ grep -E "$1" || true; } | LC_ALL=C sort -u
+}
+
 # Tail of a log, for failure reports.
 show_tail() {
 	local log=$1 n=${2:-40}

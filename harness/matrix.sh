@@ -32,23 +32,13 @@ mkdir -p "$out" "$cfg/cache" "$LOGS"
 log=$LOGS/matrix-$arch.log
 : >"$log"
 case $arch in
-x86_64)	karch=x86 ;;
-s390x)	karch=s390 ;;
+x86_64|s390x) ;;
 *)	die "matrix: unknown arch $arch" ;;
 esac
 # The test kernel's own fragments, so the combination equal to the test
 # kernel (the first one, see the table) is already built: its directory
 # starts as a copy of the test kernel's.
-case $arch in
-x86_64)	frags=("$C/common.config" "$C/x86_64.config" "$C/debug.config" "$C/kvm-domain.config") ;;
-s390x)	frags=("$C/common.config" "$C/s390x.config" "$C/kvm-domain.config") ;;
-esac
-# Before per-combination directories, $out was one build directory.
-if [ -f "$out/.config" ]; then
-	info "matrix $arch: removing the old single build directory $out"
-	rm -rf "$out"
-	mkdir -p "$out"
-fi
+mapfile -t frags < <(test_kernel_frags "$arch")
 
 # symbols and values of this arch, in table order
 syms=() vals=()
@@ -89,16 +79,10 @@ kconfig_inputs() {
 	echo "$arch"
 	"$(cross_prefix "$arch")gcc" --version | head -n1
 	"$(cross_prefix "$arch")ld" --version | head -n1
-	cat "$CACHE/overlay.list" "$CACHE/patched.list" 2>/dev/null |
-		{ grep -E '(^|/)Kconfig[^/]*$' || true; } | LC_ALL=C sort -u |
-		while read -r f; do
-			if [ -f "$SRC/$f" ]; then
-				echo "$f $(sha256sum <"$SRC/$f")"
-			fi
-		done
+	managed_files '(^|/)Kconfig[^/]*$' | file_digests
 	cat "$0"
 }
-kfp=$(kconfig_inputs | sha256sum | cut -c1-16)
+kfp=$(kconfig_inputs | digest)
 # (No file named tiny.config in $cfg: "make tinyconfig" makes the target
 # tiny.config, and would take such a file for an up-to-date target and give
 # plain allnoconfig.)
@@ -124,17 +108,15 @@ for c in "${combos[@]}"; do
 	slug=$(echo "$c" | tr " =" --)
 	dir=$out/$slug
 	printf '%s\n' $c | sed 's/^/CONFIG_/' >"$cfg/combo.config"
-	key=$(cat "${frags[@]}" "$cfg/combo.config" | sha256sum | cut -c1-16)
+	key=$(cat "${frags[@]}" "$cfg/combo.config" | digest)
 	if [ -f "$cfg/cache/$key.config" ] && [ -f "$cfg/cache/$key.log" ]; then
 		cp "$cfg/cache/$key.config" "$cfg/.config"
 		cp "$cfg/cache/$key.log" "$cfg/log"
 		cached=$((cached + 1))
 	else
 		cp "$cfg/cache/$kfp.tiny" "$cfg/.config"
-		{
-			(cd "$SRC" && ARCH=$karch scripts/kconfig/merge_config.sh -m -O "$cfg" "$cfg/.config" "${frags[@]}" "$cfg/combo.config")
-			KCONFIG_WARN_UNKNOWN_SYMBOLS=1 kmake "$arch" "$cfg" olddefconfig
-		} >"$cfg/log" 2>&1 || { cat "$cfg/log" >>"$log"; result FAIL "$name" "kconfig failed"; rc=1; continue; }
+		merge_fragments "$arch" "$cfg" "${frags[@]}" "$cfg/combo.config" >"$cfg/log" 2>&1 ||
+			{ cat "$cfg/log" >>"$log"; result FAIL "$name" "kconfig failed"; rc=1; continue; }
 		cp "$cfg/.config" "$cfg/cache/$key.config"
 		cp "$cfg/log" "$cfg/cache/$key.log"
 	fi
@@ -180,10 +162,9 @@ for c in "${combos[@]}"; do
 	fi
 	built=$((built + 1))
 done
-# Directories of combinations no longer in the table.
-for d in "$out"/*/; do
-	[ -d "$d" ] || continue
-	d=${d%/}
+# Everything else in $out: combinations no longer in the table (or no longer
+# allowed), and what an older layout (one shared build directory) left.
+find "$out" -mindepth 1 -maxdepth 1 -print0 | while IFS= read -r -d '' d; do
 	case " ${keep[*]} " in *" ${d##*/} "*) ;; *) rm -rf "$d" ;; esac
 done
 info "matrix $arch: $built built, $na n/a; $cached of ${#combos[@]} configurations reused (Kconfig inputs unchanged)"

@@ -72,7 +72,7 @@ tools_key=$( {
 	spatch --version 2>&1 | head -n1
 	gcc --version | head -n1
 	cat "$0"
-} | sha256sum | cut -c1-16)
+} | digest)
 
 # ---- checkpatch -------------------------------------------------------------
 # FILE_PATH_CHANGES ("does MAINTAINERS need updating?") is ignored: the new
@@ -83,8 +83,7 @@ tools_key=$( {
 for p in "$CACHE"/series/*.patch; do
 	[ -e "$p" ] || break
 	name="checkpatch --strict $(basename "$p")"
-	key=cp-$( { echo "$tools_key"; sed -e '1{/^From [0-9a-f]* /d}' -e '/^Date: /d' "$p"; } |
-		sha256sum | cut -c1-16)
+	key=cp-$( { echo "$tools_key"; sed -e '1{/^From [0-9a-f]* /d}' -e '/^Date: /d' "$p"; } | digest)
 	if [ -f "$SC/$key" ]; then
 		count_findings "$name" "$SC/$key" "$REUSED"
 		continue
@@ -165,20 +164,13 @@ for d in $(grep -E '\.(c|h)$' "$ovl" | grep -v '^tools/' | xargs -r -n1 dirname 
 done
 # Every header the project adds or patches: --all-includes rules may read
 # any of them.
-hdr_key=$(cat "$ovl" "$CACHE/patched.list" 2>/dev/null | { grep '\.h$' || true; } |
-	LC_ALL=C sort -u | while read -r f; do
-		if [ -f "$SRC/$f" ]; then
-			echo "$f $(sha256sum <"$SRC/$f")"
-		fi
-	done | sha256sum | cut -c1-16)
+hdr_key=$(managed_files '\.h$' | file_digests | digest)
 for t in "${targets[@]}"; do
 	log=$LOGS/static-cocci-$(echo "$t" | tr / _).log
 	key=cocci-$( {
 		echo "$tools_key $hdr_key $t"
-		find "$SRC/$t" -type f -name '*.[ch]' | LC_ALL=C sort | while read -r f; do
-			echo "${f#"$SRC/"} $(sha256sum <"$f")"
-		done
-	} | sha256sum | cut -c1-16)
+		(cd "$SRC" && find "$t" -type f -name '*.[ch]') | LC_ALL=C sort | file_digests
+	} | digest)
 	if [ -f "$SC/$key" ]; then
 		count_findings "coccicheck $t" "$SC/$key" "$REUSED"
 		continue
