@@ -2416,20 +2416,19 @@ static bool traced(const char *buf, const char *event, const char *args)
 TEST_F(kvm_shared, tracepoints)
 {
 	struct iommu_kvm_mock_info info, before;
-	char path[160], want[128], mockname[32];
+	char enable[160], trace[160], want[128];
 	const char *dir = tracefs();
 	static char buf[1 << 16];
 	__u32 hwpt_id, id;
 
 	if (!dir)
 		SKIP(return, "no tracefs (CONFIG_TRACING)");
-	snprintf(path, sizeof(path), "%s/events/iommu_kvm/enable", dir);
+	snprintf(enable, sizeof(enable), "%s/events/iommu_kvm/enable", dir);
+	snprintf(trace, sizeof(trace), "%s/trace", dir);
 	/* The framework is in: its events must be */
-	ASSERT_EQ(0, access(path, W_OK));
-	snprintf(path, sizeof(path), "%s/trace", dir);
-	ASSERT_EQ(0, write_file(path, "\n"));	/* clear */
-	snprintf(path, sizeof(path), "%s/events/iommu_kvm/enable", dir);
-	ASSERT_EQ(0, write_file(path, "1"));
+	ASSERT_EQ(0, access(enable, W_OK));
+	ASSERT_EQ(0, write_file(trace, "\n"));	/* clear */
+	ASSERT_EQ(0, write_file(enable, "1"));
 
 	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
 	test_cmd_mock_info(self->k.mock_fd, &before);
@@ -2443,15 +2442,13 @@ TEST_F(kvm_shared, tracepoints)
 	test_cmd_mock_detach(self->k.mock_fd);
 	test_ioctl_destroy(hwpt_id);
 
-	ASSERT_EQ(0, write_file(path, "0"));
-	snprintf(path, sizeof(path), "%s/trace", dir);
-	ASSERT_LT(0, read_file(path, buf, sizeof(buf)));
+	ASSERT_EQ(0, write_file(enable, "0"));
+	ASSERT_LT(0, read_file(trace, buf, sizeof(buf)));
 
-	snprintf(mockname, sizeof(mockname), "dev=iommu_kvm_mock");
 	snprintf(want, sizeof(want),
 		 "domain=%u backend=mock format=selftest-shared", id);
 	EXPECT_TRUE(traced(buf, "iommu_kvm_domain_alloc", want));
-	snprintf(want, sizeof(want), "domain=%u %s", id, mockname);
+	snprintf(want, sizeof(want), "domain=%u dev=iommu_kvm_mock", id);
 	EXPECT_TRUE(traced(buf, "iommu_kvm_attach", want));
 	EXPECT_TRUE(traced(buf, "iommu_kvm_detach", want));
 	snprintf(want, sizeof(want), "domain=%u start=0x%llx last=0x%llx", id,
@@ -2929,13 +2926,13 @@ static void fault_inject_setup(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/failslab/ignore-gfp-wait", "N"));
 	/* Probability-based injection, if any is set up, stays off this task */
 	ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/failslab/task-filter", "Y"));
-	if (!access(DEBUGFS "/fail_page_alloc", F_OK)) {
+	if (!access(FAIL_PAGE, F_OK)) {
 		ASSERT_EQ(0, fault_knob_set(knobs, FAIL_PAGE "/ignore-gfp-wait",
 					    "N"));
 		ASSERT_EQ(0, fault_knob_set(knobs, FAIL_PAGE "/ignore-gfp-highmem",
 					    "N"));
 		ASSERT_EQ(0, fault_knob_set(knobs, FAIL_PAGE "/min-order", "0"));
-		ASSERT_EQ(0, fault_knob_set(knobs, DEBUGFS "/fail_page_alloc/task-filter", "Y"));
+		ASSERT_EQ(0, fault_knob_set(knobs, FAIL_PAGE "/task-filter", "Y"));
 	} else {
 		TH_LOG("no fail_page_alloc (CONFIG_FAIL_PAGE_ALLOC): slab allocations only");
 	}
