@@ -25,8 +25,13 @@ OVERLAY_EXCLUDE="tools/kvm-domain/"
 # Patch series; KVMDOM_PATCHES= (empty) disables it like the overlay.
 PATCHES=${KVMDOM_PATCHES-$REPO/patches}
 
-KSRC_PKG=linux-source-6.12
-KSRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
+# The base: one variable.  Debian's linux-source-$KSRC_VERSION, from the
+# suite KSRC_SUITE (derived from the machine's own apt sources, never named
+# by host).
+KSRC_VERSION=${KVMDOM_BASE:-7.3}
+KSRC_PKG=linux-source-$KSRC_VERSION
+KSRC_TARBALL=/usr/src/linux-source-$KSRC_VERSION.tar.xz
+KSRC_SUITE=trixie-backports
 QEMU_MIN_MAJOR=10
 BUILD_LOCK=/tmp/kvmdom-build.lock
 JOBS=${KVMDOM_JOBS:-2}
@@ -74,7 +79,7 @@ kernel_arch() {
 test_kernel_frags() {
 	local C=$REPO/configs
 	case $1 in
-	x86_64)	printf '%s\n' "$C/common.config" "$C/x86_64.config" "$C/debug.config" "$C/kvm-domain.config" ;;
+	x86_64)	printf '%s\n' "$C/common.config" "$C/x86_64.config" "$C/debug.config" "$C/iommufd-selftest.config" "$C/kvm-domain.config" ;;
 	s390x)	printf '%s\n' "$C/common.config" "$C/s390x.config" "$C/kvm-domain.config" ;;
 	arm64)	printf '%s\n' "$C/arm64.config" ;;
 	*)	die "no config fragments for arch $1" ;;
@@ -122,7 +127,7 @@ show_tail() {
 }
 
 # The base the tree was made from, e.g.
-#   base: Linux 6.12.117 (linux-source-6.12 6.12.117-1)
+#   base: Linux 7.3.4 (linux-source-7.3 7.3.4-1~bpo13+1)
 base_version() {
 	local mk=${1:-$PRISTINE}/Makefile v p s e pkg
 	v=$(sed -n 's/^VERSION = //p' "$mk")
@@ -131,6 +136,42 @@ base_version() {
 	e=$(sed -n 's/^EXTRAVERSION = *//p' "$mk")
 	pkg=$(dpkg-query -W -f='${Version}' "$KSRC_PKG" 2>/dev/null || echo unknown)
 	echo "Linux $v.$p.$s$e ($KSRC_PKG $pkg)"
+}
+
+# ---- the machine's own Debian archive -------------------------------------
+# Print the archive URI and Signed-By of the stanza serving suite $2 from a
+# deb822 file $1.
+deb822_uri() {
+	awk -v want="$2" '
+		function flush() {
+			if (uri != "" && match(" " suites " ", " " want " "))
+				{ print uri "\t" key; found = 1; exit }
+			uri = ""; suites = ""; key = ""
+		}
+		/^[ \t]*#/ { next }
+		/^[ \t]*$/ { flush(); next }
+		tolower($1) == "uris:" { uri = $2 }
+		tolower($1) == "suites:" { $1 = ""; suites = $0 }
+		tolower($1) == "signed-by:" { key = $2 }
+		END { if (!found) flush() }
+	' "$1"
+}
+
+# Same for one-line sources.list format: "deb [opts] URI suite comp..."
+sources_list_uri() {
+	awk -v want="$2" '
+		$1 == "deb" {
+			i = 2; key = ""
+			if ($i ~ /^\[/) {
+				while (i <= NF) {
+					if ($i ~ /signed-by=/) { k = $i; sub(/.*signed-by=/, "", k); sub(/\]$/, "", k); key = k }
+					if ($i ~ /\]$/) { i++; break }
+					i++
+				}
+			}
+			if ($(i + 1) == want) { print $i "\t" key; exit }
+		}
+	' "$1"
 }
 
 # ---- result bookkeeping (make check) -------------------------------------

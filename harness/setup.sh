@@ -4,6 +4,7 @@
 # Install what the harness needs, but only what is missing.
 #
 #   harness/setup.sh [run|check|<component>...]
+#   harness/setup.sh --preflight [COMPONENT...]  (check only, install nothing)
 #   harness/setup.sh --write-sources ROOT   (test hook: derive the extra apt
 #                                            sources below ROOT and exit)
 #
@@ -13,24 +14,23 @@
 #                                    the tools they provide as missing
 #
 # Components: build kernel qemu-x86 qemu-s390 cross static busybox-amd64
-# busybox-s390x disk.  "run" and "check" are the sets the make targets need.
+# busybox-s390x disk fresh-root.  "run" and "check" are the sets the make
+# targets need; both end with the preflight.
 #
 # Nothing is changed when everything is already there.  The package archive
-# is never named in this repository: on bookworm the extra suites (trixie for
-# linux-source-6.12, bookworm-backports for QEMU >= 10) are derived from the
-# machine's own Debian source definition and pinned to priority 100 so that
-# nothing else gets upgraded from them.
+# is never named in this repository: the extra suites (trixie-backports for
+# linux-source-7.3; on bookworm also bookworm-backports and trixie for
+# QEMU >= 10) are derived from the machine's own Debian source definition
+# and pinned to priority 100 so that nothing else gets upgraded from them.
 
 . "$(dirname "$0")/lib.sh"
 
 EXTRA_SOURCES=etc/apt/sources.list.d/kvm-domain-extra.sources
 EXTRA_PREFS=etc/apt/preferences.d/kvm-domain-extra
 
-PKGS_BUILD="gcc make libc6-dev bc bison flex libelf-dev libssl-dev cpio kmod
-python3 perl xz-utils patch git diffutils util-linux"
-PKGS_CROSS="gcc-s390x-linux-gnu libc6-dev-s390x-cross gcc-aarch64-linux-gnu"
-# ocaml-nox: spatch compiles the OCaml-scripted rules (null/badzero.cocci)
-PKGS_STATIC="sparse coccinelle ocaml-nox"
+# The packages of each component, and the commands they must provide:
+# harness/requirements.tsv.
+REQS=$HARNESS_DIR/requirements.tsv
 
 # Disk needed by a cold "make check", in GiB: the cache it leaves took
 # 9.9 GB (4.5 of them the Kconfig matrix's build directories), plus margin.
@@ -124,52 +124,22 @@ apt_install() {
 
 # ---- extra suites ---------------------------------------------------------
 
-# Print the archive URI and Signed-By of the stanza serving suite $2 from a
-# deb822 file $1.
-deb822_uri() {
-	awk -v want="$2" '
-		function flush() {
-			if (uri != "" && match(" " suites " ", " " want " "))
-				{ print uri "\t" key; found = 1; exit }
-			uri = ""; suites = ""; key = ""
-		}
-		/^[ \t]*#/ { next }
-		/^[ \t]*$/ { flush(); next }
-		tolower($1) == "uris:" { uri = $2 }
-		tolower($1) == "suites:" { $1 = ""; suites = $0 }
-		tolower($1) == "signed-by:" { key = $2 }
-		END { if (!found) flush() }
-	' "$1"
-}
-
-# Same for one-line sources.list format: "deb [opts] URI suite comp..."
-sources_list_uri() {
-	awk -v want="$2" '
-		$1 == "deb" {
-			i = 2; key = ""
-			if ($i ~ /^\[/) {
-				while (i <= NF) {
-					if ($i ~ /signed-by=/) { k = $i; sub(/.*signed-by=/, "", k); sub(/\]$/, "", k); key = k }
-					if ($i ~ /\]$/) { i++; break }
-					i++
-				}
-			}
-			if ($(i + 1) == want) { print $i "\t" key; exit }
-		}
-	' "$1"
+# The extra suites a release needs: the kernel source's suite, and on
+# bookworm also QEMU >= 10 (bookworm-backports, trixie as the fallback).
+extra_suites() {
+	case $1 in
+	bookworm)	echo "$KSRC_SUITE bookworm-backports trixie" ;;
+	trixie)		echo "$KSRC_SUITE" ;;
+	*)		die "Debian $1 is not supported: need bookworm or trixie" ;;
+	esac
 }
 
 # write_sources ROOT CODENAME [OUTROOT]: derive the extra suites from the
 # source definition below ROOT ("" = /) and write them below OUTROOT
 # (default ROOT).
 write_sources() {
-	local root=$1 cn=$2 out=${3:-$1} line uri key
-	case $cn in
-	bookworm) ;;
-	trixie)	info "$cn: linux-source-6.12 and QEMU >= 10 are in the default suites"
-		return 0 ;;
-	*)	die "Debian $cn is not supported: need bookworm or trixie" ;;
-	esac
+	local root=$1 cn=$2 out=${3:-$1} line uri key suites s
+	suites=$(extra_suites "$cn")
 	if [ -f "$root/etc/apt/sources.list.d/debian.sources" ]; then
 		line=$(deb822_uri "$root/etc/apt/sources.list.d/debian.sources" "$cn")
 	elif [ -f "$root/etc/apt/sources.list" ]; then
@@ -183,46 +153,50 @@ write_sources() {
 	[ -n "$key" ] || key=/usr/share/keyrings/debian-archive-keyring.gpg
 	mkdir -p "$out/etc/apt/sources.list.d" "$out/etc/apt/preferences.d"
 	cat >"$out/$EXTRA_SOURCES" <<-EOS
-	# Written by kvm-domain harness/setup.sh: linux-source-6.12 (trixie)
-	# and QEMU >= 10 (bookworm-backports).  Pinned in $EXTRA_PREFS.
+	# Written by kvm-domain harness/setup.sh: $KSRC_PKG ($KSRC_SUITE)
+	# and, on bookworm, QEMU >= $QEMU_MIN_MAJOR (bookworm-backports or trixie).
+	# Pinned in /$EXTRA_PREFS.
 	Types: deb
 	URIs: $uri
-	Suites: trixie bookworm-backports
+	Suites: $suites
 	Components: main
 	Architectures: $(dpkg --print-architecture)
 	Signed-By: $key
 	EOS
-	cat >"$out/$EXTRA_PREFS" <<-EOS
-	# Written by kvm-domain harness/setup.sh: never upgrade anything from
-	# the extra suites unless asked for explicitly.
-	Package: *
-	Pin: release n=trixie
-	Pin-Priority: 100
-
-	Package: *
-	Pin: release n=bookworm-backports
-	Pin-Priority: 100
-	EOS
-	info "wrote ${out:-}/$EXTRA_SOURCES and ${out:-}/$EXTRA_PREFS"
+	{
+		echo "# Written by kvm-domain harness/setup.sh: never upgrade anything from"
+		echo "# the extra suites unless asked for explicitly."
+		for s in $suites; do
+			printf '\nPackage: *\nPin: release n=%s\nPin-Priority: 100\n' "$s"
+		done
+	} >"$out/$EXTRA_PREFS"
+	info "wrote ${out:-}/$EXTRA_SOURCES and ${out:-}/$EXTRA_PREFS ($suites)"
 }
 
 # Does apt already know release n=$1 (from our file or one written by hand)?
 apt_knows() { apt-cache policy 2>/dev/null | grep -q "n=$1[,]"; }
 
+apt_knows_all() {
+	local s
+	for s in "$@"; do
+		apt_knows "$s" || return 1
+	done
+}
+
 EXTRA_DONE=
 ensure_extra_suites() {
-	local cn
+	local cn suites
 	[ -n "$EXTRA_DONE" ] && return 0
 	EXTRA_DONE=1
 	cn=$(codename)
-	[ "$cn" = bookworm ] || { write_sources "" "$cn"; return 0; }
-	if [ -z "$PRETEND" ] && apt_knows trixie && apt_knows bookworm-backports; then
+	suites=$(extra_suites "$cn")
+	if [ -z "$PRETEND" ] && apt_knows_all $suites; then
 		return 0
 	fi
 	# Somebody else may have configured them without an update since.
-	if [ -z "$PRETEND" ] && grep -rqsE '^(Suites:.*|deb .*)(trixie|bookworm-backports)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	if [ -z "$PRETEND" ] && grep -rqsE "^(Suites:.*|deb .*)($(echo $suites | tr ' ' '|'))" /etc/apt/sources.list /etc/apt/sources.list.d/; then
 		apt_update "$*"
-		apt_knows trixie && apt_knows bookworm-backports && return 0
+		apt_knows_all $suites && return 0
 	fi
 	local tmp
 	tmp=$(mktemp -d)
@@ -236,6 +210,37 @@ ensure_extra_suites() {
 }
 
 # ---- components -----------------------------------------------------------
+
+# Rows "what<TAB>package" of component $1.
+req_rows() { awk -F'\t' -v c="$1" '$1 == c { print $2 "\t" $3 }' "$REQS"; }
+
+# The packages of component $1, each once.
+req_pkgs() { req_rows "$1" | cut -f2 | awk '!seen[$0]++'; }
+
+have_req() {
+	case $1 in
+	cmd:*)	command -v "${1#cmd:}" >/dev/null 2>&1 ;;
+	file:*)	[ -e "${1#file:}" ] ;;
+	*)	die "requirements.tsv: bad entry '$1'" ;;
+	esac
+}
+
+# preflight COMPONENT...: every command and file the components need must be
+# there; name the package of each one that is not.
+preflight() {
+	local c what pkg missing=
+	for c in "$@"; do
+		while IFS=$'\t' read -r what pkg; do
+			if pretend_missing "$pkg" || ! have_req "$what"; then
+				missing="$missing
+    ${what#*:} (package $pkg, for '$c')"
+			fi
+		done < <(req_rows "$c")
+	done
+	[ -z "$missing" ] || die "preflight: missing before anything is built:$missing
+       Run 'make setup' (as root), or install these packages by hand."
+	[ -n "$DRYRUN" ] || info "preflight: every command and file of '$*' is there"
+}
 
 need_pkgs() {
 	local why=$1 miss
@@ -251,11 +256,7 @@ setup_kernel() {
 		return 0
 	fi
 	ensure_extra_suites "$KSRC_PKG"
-	if [ "$(codename)" = bookworm ]; then
-		apt_install "kernel source" "$KSRC_PKG/trixie"
-	else
-		apt_install "kernel source" "$KSRC_PKG"
-	fi
+	apt_install "kernel source" "$KSRC_PKG/$KSRC_SUITE"
 	[ -n "$DRYRUN" ] && return 0
 	[ -r "$KSRC_TARBALL" ] || die "$KSRC_PKG installed but $KSRC_TARBALL is missing"
 }
@@ -349,20 +350,29 @@ setup_disk() {
 setup_one() {
 	case $1 in
 	disk)		setup_disk ;;
-	build)		need_pkgs "build tools" $PKGS_BUILD ;;
+	build)		need_pkgs "build tools" $(req_pkgs build) ;;
 	kernel)		setup_kernel ;;
 	qemu-x86)	setup_qemu qemu-system-x86 qemu-system-x86_64 ;;
 	qemu-s390)	setup_qemu qemu-system-s390x qemu-system-s390x ;;
-	cross)		need_pkgs "cross compilers" $PKGS_CROSS ;;
-	static)		need_pkgs "static checkers" $PKGS_STATIC ;;
+	cross)		need_pkgs "cross compilers" $(req_pkgs cross) ;;
+	static)		need_pkgs "static checkers" $(req_pkgs static) ;;
+	fresh-root)	need_pkgs "fresh-root check" $(req_pkgs fresh-root) ;;
 	busybox-amd64)	setup_busybox amd64 ;;
 	busybox-s390x)	setup_busybox s390x ;;
-	run)		for c in disk build kernel qemu-x86 busybox-amd64; do setup_one $c; done ;;
-	check)		for c in disk build kernel qemu-x86 qemu-s390 cross static busybox-amd64 busybox-s390x; do setup_one $c; done ;;
+	run)		for c in disk build kernel qemu-x86 busybox-amd64; do setup_one $c; done
+			preflight build qemu-x86 ;;
+	check)		for c in disk build kernel qemu-x86 qemu-s390 cross static busybox-amd64 busybox-s390x; do setup_one $c; done
+			preflight build qemu-x86 qemu-s390 cross static ;;
 	*)		die "setup: unknown component '$1'" ;;
 	esac
 }
 
+if [ "${1:-}" = --preflight ]; then
+	shift
+	[ $# -gt 0 ] || set -- build qemu-x86 qemu-s390 cross static
+	preflight "$@"
+	exit 0
+fi
 if [ "${1:-}" = --write-sources ]; then
 	write_sources "${2:?ROOT}" "${3:-$(codename)}"
 	exit 0

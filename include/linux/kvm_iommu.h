@@ -22,8 +22,8 @@ struct kvm_iommu_listener;
  * opaque and never links against kvm.ko. It reaches KVM only through the
  * functions below, each taken with symbol_get():
  *
- * - file_is_kvm() and kvm_get_kvm_safe() turn a VM file descriptor from
- *   userspace into a reference on the VM;
+ * - kvm_iommu_file_is_vm() and kvm_get_kvm_safe() turn a VM file descriptor
+ *   from userspace into a reference on the VM;
  * - kvm_put_kvm() drops it. The framework holds this symbol for as long as it
  *   holds the reference, which keeps kvm.ko loaded;
  * - kvm_iommu_listener_register() and kvm_iommu_listener_unregister() attach
@@ -65,9 +65,9 @@ struct kvm_iommu_listener {
 
 /*
  * Exported by kvm.ko; the framework calls them only through symbol_get().
- * The first three are also declared in <linux/kvm_host.h>.
+ * kvm_get_kvm_safe() and kvm_put_kvm() are also declared in <linux/kvm_host.h>.
  */
-bool file_is_kvm(struct file *file);
+bool kvm_iommu_file_is_vm(struct file *file);
 bool kvm_get_kvm_safe(struct kvm *kvm);
 void kvm_put_kvm(struct kvm *kvm);
 int kvm_iommu_listener_register(struct kvm *kvm,

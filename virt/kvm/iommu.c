@@ -21,6 +21,22 @@
  * refused.
  */
 
+/**
+ * kvm_iommu_file_is_vm() - Is @file a KVM VM?
+ * @file: any file
+ *
+ * file_is_kvm() is for KVM's own modules only; this is its counterpart for
+ * the IOMMU side, which must check a VM file descriptor it is handed before
+ * it takes the VM from the file.
+ *
+ * Return: true if @file is a KVM VM file.
+ */
+bool kvm_iommu_file_is_vm(struct file *file)
+{
+	return file_is_kvm(file);
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_file_is_vm);
+
 void kvm_iommu_init(struct kvm *kvm)
 {
 	mutex_init(&kvm->iommu_lock);

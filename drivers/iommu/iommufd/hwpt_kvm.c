@@ -177,4 +177,4 @@ out_put_idev:
 	return rc;
 }
 
-MODULE_IMPORT_NS(IOMMU_KVM);
+MODULE_IMPORT_NS("IOMMU_KVM");

@@ -80,7 +80,7 @@ out_unlock:
 	mutex_unlock(&iommu_kvm_registry_lock);
 	return ret;
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_register, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_register, "IOMMU_KVM");
 
 /**
  * iommu_kvm_backend_unregister() - Withdraw a backend
@@ -96,7 +96,7 @@ void iommu_kvm_backend_unregister(struct iommu_kvm_backend *backend)
 	list_del_init(&backend->node);
 	mutex_unlock(&iommu_kvm_registry_lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_unregister, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_unregister, "IOMMU_KVM");
 
 /**
  * iommu_kvm_backend_get() - Find the backend serving @dev and pin it
@@ -127,13 +127,13 @@ const struct iommu_kvm_backend *iommu_kvm_backend_get(struct device *dev)
 	mutex_unlock(&iommu_kvm_registry_lock);
 	return found;
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_get, IOMMU_KVM_INTERNAL);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_get, "IOMMU_KVM_INTERNAL");
 
 void iommu_kvm_backend_put(const struct iommu_kvm_backend *backend)
 {
 	module_put(backend->owner);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_put, IOMMU_KVM_INTERNAL);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_backend_put, "IOMMU_KVM_INTERNAL");
 
 /* Print the registered backends, for debugfs */
 void iommu_kvm_backends_show(struct seq_file *s)
@@ -146,7 +146,7 @@ void iommu_kvm_backends_show(struct seq_file *s)
 			   cur->owner ? module_name(cur->owner) : "built-in");
 	mutex_unlock(&iommu_kvm_registry_lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_backends_show, IOMMU_KVM_INTERNAL);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_backends_show, "IOMMU_KVM_INTERNAL");
 
 void iommu_kvm_shadow_add(struct iommu_kvm_domain *kdom)
 {
@@ -154,7 +154,7 @@ void iommu_kvm_shadow_add(struct iommu_kvm_domain *kdom)
 	list_add_tail(&kdom->shadow_node, &iommu_kvm_shadow_domains);
 	mutex_unlock(&iommu_kvm_registry_lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_shadow_add, IOMMU_KVM_INTERNAL);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_shadow_add, "IOMMU_KVM_INTERNAL");
 
 void iommu_kvm_shadow_del(struct iommu_kvm_domain *kdom)
 {
@@ -162,7 +162,7 @@ void iommu_kvm_shadow_del(struct iommu_kvm_domain *kdom)
 	list_del_init(&kdom->shadow_node);
 	mutex_unlock(&iommu_kvm_registry_lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_shadow_del, IOMMU_KVM_INTERNAL);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_shadow_del, "IOMMU_KVM_INTERNAL");
 
 /*
  * Tell the backend that [start, last] of guest physical space changed. Any
@@ -175,7 +175,7 @@ void iommu_kvm_deliver_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 	trace_iommu_kvm_invalidate(kdom->id, start, last);
 	kdom->backend->ops->invalidate(kdom, start, last);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_deliver_invalidate, IOMMU_KVM_INTERNAL);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_deliver_invalidate, "IOMMU_KVM_INTERNAL");
 
 /**
  * iommu_kvm_parent_unmapped() - A nest parent stopped mapping a range
@@ -210,7 +210,7 @@ void iommu_kvm_parent_unmapped(struct iommu_domain *parent, u64 iova, u64 size)
 	}
 	mutex_unlock(&iommu_kvm_registry_lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_unmapped, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_unmapped, "IOMMU_KVM");
 
 /**
  * iommu_kvm_parent_read() - Read guest memory through the parent domain
@@ -252,4 +252,4 @@ int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
 	}
 	return 0;
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_read, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_read, "IOMMU_KVM");

@@ -138,14 +138,13 @@ out:
 		*shadow_formats = shadow;
 	return formats;
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_formats, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_formats, "IOMMU_KVM");
 
 static int iommu_kvm_attach_dev(struct iommu_domain *domain,
-				struct device *dev)
+				struct device *dev, struct iommu_domain *old)
 {
 	struct iommu_kvm_domain *kdom = to_iommu_kvm_domain(domain);
 	const struct iommu_kvm_domain_ops *ops = kdom->backend->ops;
-	struct iommu_domain *old = iommu_get_domain_for_dev(dev);
 	struct iommu_kvm_attachment *att;
 	int ret;
 
@@ -217,7 +216,7 @@ void iommu_kvm_domain_group_detached(struct iommu_kvm_domain *kdom,
 			iommu_kvm_detach_locked(kdom, att);
 	mutex_unlock(&kdom->lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_group_detached, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_group_detached, "IOMMU_KVM");
 
 static void iommu_kvm_domain_free(struct iommu_domain *domain)
 {
@@ -375,7 +374,7 @@ out_put_vm:
 	vm->ops->unbind(vm);
 	return ERR_PTR(ret);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_alloc, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_alloc, "IOMMU_KVM");
 
 /**
  * iommu_kvm_domain_publish() - Make a domain visible (second phase)
@@ -390,7 +389,7 @@ void iommu_kvm_domain_publish(struct iommu_kvm_domain *kdom)
 	kdom->published = true;
 	mutex_unlock(&iommu_kvm_domains_lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_publish, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_publish, "IOMMU_KVM");
 
 /*
  * The VM is gone: block all DMA through @kdom. Called by the VM handle's
@@ -438,7 +437,7 @@ int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 	trace_iommu_kvm_sync(kdom->id, iova, size, ret);
 	return ret;
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_sync, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_sync, "IOMMU_KVM");
 
 /* Print every published domain, for debugfs */
 void iommu_kvm_domains_show(struct seq_file *s)
@@ -485,4 +484,4 @@ module_exit(iommu_kvm_exit);
 
 MODULE_DESCRIPTION("KVM-backed IOMMU domains");
 MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS(IOMMU_KVM_INTERNAL);
+MODULE_IMPORT_NS("IOMMU_KVM_INTERNAL");

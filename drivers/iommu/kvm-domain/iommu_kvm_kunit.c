@@ -231,7 +231,7 @@ static struct iommu_kvm_domain *alloc_ok(struct kunit *test,
 
 static int attach(struct iommu_kvm_domain *kdom, struct device *dev)
 {
-	return kdom->domain.ops->attach_dev(&kdom->domain, dev);
+	return kdom->domain.ops->attach_dev(&kdom->domain, dev, NULL);
 }
 
 static void test_ops_complete(struct kunit *test)
@@ -744,6 +744,6 @@ kunit_test_suites(&iommu_kvm_test_suite);
 
 MODULE_DESCRIPTION("KUnit tests for KVM-backed IOMMU domains");
 MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS(IOMMU_KVM);
-MODULE_IMPORT_NS(IOMMU_KVM_INTERNAL);
-MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+MODULE_IMPORT_NS("IOMMU_KVM");
+MODULE_IMPORT_NS("IOMMU_KVM_INTERNAL");
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");

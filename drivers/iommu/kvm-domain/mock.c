@@ -49,11 +49,6 @@ static const struct bus_type mock_bus = {
 	.name = "iommu_kvm_mock",
 };
 
-/* Names the mock IOMMU in the fwspec of every mock device */
-static const struct software_node mock_iommu_swnode = {
-	.name = "iommu-kvm-mock-iommu",
-};
-
 static DEFINE_IDA(mock_dev_ida);
 
 /**
@@ -76,7 +71,8 @@ struct mock_dev {
 
 /* Identity, blocked and paging domains of the mock IOMMU */
 
-static int mock_nop_attach(struct iommu_domain *domain, struct device *dev)
+static int mock_nop_attach(struct iommu_domain *domain, struct device *dev,
+			   struct iommu_domain *old)
 {
 	return 0;
 }
@@ -203,17 +199,11 @@ static struct iommu_domain *mock_domain_alloc_paging_flags(u32 flags)
 	return &mpd->domain;
 }
 
-static struct iommu_domain *mock_domain_alloc_paging(struct device *dev)
-{
-	return mock_domain_alloc_paging_flags(0);
-}
-
 static struct iommu_domain *
-mock_domain_alloc_user(struct device *dev, u32 flags,
-		       struct iommu_domain *parent,
-		       const struct iommu_user_data *user_data)
+mock_domain_alloc_paging(struct device *dev, u32 flags,
+			 const struct iommu_user_data *user_data)
 {
-	if (parent || user_data || (flags & ~IOMMU_HWPT_ALLOC_NEST_PARENT))
+	if (user_data || (flags & ~IOMMU_HWPT_ALLOC_NEST_PARENT))
 		return ERR_PTR(-EOPNOTSUPP);
 	return mock_domain_alloc_paging_flags(flags);
 }
@@ -472,11 +462,9 @@ static const struct iommu_ops mock_ops = {
 	.probe_device = mock_probe_device,
 	.device_group = generic_device_group,
 	.def_domain_type = mock_def_domain_type,
-	.domain_alloc_paging = mock_domain_alloc_paging,
-	.domain_alloc_user = mock_domain_alloc_user,
+	.domain_alloc_paging_flags = mock_domain_alloc_paging,
 	.identity_domain = &mock_identity_domain,
 	.blocked_domain = &mock_blocked_domain,
-	.pgsize_bitmap = MOCK_PAGE_SIZE,
 	.default_domain_ops = &mock_paging_ops,
 };
 
@@ -691,8 +679,9 @@ static int mock_dev_attach(struct mock_dev *mdev, void __user *arg)
 		return -EINVAL;
 
 	if (mdev->attached)
-		return iommufd_device_replace(mdev->idev, &cmd.pt_id);
-	ret = iommufd_device_attach(mdev->idev, &cmd.pt_id);
+		return iommufd_device_replace(mdev->idev, IOMMU_NO_PASID,
+					      &cmd.pt_id);
+	ret = iommufd_device_attach(mdev->idev, IOMMU_NO_PASID, &cmd.pt_id);
 	if (!ret)
 		mdev->attached = true;
 	return ret;
@@ -702,7 +691,7 @@ static int mock_dev_detach(struct mock_dev *mdev)
 {
 	if (!mdev->attached)
 		return -EINVAL;
-	iommufd_device_detach(mdev->idev);
+	iommufd_device_detach(mdev->idev, IOMMU_NO_PASID);
 	mdev->attached = false;
 	return 0;
 }
@@ -791,8 +780,7 @@ static int mock_dev_open(struct inode *inode, struct file *file)
 	if (ret)
 		goto out_put;
 	/* The iommu core probes the device when it is added */
-	ret = iommu_mock_device_add(&mdev->dev,
-				    software_node_fwnode(&mock_iommu_swnode));
+	ret = iommu_mock_device_add(&mdev->dev, &mock_iommu.iommu);
 	if (ret)
 		goto out_put;
 	if (!mdev->dev.iommu_group) {
@@ -815,7 +803,7 @@ static int mock_dev_release(struct inode *inode, struct file *file)
 	struct mock_dev *mdev = file->private_data;
 
 	if (mdev->attached)
-		iommufd_device_detach(mdev->idev);
+		iommufd_device_detach(mdev->idev, IOMMU_NO_PASID);
 	if (mdev->idev)
 		iommufd_device_unbind(mdev->idev);
 	device_unregister(&mdev->dev);
@@ -840,16 +828,11 @@ static int __init mock_init(void)
 {
 	int ret;
 
-	ret = software_node_register(&mock_iommu_swnode);
-	if (ret)
-		return ret;
 	mock_iommu.pdev = platform_device_register_simple("iommu_kvm_mock_iommu",
 							  PLATFORM_DEVID_NONE,
 							  NULL, 0);
-	if (IS_ERR(mock_iommu.pdev)) {
-		ret = PTR_ERR(mock_iommu.pdev);
-		goto out_unregister_swnode;
-	}
+	if (IS_ERR(mock_iommu.pdev))
+		return PTR_ERR(mock_iommu.pdev);
 	ret = bus_register(&mock_bus);
 	if (ret)
 		goto out_unregister_pdev;
@@ -857,7 +840,6 @@ static int __init mock_init(void)
 				     NULL, "%s", "iommu_kvm_mock");
 	if (ret)
 		goto out_unregister_bus;
-	mock_iommu.iommu.fwnode = software_node_fwnode(&mock_iommu_swnode);
 	ret = iommu_device_register_bus(&mock_iommu.iommu, &mock_ops,
 					&mock_bus, &mock_iommu.nb);
 	if (ret)
@@ -881,8 +863,6 @@ out_unregister_bus:
 	bus_unregister(&mock_bus);
 out_unregister_pdev:
 	platform_device_unregister(mock_iommu.pdev);
-out_unregister_swnode:
-	software_node_unregister(&mock_iommu_swnode);
 	return ret;
 }
 
@@ -895,7 +875,6 @@ static void __exit mock_exit(void)
 	iommu_device_sysfs_remove(&mock_iommu.iommu);
 	bus_unregister(&mock_bus);
 	platform_device_unregister(mock_iommu.pdev);
-	software_node_unregister(&mock_iommu_swnode);
 }
 
 module_init(mock_init);
@@ -903,5 +882,5 @@ module_exit(mock_exit);
 
 MODULE_DESCRIPTION("Mock IOMMU and backend for KVM-backed IOMMU domain tests");
 MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS(IOMMUFD);
-MODULE_IMPORT_NS(IOMMU_KVM);
+MODULE_IMPORT_NS("IOMMUFD");
+MODULE_IMPORT_NS("IOMMU_KVM");

@@ -22,8 +22,8 @@
  * is built in. A VM file descriptor from userspace becomes a
  * &struct iommu_kvm_vm in iommu_kvm_vm_get():
  *
- * 1. file_is_kvm(), taken with symbol_get() and put right away, checks the
- *    file. If kvm.ko is not loaded, no file can be a VM: -EBADFD.
+ * 1. kvm_iommu_file_is_vm(), taken with symbol_get() and put right away,
+ *    checks the file. If kvm.ko is not loaded, no file can be a VM: -EBADFD.
  * 2. kvm_get_kvm_safe() takes a reference on the VM. kvm_put_kvm() stays
  *    held with symbol_get() for as long as that reference is, so kvm.ko
  *    cannot be unloaded under a domain.
@@ -117,11 +117,11 @@ static bool iommu_kvm_file_is_vm(struct file *file)
 	bool (*is_kvm)(struct file *file);
 	bool ret;
 
-	is_kvm = symbol_get(file_is_kvm);
+	is_kvm = symbol_get(kvm_iommu_file_is_vm);
 	if (!is_kvm)
 		return false;
 	ret = is_kvm(file);
-	symbol_put(file_is_kvm);
+	symbol_put(kvm_iommu_file_is_vm);
 	return ret;
 }
 
@@ -220,7 +220,7 @@ out_fput:
 	fput(file);
 	return ERR_PTR(ret);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_get, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_get, "IOMMU_KVM");
 
 /**
  * iommu_kvm_vm_put() - Let go of a VM handle no domain took
@@ -232,4 +232,4 @@ void iommu_kvm_vm_put(struct iommu_kvm_vm *vm)
 {
 	vm->ops->unbind(vm);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_put, IOMMU_KVM);
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_put, "IOMMU_KVM");

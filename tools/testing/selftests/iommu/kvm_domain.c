@@ -1135,7 +1135,12 @@ TEST_F(kvm_domain, alloc_destroy)
 	test_ioctl_destroy(hwpt1);
 }
 
-/* The other HWPT ioctls take a KVM-backed HWPT for none of theirs */
+/*
+ * The other HWPT ioctls take a KVM-backed HWPT for none of theirs: the dirty
+ * tracking ones look it up as a HWPT_PAGING (ENOENT), IOMMU_HWPT_INVALIDATE
+ * takes any object and refuses what is neither a nested HWPT nor a vIOMMU
+ * (EINVAL, since 6.13), IOMMU_IOAS_UNMAP wants an IOAS (ENOENT).
+ */
 TEST_F(kvm_domain, not_paging_nor_nested)
 {
 	struct iommu_hwpt_set_dirty_tracking dirty = {
@@ -1162,7 +1167,7 @@ TEST_F(kvm_domain, not_paging_nor_nested)
 	ASSERT_ERRNO(ENOENT, ioctl(self->k.iommufd,
 				   IOMMU_HWPT_GET_DIRTY_BITMAP, &bitmap));
 	inv.hwpt_id = hwpt_id;
-	ASSERT_ERRNO(ENOENT, ioctl(self->k.iommufd, IOMMU_HWPT_INVALIDATE,
+	ASSERT_ERRNO(EINVAL, ioctl(self->k.iommufd, IOMMU_HWPT_INVALIDATE,
 				   &inv));
 	ASSERT_ERRNO(ENOENT, _test_ioctl_ioas_unmap(self->k.iommufd, hwpt_id,
 						    0, UINT64_MAX));
