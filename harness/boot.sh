@@ -25,16 +25,26 @@ mkdir -p "$LOGS"
 quiet=
 [ "$mode" = demo ] && quiet=quiet
 
+# 2 MiB huge pages for upstream's iommufd selftests: their hugepage
+# fixtures and huge dirty-tracking cases (up to 128 MiB buffers) fail
+# without them.
+HUGEPAGES=256
+
 case $arch-$variant in
 x86_64-flts|x86_64-sl)
 	iommu=intel-iommu,intremap=on,x-scalable-mode=on
-	[ "$variant" = flts ] && iommu=$iommu,x-flts=on
+	upstream=
+	if [ "$variant" = flts ]; then
+		iommu=$iommu,x-flts=on
+		# Upstream's iommufd selftests run on this boot (make check)
+		upstream=kvmdom.upstream=1
+	fi
 	qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off
 	      -M q35,kernel-irqchip=split -device "$iommu"
 	      -device edu,dma_mask=0xffffffffffffffff
-	      -m 2G -smp 2 -nographic -no-reboot -nic none
+	      -m 3G -smp 2 -nographic -no-reboot -nic none
 	      -kernel "$out/arch/x86/boot/bzImage" -initrd "$initrd"
-	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on $quiet kvmdom.mode=$mode ${KVMDOM_APPEND:-}")
+	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on hugepages=$HUGEPAGES $quiet kvmdom.mode=$mode $upstream ${KVMDOM_APPEND:-}")
 	;;
 s390x-zpci)
 	qemu=(qemu-system-s390x -M s390-ccw-virtio -nographic -no-reboot -m 1G

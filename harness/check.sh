@@ -17,6 +17,7 @@ RESULTS=$KVMDOM_RESULTS
 TIMES=$CACHE/times.txt
 : >"$TIMES"
 KUNIT_PY=$SRC/tools/testing/kunit/kunit.py
+IOMMUFD_BASELINE=$REPO/harness/baseline/iommufd-$KSRC_VERSION.tsv
 ALL_STAGES="setup prepare x86_64 x86_64-boot-flts x86_64-boot-sl s390x s390x-boot arm64 series static matrix-x86_64 matrix-s390x"
 # setup and prepare always run: every other stage reads the prepared tree,
 # and a stale one would test old code (they take seconds when nothing changed).
@@ -75,6 +76,16 @@ boot_check() {
 	[ "$arch" = x86_64 ] && args+=(--tap kvm-smoke)
 	[ -x "$out/user/kvm_domain" ] && args+=(--tap kselftest-kvm_domain)
 	grep -q '^CONFIG_DEBUG_KMEMLEAK=y' "$out/.config" && args+=(--tap kmemleak)
+	# Upstream's iommufd selftests, judged against the stock kernel's results.
+	if [ "$arch/$variant" = x86_64/flts ] && [ -x "$out/user/iommufd" ]; then
+		args+=(--upstream iommufd --upstream iommufd_fail_nth)
+		if [ -f "$IOMMUFD_BASELINE" ]; then
+			args+=(--baseline "$IOMMUFD_BASELINE")
+		else
+			result FAIL "$arch/$variant: upstream iommufd selftests" \
+				"no stock baseline $IOMMUFD_BASELINE: run make iommufd-baseline"
+		fi
+	fi
 	"$HARNESS_DIR/boot.sh" "$arch" "$variant" check "$log" || true
 	if ! "$HARNESS_DIR/results.py" "${args[@]}"; then
 		show_tail "$log" 40

@@ -94,6 +94,69 @@ def record_leaves(res, label, leaves):
         res.add('INFO', f'{label}: {len(skipped)} cases skipped', few)
 
 
+def read_baseline(path):
+    """The stock-kernel results: {(suite, case): (status, why)}."""
+    base = {}
+    with open(path) as f:
+        for line in f:
+            if line.startswith('#') or not line.strip():
+                continue
+            suite, case, status, *why = line.rstrip('\n').split('\t')
+            base[(suite, case)] = (status, why[0] if why else '')
+    return base
+
+
+def why_failed(body, name):
+    """The skip reason of case @name, or the first diagnostic the kselftest
+    harness printed for it."""
+    skip = next((m.group(1) for m in (re.search(
+        rf'^ok \d+ {re.escape(name)} # SKIP (.*)', l) for l in body) if m),
+        None)
+    if skip is not None:
+        return 'skipped: ' + skip
+    short = name.split('.', 1)[-1]
+    start = None
+    for i, l in enumerate(body):
+        if re.search(rf'#\s+RUN\s+\S*{re.escape(short)}\s', l + ' '):
+            start = i
+        elif start is not None and re.search(r'#\s+(FAIL|OK)\s', l):
+            diag = [x.strip('# ').strip() for x in body[start + 1:i]
+                    if re.search(r'(Expected|Assertion|fail|error|Error|'
+                                 r'errno|No such|not supported)', x)]
+            return (diag[0] if diag else 'failed')[:200]
+    return 'failed'
+
+
+def record_upstream(res, label, suite, leaves, base):
+    """Upstream's selftests as a peer suite: a case passing on stock 7.3
+    must pass here; one failing on stock too is not counted."""
+    seen = set()
+    skipped = []
+    for name, status in leaves:
+        seen.add(name)
+        stock, why = base.get((suite, name), (None, ''))
+        tag = f'{label}: {suite}: {name}'
+        if status == 'PASS':
+            res.add('PASS', tag)
+        elif status == 'SKIP' and stock in ('SKIP', None):
+            skipped.append(name)
+        elif stock is None:
+            res.add('FAIL', tag, f'{status}, and not in the stock baseline')
+        elif stock == 'PASS':
+            res.add('FAIL', tag, f'regression: {status} here, passes on '
+                    'stock')
+        else:
+            res.add('NA', tag, f'known on stock: {stock} there too: {why}')
+    for (s, name), (stock, _) in sorted(base.items()):
+        if s == suite and stock == 'PASS' and name not in seen:
+            res.add('FAIL', f'{label}: {suite}: {name}',
+                    'did not run here, passes on stock')
+    if skipped:
+        few = ', '.join(skipped[:3]) + (', ...' if len(skipped) > 3 else '')
+        res.add('INFO', f'{label}: {suite}: {len(skipped)} cases skipped '
+                'here and on stock', few)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--log', required=True)
@@ -106,6 +169,16 @@ def main():
                     help='section whose output is TAP')
     ap.add_argument('--rc', action='append', default=[],
                     help='section judged by its exit status')
+    ap.add_argument('--upstream', action='append', default=[],
+                    help='section upstream-NAME: an upstream selftest, '
+                    'judged against --baseline')
+    ap.add_argument('--baseline', help='stock-kernel results of the '
+                    '--upstream suites')
+    ap.add_argument('--write-baseline', metavar='FILE',
+                    help='write the --upstream results as a baseline '
+                    'instead of judging them')
+    ap.add_argument('--header', default='',
+                    help='first comment lines of --write-baseline')
     args = ap.parse_args()
 
     res = Results(args.results)
@@ -182,6 +255,35 @@ def main():
         elif rc != 0 and all(s in ('PASS', 'SKIP') for _, s in leaves):
             res.add('FAIL', f'{label}: {name}', f'exit status {rc} although '
                     'every reported case passed')
+
+    base = read_baseline(args.baseline) if args.baseline else {}
+    rows = []
+    for suite in args.upstream:
+        body, rc = section('upstream-' + suite)
+        tag = f'{label}: {suite}'
+        if body is None or not any('TAP version' in l for l in body):
+            res.add('FAIL', tag, 'did not run' if body is None
+                    else f'no TAP output (rc={rc})')
+            continue
+        leaves, _ = kunit_parse(args.kunit_py, body, parselog)
+        if not leaves:
+            res.add('FAIL', tag, 'TAP without test cases')
+        if rc is None:
+            res.add('FAIL', tag, 'did not finish (crash or hang)')
+        if args.write_baseline:
+            for name, status in leaves:
+                why = why_failed(body, name) if status != 'PASS' else ''
+                rows.append(f'{suite}\t{name}\t{status}\t{why}'.rstrip('\t'))
+            print(f'  {suite}: {len(leaves)} cases, '
+                  f'{sum(st == "PASS" for _, st in leaves)} pass')
+        else:
+            record_upstream(res, label, suite, leaves, base)
+    if args.write_baseline:
+        with open(args.write_baseline, 'w') as f:
+            f.write(args.header)
+            f.write('# suite\tcase\tstatus on stock\twhy it does not pass '
+                    '(first diagnostic of the case)\n')
+            f.write('\n'.join(rows) + '\n')
 
     for name in args.rc:
         body, rc = section(name)

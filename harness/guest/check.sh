@@ -38,6 +38,24 @@ begin demo
 /kvmdom/demo.sh
 end demo $?
 
+# Upstream's iommufd selftests, with the KVM-backed domain framework and its
+# mock loaded: they must give exactly the results of stock 7.3.
+# The host asks for them on one boot only (kvmdom.upstream=1).
+upstream=0
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	kvmdom.upstream=1) upstream=1 ;;
+	esac
+done
+for t in iommufd iommufd_fail_nth; do
+	[ "$upstream" = 1 ] && [ -x /kvmdom/bin/$t ] || continue
+	begin upstream-$t
+	echo "# hugepages: $(cat /proc/sys/vm/nr_hugepages) reserved"
+	lsmod | grep -q '^iommu_kvm_mock' && echo "# iommu_kvm_mock is loaded"
+	/kvmdom/bin/$t
+	end upstream-$t $?
+done
+
 if [ -e /sys/kernel/debug/kmemleak ]; then
 	begin kmemleak
 	echo "TAP version 13"
