@@ -8,6 +8,9 @@
 #   make shell        boot the x86_64 test VM to a shell
 #   make setup        install what is missing (done by run/check anyway)
 #   make clean-cache  remove everything the harness keeps outside the checkout
+#   make fresh-root-check  setup and x86_64 check in a new minimal bookworm root
+#   make iommufd-baseline  record upstream's iommufd selftests on stock 7.3
+#   make preflight    check that every tool the harness runs is installed
 #
 # Everything expensive lives in $(KVMDOM_CACHE), by default
 # ~/.cache/kvm-domain; re-runs only rebuild what changed.
@@ -15,7 +18,8 @@
 KVMDOM_CACHE ?= $(HOME)/.cache/kvm-domain
 export KVMDOM_CACHE
 
-.PHONY: all help run check series shell setup prepare clean-cache
+.PHONY: all help run check series shell setup prepare clean-cache fresh-root-check \
+	iommufd-baseline preflight
 
 all: help
 
@@ -44,4 +48,13 @@ prepare:
 	@harness/prepare.sh
 
 clean-cache:
-	rm -rf "$(KVMDOM_CACHE)"
+	rm -rf --one-file-system "$(KVMDOM_CACHE)"
+
+fresh-root-check:
+	@harness/fresh-root.sh $(FRESH_ROOT_FLAGS)
+
+iommufd-baseline:
+	@harness/baseline.sh
+
+preflight:
+	@harness/setup.sh --preflight
