@@ -157,7 +157,7 @@ static int iommu_kvm_attach_dev(struct iommu_domain *domain,
 	    !(ops->formats(dev) & BIT_ULL(kdom->format)))
 		return -EINVAL;
 
-	att = kzalloc(sizeof(*att), GFP_KERNEL_ACCOUNT);
+	att = kzalloc_obj(*att, GFP_KERNEL_ACCOUNT);
 	if (!att)
 		return -ENOMEM;
 

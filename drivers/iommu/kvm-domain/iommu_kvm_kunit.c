@@ -54,7 +54,7 @@ fake_domain_alloc(struct device *dev, const struct iommu_kvm_domain_cfg *cfg)
 
 	if (fake.alloc_ret)
 		return ERR_PTR(fake.alloc_ret);
-	fd = kzalloc(sizeof(*fd), GFP_KERNEL);
+	fd = kzalloc_obj(*fd);
 	if (!fd)
 		return ERR_PTR(-ENOMEM);
 	fd->cfg_format = cfg->format;
@@ -176,7 +176,7 @@ static const struct iommu_kvm_vm_ops fake_vm_ops = {
 
 static struct iommu_kvm_vm *fake_vm(struct kunit *test)
 {
-	struct iommu_kvm_vm *vm = kzalloc(sizeof(*vm), GFP_KERNEL);
+	struct iommu_kvm_vm *vm = kzalloc_obj(*vm);
 
 	KUNIT_ASSERT_NOT_NULL(test, vm);
 	iommu_kvm_vm_init(vm, &fake_vm_ops);

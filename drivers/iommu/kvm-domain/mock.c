@@ -186,7 +186,7 @@ static struct iommu_domain *mock_domain_alloc_paging_flags(u32 flags)
 {
 	struct mock_paging_domain *mpd;
 
-	mpd = kzalloc(sizeof(*mpd), GFP_KERNEL_ACCOUNT);
+	mpd = kzalloc_obj(*mpd, GFP_KERNEL_ACCOUNT);
 	if (!mpd)
 		return ERR_PTR(-ENOMEM);
 	xa_init(&mpd->pfns);
@@ -291,7 +291,7 @@ mock_kvm_domain_alloc(struct device *dev,
 	if (!shadow && (data.nr_entries || data.table_gpa))
 		return ERR_PTR(-EINVAL);
 
-	mkd = kzalloc(sizeof(*mkd), GFP_KERNEL_ACCOUNT);
+	mkd = kzalloc_obj(*mkd, GFP_KERNEL_ACCOUNT);
 	if (!mkd)
 		return ERR_PTR(-ENOMEM);
 	spin_lock_init(&mkd->lock);
@@ -761,7 +761,7 @@ static int mock_dev_open(struct inode *inode, struct file *file)
 	struct mock_dev *mdev;
 	int ret;
 
-	mdev = kzalloc(sizeof(*mdev), GFP_KERNEL_ACCOUNT);
+	mdev = kzalloc_obj(*mdev, GFP_KERNEL_ACCOUNT);
 	if (!mdev)
 		return -ENOMEM;
 	mutex_init(&mdev->lock);

@@ -201,7 +201,7 @@ struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd)
 		goto out_fput;
 	}
 
-	vm = kzalloc(sizeof(*vm), GFP_KERNEL_ACCOUNT);
+	vm = kzalloc_obj(*vm, GFP_KERNEL_ACCOUNT);
 	if (!vm) {
 		ret = -ENOMEM;
 		goto out_fput;
