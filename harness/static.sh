@@ -13,8 +13,8 @@
 #                         .config as the test kernel); the new files' objects
 #                         are deleted first so they are always recompiled.
 #                         Only findings in the project's new files count.
-#   coccicheck            MODE=report, M= each directory that is entirely the
-#                         project's, and M= each new file in a shared directory
+#   coccicheck            MODE=report, on each directory that is entirely the
+#                         project's and on each new file in a shared directory
 #   kernel-doc -none -Wall  the new .c/.h files, per directory
 #
 # checkpatch and coccicheck are deterministic in their inputs, so their
@@ -121,6 +121,13 @@ if [ -n "$kdirs" ]; then
 	# when a file is compiled.
 	grep '\.c$' "$ovl" | sed 's/\.c$/.o/' | while read -r o; do rm -f "$ST/$o"; done
 	log=$LOGS/static-w1-sparse.log
+	# A sparse that predates __typeof_unqual__ (see sparse-wrap.sh)
+	sparse_note=
+	if [ "$(sh "$SRC/scripts/checker-valid.sh" sparse -m64)" != 1 ]; then
+		export KVMDOM_SPARSE_TYPEOF_UNQUAL=1
+		sparse_note="sparse $(sparse --version) lacks __typeof_unqual__: mapped to __typeof__"
+		info "$sparse_note"
+	fi
 	info "W=1 + sparse: make C=1 W=1 $(echo $kdirs) (log: $log)"
 	if ! kmake x86_64 "$ST" W=1 C=1 CHECK="$HARNESS_DIR/sparse-wrap.sh" olddefconfig $kdirs >"$log" 2>&1; then
 		grep -E 'error' "$log" | head -n 20 || true
@@ -146,7 +153,7 @@ if [ -n "$kdirs" ]; then
 			result FAIL "static: sparse $d" "not compiled in this config:$missing"
 			rc=1
 		else
-			count_findings "sparse $d" "$LOGS/static.tmp"
+			count_findings "sparse $d" "$LOGS/static.tmp" "$sparse_note"
 		fi
 	done
 fi
@@ -162,6 +169,19 @@ for d in $(grep -E '\.(c|h)$' "$ovl" | grep -v '^tools/' | xargs -r -n1 dirname 
 		targets+=($(grep -E "^$d/[^/]*\.[ch]$" "$ovl"))
 	fi
 done
+# coccicheck_one PATH: "make coccicheck MODE=report M=PATH" as 6.12 ran it,
+# for a directory or a single file.  Since 6.13 M= must be a directory the
+# build can write to, so call scripts/coccicheck as the coccicheck target
+# does, with the include flags kbuild gives it, and PATH as its source root.
+coccicheck_one() {
+	local inc
+	inc=$(cd "$SRC" && make -s O="$ST" --eval='kvmdom-print-linuxinclude: ; @echo $(LINUXINCLUDE)' \
+		kvmdom-print-linuxinclude 2>/dev/null | tail -n 1)
+	case $inc in *"-I$SRC/include "*) ;; *) echo "no LINUXINCLUDE from kbuild: '$inc'"; return 1 ;; esac
+	(cd "$ST" && locked env srctree="$SRC" srcroot="$SRC/$1" MODE=report V=0 \
+		LINUXINCLUDE="$inc" bash "$SRC/scripts/coccicheck")
+}
+
 # Every header the project adds or patches: --all-includes rules may read
 # any of them.
 hdr_key=$(managed_files '\.h$' | file_digests | digest)
@@ -175,8 +195,8 @@ for t in "${targets[@]}"; do
 		count_findings "coccicheck $t" "$SC/$key" "$REUSED"
 		continue
 	fi
-	info "coccicheck MODE=report M=$t"
-	if ! kmake x86_64 "$ST" coccicheck MODE=report M="$SRC/$t" >"$log" 2>&1; then
+	info "coccicheck MODE=report on $t"
+	if ! coccicheck_one "$t" >"$log" 2>&1; then
 		show_tail "$log" 20
 		result FAIL "static: coccicheck $t" "coccicheck failed, see $log"
 		rc=1
