@@ -140,11 +140,15 @@ for c in "${combos[@]}"; do
 	if [ ! -f "$dir/.config" ]; then
 		# Seed: the previous combination (one symbol away), or for the
 		# first one the test kernel's build directory.
+		# Copy aside and move in place: a copy cut short (the run was
+		# stopped) must not leave a directory with a .config and files
+		# whose mtimes say they are up to date.
 		seed=${prev:-$BUILD/$arch}
-		rm -rf "$dir"
+		rm -rf "$dir" "$dir.tmp"
 		if [ -f "$seed/vmlinux" ]; then
-			cp -a "$seed" "$dir"
-			rm -rf "$dir/mods" "$dir/hdr" "$dir/user"
+			cp -a "$seed" "$dir.tmp"
+			rm -rf "$dir.tmp/mods" "$dir.tmp/hdr" "$dir.tmp/user"
+			mv "$dir.tmp" "$dir"
 		fi
 		mkdir -p "$dir"
 	fi
