@@ -62,8 +62,22 @@ kmake() {
 	*)	die "kmake: unknown arch $arch" ;;
 	esac
 	mkdir -p "$out"
-	locked make -C "$SRC" O="$out" -j"$JOBS" "${cross[@]}" "$@"
+	local -a cc=()
+	use_ccache && cc=("CC=ccache $(cross_prefix "$arch")gcc")
+	locked make -C "$SRC" O="$out" -j"$JOBS" "${cross[@]}" "${cc[@]}" "$@"
 }
+
+# Does kmake compile through ccache?  With it (KVMDOM_CCACHE=1, the default)
+# every build directory shares one compiler cache in $CACHE/ccache: the
+# matrix's combinations, the static checks' build and a directory rebuilt
+# after a configuration change compile many objects whose preprocessed
+# source and flags are the same as in another directory, and take them from
+# the cache (compiler messages included, so W=1 findings are not lost).
+use_ccache() {
+	[ "${KVMDOM_CCACHE:-1}" = 1 ] && command -v ccache >/dev/null
+}
+export CCACHE_DIR=${CCACHE_DIR:-$CACHE/ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-4G}
 
 # The kernel's ARCH= for an architecture.
 kernel_arch() {

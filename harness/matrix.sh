@@ -10,9 +10,10 @@
 #   - every symbol as requested: build vmlinux + modules in the
 #     combination's own directory $CACHE/build/matrix-<arch>/<combination>
 #     and count the build as one check.  A new directory starts as a copy of
-#     the previous combination's, which differs in one symbol, so kbuild
-#     rebuilds only what that symbol touches; a re-run rebuilds only what
-#     changed since the directory's last build;
+#     the built directory whose .config is nearest, so kbuild rebuilds only
+#     what the difference touches (and ccache has many of those objects
+#     from another directory); a re-run rebuilds only what changed since
+#     the directory's last build;
 #   - otherwise: "n/a (Kconfig: X forced to Y)", not built, not counted.
 #
 # Configuring is deterministic in its inputs: the Kconfig files of the tree
@@ -100,10 +101,26 @@ got() {
 	echo "${v:-n}"
 }
 
-rc=0 built=0 na=0 prev= cached=0
-keep=()
+# nearest_seed CONFIG DIR...: the DIR with a vmlinux whose .config differs
+# from CONFIG in the fewest lines (the first of equals).
+nearest_seed() {
+	local want=$1 d best= n bestn=
+	shift
+	for d; do
+		[ -f "$d/vmlinux" ] && [ -f "$d/.config" ] || continue
+		n=$(diff <(grep '^CONFIG_' "$want") <(grep '^CONFIG_' "$d/.config") | grep -c '^[<>]' || true)
+		if [ -z "$bestn" ] || [ "$n" -lt "$bestn" ]; then
+			best=$d bestn=$n
+		fi
+	done
+	echo "$best"
+}
+
+rc=0 built=0 na=0 cached=0
+keep=() built_dirs=()
 for c in "${combos[@]}"; do
 	c=${c# }
+	seed=
 	name="matrix $arch: $c"
 	slug=$(echo "$c" | tr " =" --)
 	dir=$out/$slug
@@ -138,12 +155,14 @@ for c in "${combos[@]}"; do
 	fi
 	keep+=("$slug")
 	if [ ! -f "$dir/.config" ]; then
-		# Seed: the previous combination (one symbol away), or for the
-		# first one the test kernel's build directory.
+		# Seed: of the directories built so far (the test kernel's and
+		# this run's combinations), the one whose .config is nearest:
+		# a symbol that forces others (IOMMU_KVM_DOMAIN=m makes IOMMUFD
+		# and VFIO modules) changes much more than the one requested.
 		# Copy aside and move in place: a copy cut short (the run was
 		# stopped) must not leave a directory with a .config and files
 		# whose mtimes say they are up to date.
-		seed=${prev:-$BUILD/$arch}
+		seed=$(nearest_seed "$cfg/.config" "$BUILD/$arch" "${built_dirs[@]}")
 		rm -rf "$dir" "$dir.tmp"
 		if [ -f "$seed/vmlinux" ]; then
 			cp -a "$seed" "$dir.tmp"
@@ -156,8 +175,8 @@ for c in "${combos[@]}"; do
 	start=$SECONDS
 	echo "=== $c" >>"$log"
 	if kmake "$arch" "$dir" vmlinux modules >>"$log" 2>&1; then
-		result PASS "$name" "$((SECONDS - start))s; $extra"
-		prev=$dir
+		result PASS "$name" "$((SECONDS - start))s; $extra${seed:+; seeded from ${seed##*/}}"
+		built_dirs+=("$dir")
 	else
 		grep -E '(error|Error|ERROR)[: ]' "$log" | tail -n 20
 		show_tail "$log" 15

@@ -35,7 +35,7 @@ REQS=$HARNESS_DIR/requirements.tsv
 # Disk needed by a cold "make check", in GiB: the cache it leaves took
 # 9.9 GB (4.5 of them the Kconfig matrix's build directories), plus margin.
 # With the source already unpacked, the matrix may still be built anew.
-DISK_NEED_COLD=12
+DISK_NEED_COLD=16
 DISK_NEED_WARM=6
 
 codename() { . /etc/os-release; echo "${VERSION_CODENAME:-unknown}"; }
