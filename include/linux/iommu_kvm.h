@@ -113,8 +113,10 @@ struct iommu_kvm_domain_stats {
  *
  * Lifetime: the domain is created by iommu_kvm_domain_alloc() and is owned by
  * whoever owns the &struct iommu_domain (iommufd's HWPT object); it ends with
- * iommu_domain_free(). KVM notifications reach the domain through RCU and
- * stop before the backend's ops->domain_free() runs.
+ * iommu_domain_free(). KVM notifications reach the domain through KVM's RCU
+ * list of listeners (the domain itself is published to its listener with a
+ * release store once it is whole) and stop before the backend's
+ * ops->domain_free() runs.
  */
 struct iommu_kvm_domain {
 	struct iommu_domain domain;

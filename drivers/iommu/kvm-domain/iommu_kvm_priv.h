@@ -55,8 +55,9 @@ struct iommu_kvm_vm_ops {
  *           which keeps kvm.ko loaded
  * @unregister: kvm_iommu_listener_unregister(), held with symbol_get()
  * @lock: orders the VM's release against binding a domain
- * @kdom: the domain, once iommu_kvm_vm_bind() has run; under @lock for
- *        writers, read with READ_ONCE() by notifications
+ * @kdom: the domain, once iommu_kvm_vm_bind() has run; written under @lock
+ *        with smp_store_release() once the domain is fully set up, read
+ *        locklessly with smp_load_acquire() by invalidations
  * @released: KVM reported the VM gone before a domain was bound
  * @tgid: the process that created the handle, for debugfs
  */

@@ -26,7 +26,12 @@
  *    checks the file. If kvm.ko is not loaded, no file can be a VM: -EBADFD.
  * 2. kvm_get_kvm_safe() takes a reference on the VM. kvm_put_kvm() stays
  *    held with symbol_get() for as long as that reference is, so kvm.ko
- *    cannot be unloaded under a domain.
+ *    cannot be unloaded under a domain. Neither pins the vendor module
+ *    (kvm-amd, kvm-intel) that owns the VM's file and whose code the VM's
+ *    destruction runs: only an open VM file does. The handle holds that
+ *    module too, from the file's f_op->owner, and drops it only after its
+ *    kvm_put_kvm(), so the last reference on a VM whose file is closed
+ *    cannot call into an unloaded module.
  * 3. kvm_iommu_listener_register() subscribes the handle to the VM's
  *    changes. KVM refuses a VM owned by another process (-EPERM).
  *
@@ -41,7 +46,8 @@ static void iommu_kvm_vm_invalidate(struct kvm_iommu_listener *listener,
 {
 	struct iommu_kvm_vm *vm =
 		container_of(listener, struct iommu_kvm_vm, listener);
-	struct iommu_kvm_domain *kdom = READ_ONCE(vm->kdom);
+	/* Pairs with iommu_kvm_vm_bind(): a published domain is whole */
+	struct iommu_kvm_domain *kdom = smp_load_acquire(&vm->kdom);
 
 	/* Shadow formats translate through their parent, not through KVM */
 	if (!kdom || !(kdom->format_flags & IOMMU_KVM_FMT_SHARED) ||
@@ -89,10 +95,12 @@ int iommu_kvm_vm_bind(struct iommu_kvm_vm *vm, struct iommu_kvm_domain *kdom)
 	int ret = 0;
 
 	mutex_lock(&vm->lock);
-	if (vm->released)
+	if (vm->released) {
 		ret = -ENODEV;
-	else
-		WRITE_ONCE(vm->kdom, kdom);
+	} else {
+		/* Pairs with smp_load_acquire() in iommu_kvm_vm_invalidate() */
+		smp_store_release(&vm->kdom, kdom);
+	}
 	mutex_unlock(&vm->lock);
 	return ret;
 }
