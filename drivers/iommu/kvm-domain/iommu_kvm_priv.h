@@ -54,6 +54,8 @@ struct iommu_kvm_vm_ops {
  * @put_kvm: kvm_put_kvm(), held with symbol_get() while @kvm is referenced,
  *           which keeps kvm.ko loaded
  * @unregister: kvm_iommu_listener_unregister(), held with symbol_get()
+ * @vendor: the module that owns the VM's file (kvm-amd, kvm-intel), which
+ *          runs the VM's destruction; held as long as @kvm is
  * @lock: orders the VM's release against binding a domain
  * @kdom: the domain, once iommu_kvm_vm_bind() has run; written under @lock
  *        with smp_store_release() once the domain is fully set up, read
@@ -67,6 +69,7 @@ struct iommu_kvm_vm {
 	struct kvm *kvm;
 	void (*put_kvm)(struct kvm *kvm);
 	void (*unregister)(struct kvm *kvm, struct kvm_iommu_listener *l);
+	struct module *vendor;
 	struct mutex lock; /* orders the release against iommu_kvm_vm_bind() */
 	struct iommu_kvm_domain *kdom;
 	bool released;

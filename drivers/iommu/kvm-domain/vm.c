@@ -111,6 +111,8 @@ static void iommu_kvm_real_vm_unbind(struct iommu_kvm_vm *vm)
 	vm->unregister(vm->kvm, &vm->listener);
 	symbol_put(kvm_iommu_listener_unregister);
 	vm->put_kvm(vm->kvm);
+	/* Only now: the put above may have destroyed the VM */
+	module_put(vm->vendor);
 	symbol_put(kvm_put_kvm);
 	mutex_destroy(&vm->lock);
 	kfree(vm);
@@ -215,12 +217,20 @@ struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd)
 		goto out_fput;
 	}
 	iommu_kvm_vm_init(vm, &iommu_kvm_real_vm_ops);
+	/* The open file pins its owner, so this cannot fail */
+	vm->vendor = file->f_op->owner;
+	if (WARN_ON(!try_module_get(vm->vendor))) {
+		ret = -ENODEV;
+		goto out_free;
+	}
 	ret = iommu_kvm_vm_subscribe(vm, file->private_data);
 	if (ret)
-		goto out_free;
+		goto out_put_vendor;
 	fput(file);
 	return vm;
 
+out_put_vendor:
+	module_put(vm->vendor);
 out_free:
 	mutex_destroy(&vm->lock);
 	kfree(vm);

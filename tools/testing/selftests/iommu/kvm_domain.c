@@ -1989,6 +1989,54 @@ TEST_F(kvm_domain, kvm_module_pinned)
 }
 
 /*
+ * The VM's destruction runs code of the vendor module (kvm_amd, kvm_intel),
+ * which only the VM's file (and /dev/kvm) pin. With both closed, the
+ * HWPT's VM reference must still keep that module loaded: otherwise
+ * "rmmod kvm_amd" succeeds and destroying the HWPT runs kvm_destroy_vm()
+ * into the unloaded module.
+ */
+TEST_F(kvm_domain, vendor_module_pinned)
+{
+	static const char *const vendors[] = { "kvm_amd", "kvm_intel" };
+	char path[64];
+	const char *vendor = NULL;
+	long refs, refs_closed;
+	__u32 hwpt_id;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(vendors) && !vendor; i++) {
+		snprintf(path, sizeof(path), "/sys/module/%s/refcnt", vendors[i]);
+		if (!access(path, F_OK))
+			vendor = vendors[i];
+	}
+	if (!vendor)
+		SKIP(return, "no vendor module loaded (built in?)");
+
+	refs = read_long(path);
+	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt_id);
+	ASSERT_EQ(0, close(self->k.vm_fd));
+	self->k.vm_fd = -1;
+	ASSERT_EQ(0, close(self->k.kvm_fd));
+	self->k.kvm_fd = -1;
+	refs_closed = read_long(path);
+	/* Before the fix: 0 here, and the delete_module() below unloads it */
+	ASSERT_LT(0, refs_closed)
+		TH_LOG("%s not pinned by the HWPT (refcnt %ld before, %ld now)",
+		       vendor, refs, refs_closed);
+
+	ret = syscall(__NR_delete_module, vendor, O_NONBLOCK);
+	ASSERT_EQ(-1, ret);
+	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY)
+		TH_LOG("delete_module(%s): %s", vendor, strerror(errno));
+
+	/* The last VM reference: kvm_destroy_vm() runs in the vendor module */
+	test_ioctl_destroy(hwpt_id);
+	ASSERT_GT(refs_closed, read_long(path));
+	ASSERT_EQ(0, access(path, F_OK));
+}
+
+/*
  * Two devices attach, replace and detach in loops on one HWPT while a third
  * thread closes the VM and a fourth reads debugfs.
  */
