@@ -25,9 +25,9 @@ mkdir -p "$LOGS"
 quiet=
 [ "$mode" = demo ] && quiet=quiet
 
-# 2 MiB huge pages for upstream's iommufd selftests: their hugepage
-# fixtures and huge dirty-tracking cases (up to 128 MiB buffers) fail
-# without them.
+# 2 MiB huge pages for upstream's iommufd selftests (first-stage boot
+# only): their hugepage fixtures and huge dirty-tracking cases (up to
+# 128 MiB buffers) fail without them.
 HUGEPAGES=256
 
 case $arch-$variant in
@@ -37,14 +37,14 @@ x86_64-flts|x86_64-sl)
 	if [ "$variant" = flts ]; then
 		iommu=$iommu,x-flts=on
 		# Upstream's iommufd selftests run on this boot (make check)
-		upstream=kvmdom.upstream=1
+		upstream="kvmdom.upstream=1 hugepages=$HUGEPAGES"
 	fi
 	qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off
 	      -M q35,kernel-irqchip=split -device "$iommu"
 	      -device edu,dma_mask=0xffffffffffffffff
 	      -m 3G -smp 2 -nographic -no-reboot -nic none
 	      -kernel "$out/arch/x86/boot/bzImage" -initrd "$initrd"
-	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on hugepages=$HUGEPAGES $quiet kvmdom.mode=$mode $upstream ${KVMDOM_APPEND:-}")
+	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on $quiet kvmdom.mode=$mode $upstream ${KVMDOM_APPEND:-}")
 	;;
 s390x-zpci)
 	qemu=(qemu-system-s390x -M s390-ccw-virtio -nographic -no-reboot -m 1G

@@ -40,15 +40,10 @@ end demo $?
 
 # Upstream's iommufd selftests, with the KVM-backed domain framework and its
 # mock loaded: they must give exactly the results of stock 7.3.
-# The host asks for them on one boot only (kvmdom.upstream=1).
-upstream=0
-for arg in $(cat /proc/cmdline); do
-	case $arg in
-	kvmdom.upstream=1) upstream=1 ;;
-	esac
-done
+# The host asks for them on one boot only (kvmdom.upstream=1, which init
+# passes on as KVMDOM_UPSTREAM).
 for t in iommufd iommufd_fail_nth; do
-	[ "$upstream" = 1 ] && [ -x /kvmdom/bin/$t ] || continue
+	[ "${KVMDOM_UPSTREAM:-0}" = 1 ] && [ -x /kvmdom/bin/$t ] || continue
 	begin upstream-$t
 	echo "# hugepages: $(cat /proc/sys/vm/nr_hugepages) reserved"
 	lsmod | grep -q '^iommu_kvm_mock' && echo "# iommu_kvm_mock is loaded"
