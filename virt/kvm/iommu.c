@@ -102,6 +102,13 @@ void kvm_iommu_notify_invalidate(struct kvm *kvm, gfn_t start, gfn_t end)
 {
 	struct kvm_iommu_listener *listener;
 
+	/*
+	 * Lockless, and not a data race: hlist_empty() reads the head with
+	 * READ_ONCE() and the RCU list helpers write it with marked stores.
+	 * A listener that is being added can miss this range; it holds no
+	 * translation yet, since no domain can be attached before
+	 * kvm_iommu_listener_register() returned.
+	 */
 	if (hlist_empty(&kvm->iommu_listeners))
 		return;
 
