@@ -1989,6 +1989,42 @@ TEST_F(kvm_domain, kvm_module_pinned)
 }
 
 /*
+ * A HWPT_PAGING of the mock IOMMU, plain or nest parent, runs the mock's
+ * domain ops until it is destroyed: each one must hold iommu_kvm_mock, also
+ * once its device is unplugged, or rmmod succeeds and the destroy runs freed
+ * module text.
+ */
+TEST_F(kvm_domain, paging_pins_driver)
+{
+	__u32 paging_id, parent_id;
+	long refs, refs_unplugged;
+	int ret;
+
+	if (access(MOCK_REFCNT, F_OK))
+		SKIP(return, "%s is built in", MOCK_MODULE);
+
+	refs = read_long(MOCK_REFCNT);
+	test_cmd_hwpt_alloc(self->k.ioas_id, 0, &paging_id);
+	test_cmd_hwpt_alloc(self->k.ioas_id, IOMMU_HWPT_ALLOC_NEST_PARENT,
+			    &parent_id);
+	/* Before the fix: unchanged, and the delete_module() below unloads it */
+	ASSERT_EQ(refs + 2, read_long(MOCK_REFCNT));
+
+	kvmdom_close_mock(&self->k, &self->k.mock_fd);
+	refs_unplugged = read_long(MOCK_REFCNT);
+	ASSERT_LE(2, refs_unplugged);
+	ret = syscall(__NR_delete_module, MOCK_MODULE, O_NONBLOCK);
+	ASSERT_EQ(-1, ret);
+	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY)
+		TH_LOG("delete_module: %s", strerror(errno));
+
+	test_ioctl_destroy(paging_id);
+	ASSERT_EQ(refs_unplugged - 1, read_long(MOCK_REFCNT));
+	test_ioctl_destroy(parent_id);
+	ASSERT_EQ(refs_unplugged - 2, read_long(MOCK_REFCNT));
+}
+
+/*
  * The VM's destruction runs code of the vendor module (kvm_amd, kvm_intel),
  * which only the VM's file (and /dev/kvm) pin. With both closed, the
  * HWPT's VM reference must still keep that module loaded: otherwise
