@@ -33,7 +33,7 @@
  *    kvm_put_kvm(), so the last reference on a VM whose file is closed
  *    cannot call into an unloaded module.
  * 3. kvm_iommu_listener_register() subscribes the handle to the VM's
- *    changes. KVM refuses a VM owned by another process (-EPERM).
+ *    changes. KVM refuses a VM of another address space (-EPERM).
  *
  * Notifications are delivered to the domain bound to the handle. Before the
  * domain is bound (while the backend builds it) an invalidation has nothing
@@ -191,7 +191,7 @@ out_put_get_safe:
  * Return: the handle, to be given to iommu_kvm_domain_alloc() or released
  * with iommu_kvm_vm_put(), or ERR_PTR(-EBADF) if @kvm_fd is not an open file descriptor,
  * ERR_PTR(-EBADFD) if it is not a KVM VM (or kvm.ko is not loaded),
- * ERR_PTR(-EPERM) if the VM belongs to another process,
+ * ERR_PTR(-EPERM) if the VM belongs to another address space,
  * ERR_PTR(-EOPNOTSUPP) if the loaded KVM cannot report to IOMMU domains,
  * ERR_PTR(-ENODEV) if the VM is already gone, or ERR_PTR(-ENOMEM).
  */

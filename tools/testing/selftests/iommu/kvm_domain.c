@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1261,6 +1262,63 @@ TEST_F(kvm_domain, kvm_fd_other_process)
 	/* The owner still can */
 	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt_id);
 	test_ioctl_destroy(hwpt_id);
+}
+
+struct clone_vm_alloc {
+	struct kvmdom *k;
+	__u32 format;
+	__u32 hwpt_id;
+	int ret;
+	int err;
+};
+
+static int clone_vm_alloc_fn(void *arg)
+{
+	struct clone_vm_alloc *a = arg;
+
+	a->ret = _test_cmd_hwpt_kvm_alloc(a->k, a->format, a->k->dev_id,
+					  a->k->vm_fd, &a->hwpt_id);
+	a->err = errno;
+	return 0;
+}
+
+/*
+ * The owner check is KVM's own, by address space: a clone(CLONE_VM) child,
+ * another process that shares the VM's mm, may allocate. The HWPT is then
+ * an object of the iommufd like any other: this process attaches to it,
+ * detaches and destroys it.
+ */
+TEST_F(kvm_domain, kvm_fd_clone_vm)
+{
+	struct clone_vm_alloc a = {
+		.k = &self->k,
+		.format = variant->format,
+		.ret = -1,
+	};
+	const size_t stack_size = 64 * 1024;
+	int status;
+	char *stack;
+	pid_t child;
+
+	stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	ASSERT_NE(MAP_FAILED, stack);
+	child = clone(clone_vm_alloc_fn, stack + stack_size, CLONE_VM | SIGCHLD,
+		      &a);
+	ASSERT_LT(0, child);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_EQ(0, munmap(stack, stack_size));
+	ASSERT_EQ(0, a.ret)
+		TH_LOG("IOMMU_HWPT_KVM_ALLOC in a CLONE_VM child: %s",
+		       strerror(a.err));
+	ASSERT_EQ(1, dbg_domains(child, DBG_ANY, NULL));
+
+	test_attach_ready(self->k.mock_fd, a.hwpt_id, variant->format);
+	test_dma_ok(self->k.mock_fd, variant->format);
+	test_err_destroy(EBUSY, a.hwpt_id);
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(a.hwpt_id);
+	ASSERT_EQ(0, dbg_domains(child, DBG_ANY, NULL));
 }
 
 TEST_F(kvm_domain, flags_reserved)
