@@ -217,12 +217,9 @@ struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd)
 		goto out_fput;
 	}
 	iommu_kvm_vm_init(vm, &iommu_kvm_real_vm_ops);
-	/* The open file pins its owner, so this cannot fail */
+	/* The open file pins its owner, so the module is live */
 	vm->vendor = file->f_op->owner;
-	if (WARN_ON(!try_module_get(vm->vendor))) {
-		ret = -ENODEV;
-		goto out_free;
-	}
+	__module_get(vm->vendor);
 	ret = iommu_kvm_vm_subscribe(vm, file->private_data);
 	if (ret)
 		goto out_put_vendor;
@@ -231,7 +228,6 @@ struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd)
 
 out_put_vendor:
 	module_put(vm->vendor);
-out_free:
 	mutex_destroy(&vm->lock);
 	kfree(vm);
 out_fput:
