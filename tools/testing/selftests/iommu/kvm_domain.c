@@ -150,6 +150,23 @@ static long read_long(const char *path)
 	return strtol(buf, NULL, 10);
 }
 
+/* delete_module(@name) without waiting: 0 if it unloaded, else errno */
+static int unload_module(const char *name)
+{
+	return syscall(__NR_delete_module, name, O_NONBLOCK) ? errno : 0;
+}
+
+/* delete_module() of a module that something still holds fails */
+#define ASSERT_UNLOAD_REFUSED(name)                                          \
+	do {                                                                 \
+		const char *__name = (name);                                 \
+		int __err = unload_module(__name);                           \
+									     \
+		ASSERT_TRUE(__err == EWOULDBLOCK || __err == EBUSY)          \
+			TH_LOG("delete_module(%s): %s", __name,              \
+			       strerror(__err));                             \
+	} while (0)
+
 static __attribute__((constructor)) void mount_debugfs(void)
 {
 	if (access(DEBUGFS "/iommu-kvm", F_OK))
@@ -1995,7 +2012,6 @@ TEST_F(kvm_domain, backend_module_pinned)
 	char backends[512];
 	long refs, refs_after;
 	__u32 hwpt_id;
-	int ret;
 
 	if (access(MOCK_REFCNT, F_OK))
 		SKIP(return, "%s is built in", MOCK_MODULE);
@@ -2008,10 +2024,7 @@ TEST_F(kvm_domain, backend_module_pinned)
 	/* If this fails, the delete_module() below would unload it */
 	ASSERT_LT(0, refs);
 
-	ret = syscall(__NR_delete_module, MOCK_MODULE, O_NONBLOCK);
-	ASSERT_EQ(-1, ret);
-	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY)
-		TH_LOG("delete_module: %s", strerror(errno));
+	ASSERT_UNLOAD_REFUSED(MOCK_MODULE);
 	ASSERT_EQ(0, access("/dev/iommu_kvm_mock", F_OK));
 	ASSERT_LT(0, read_file(BACKENDS_FILE, backends, sizeof(backends)));
 	ASSERT_NE(NULL, strstr(backends, "mock module=" MOCK_MODULE));
@@ -2056,7 +2069,6 @@ TEST_F(kvm_domain, paging_pins_driver)
 {
 	__u32 paging_id, parent_id;
 	long refs, refs_unplugged;
-	int ret;
 
 	if (access(MOCK_REFCNT, F_OK))
 		SKIP(return, "%s is built in", MOCK_MODULE);
@@ -2071,10 +2083,7 @@ TEST_F(kvm_domain, paging_pins_driver)
 	kvmdom_close_mock(&self->k, &self->k.mock_fd);
 	refs_unplugged = read_long(MOCK_REFCNT);
 	ASSERT_LE(2, refs_unplugged);
-	ret = syscall(__NR_delete_module, MOCK_MODULE, O_NONBLOCK);
-	ASSERT_EQ(-1, ret);
-	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY)
-		TH_LOG("delete_module: %s", strerror(errno));
+	ASSERT_UNLOAD_REFUSED(MOCK_MODULE);
 
 	test_ioctl_destroy(paging_id);
 	ASSERT_EQ(refs_unplugged - 1, read_long(MOCK_REFCNT));
@@ -2097,7 +2106,6 @@ TEST_F(kvm_domain, vendor_module_pinned)
 	long refs, refs_closed;
 	__u32 hwpt_id;
 	unsigned int i;
-	int ret;
 
 	for (i = 0; i < ARRAY_SIZE(vendors) && !vendor; i++) {
 		snprintf(path, sizeof(path), "/sys/module/%s/refcnt", vendors[i]);
@@ -2119,10 +2127,7 @@ TEST_F(kvm_domain, vendor_module_pinned)
 		TH_LOG("%s not pinned by the HWPT (refcnt %ld before, %ld now)",
 		       vendor, refs, refs_closed);
 
-	ret = syscall(__NR_delete_module, vendor, O_NONBLOCK);
-	ASSERT_EQ(-1, ret);
-	ASSERT_TRUE(errno == EWOULDBLOCK || errno == EBUSY)
-		TH_LOG("delete_module(%s): %s", vendor, strerror(errno));
+	ASSERT_UNLOAD_REFUSED(vendor);
 
 	/* The last VM reference: kvm_destroy_vm() runs in the vendor module */
 	test_ioctl_destroy(hwpt_id);
