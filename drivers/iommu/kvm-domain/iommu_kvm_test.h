@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * KVM-backed IOMMU domains: the test-only interface of the mock backend.
+ * KVM-backed IOMMU domains: the test-only interface of the mock IOMMU driver.
  *
- * This is not uAPI. It is shared between the mock backend
+ * This is not uAPI. It is shared between the mock IOMMU driver
  * (CONFIG_IOMMU_KVM_DOMAIN_TEST) and tools/testing/selftests/iommu/kvm_domain.c
  * and may change with them at any time.
  *
@@ -35,7 +35,7 @@
 #define IOMMU_KVM_SELFTEST_MAX_ENTRIES 512
 
 /**
- * struct iommu_hwpt_kvm_selftest - Driver data of the mock backend
+ * struct iommu_hwpt_kvm_selftest - Driver data of the mock IOMMU driver
  * @flags: must be 0
  * @nr_entries: entries of the guest table (shadow format), at most
  *              IOMMU_KVM_SELFTEST_MAX_ENTRIES; must be 0 for the shared one
@@ -175,5 +175,27 @@ struct iommu_kvm_mock_set_formats {
 };
 
 #define IOMMU_KVM_MOCK_SET_FORMATS _IO(IOMMU_KVM_MOCK_TYPE, 6)
+
+/**
+ * struct iommu_kvm_mock_add_sibling - IOMMU_KVM_MOCK_ADD_SIBLING
+ * @argsz: sizeof(struct iommu_kvm_mock_add_sibling)
+ * @__reserved: must be 0
+ * @out_fd: a new file of its own, like one from opening /dev/iommu_kvm_mock,
+ *          whose device is in the IOMMU group of this file's device
+ * @__reserved2: must be 0
+ *
+ * Makes a multi-device IOMMU group, to test what iommufd and the iommu core
+ * do per group (a replace that fails half-way and rolls back, a member
+ * unplugged while the group is attached). Closing the new file unplugs its
+ * device, as for any mock device.
+ */
+struct iommu_kvm_mock_add_sibling {
+	__u32 argsz;
+	__u32 __reserved;
+	__s32 out_fd;
+	__u32 __reserved2;
+};
+
+#define IOMMU_KVM_MOCK_ADD_SIBLING _IO(IOMMU_KVM_MOCK_TYPE, 7)
 
 #endif /* _IOMMU_KVM_TEST_H */

@@ -13,6 +13,7 @@
  */
 #define pr_fmt(fmt) "iommu-kvm-mock: " fmt
 
+#include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/idr.h>
@@ -59,6 +60,8 @@ static DEFINE_IDA(mock_dev_ida);
  * @idev: iommufd binding, or NULL
  * @attached: @idev is attached to a page table
  * @formats: what the mock IOMMU offers this device, read locklessly
+ * @leader: while the device is being added, a device whose IOMMU group it
+ *          joins; else NULL
  */
 struct mock_dev {
 	struct device dev;
@@ -67,6 +70,7 @@ struct mock_dev {
 	struct iommufd_device *idev;
 	bool attached;
 	u64 formats;
+	struct mock_dev *leader;
 };
 
 /* Identity, blocked and paging domains of the mock IOMMU */
@@ -451,6 +455,16 @@ static struct iommu_device *mock_probe_device(struct device *dev)
 	return &mock_iommu.iommu;
 }
 
+static struct iommu_group *mock_device_group(struct device *dev)
+{
+	struct mock_dev *mdev = to_mock_dev(dev);
+
+	/* A sibling joins its leader's group */
+	if (mdev->leader)
+		return iommu_group_ref_get(mdev->leader->dev.iommu_group);
+	return generic_device_group(dev);
+}
+
 static int mock_def_domain_type(struct device *dev)
 {
 	return IOMMU_DOMAIN_IDENTITY;
@@ -460,7 +474,7 @@ static const struct iommu_ops mock_ops = {
 	.owner = THIS_MODULE,
 	.capable = mock_capable,
 	.probe_device = mock_probe_device,
-	.device_group = generic_device_group,
+	.device_group = mock_device_group,
 	.def_domain_type = mock_def_domain_type,
 	.domain_alloc_paging_flags = mock_domain_alloc_paging,
 	.identity_domain = &mock_identity_domain,
@@ -709,6 +723,8 @@ static int mock_dev_set_formats(struct mock_dev *mdev, void __user *arg)
 	return 0;
 }
 
+static int mock_dev_add_sibling(struct mock_dev *mdev, void __user *arg);
+
 static long mock_dev_ioctl(struct file *file, unsigned int cmd,
 			   unsigned long arg)
 {
@@ -739,6 +755,9 @@ static long mock_dev_ioctl(struct file *file, unsigned int cmd,
 	case IOMMU_KVM_MOCK_SET_FORMATS:
 		ret = mock_dev_set_formats(mdev, uarg);
 		break;
+	case IOMMU_KVM_MOCK_ADD_SIBLING:
+		ret = mock_dev_add_sibling(mdev, uarg);
+		break;
 	default:
 		ret = -ENOTTY;
 	}
@@ -756,16 +775,18 @@ static void mock_dev_free(struct device *dev)
 	kfree(mdev);
 }
 
-static int mock_dev_open(struct inode *inode, struct file *file)
+/* Make a mock device and add it, in the IOMMU group of @leader if given */
+static struct mock_dev *mock_dev_create(struct mock_dev *leader)
 {
 	struct mock_dev *mdev;
 	int ret;
 
 	mdev = kzalloc_obj(*mdev, GFP_KERNEL_ACCOUNT);
 	if (!mdev)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
 	mutex_init(&mdev->lock);
 	mdev->formats = MOCK_FORMATS;
+	mdev->leader = leader;
 	device_initialize(&mdev->dev);
 	mdev->dev.release = mock_dev_free;
 	mdev->dev.bus = &mock_bus;
@@ -783,30 +804,87 @@ static int mock_dev_open(struct inode *inode, struct file *file)
 	ret = iommu_mock_device_add(&mdev->dev, &mock_iommu.iommu);
 	if (ret)
 		goto out_put;
+	mdev->leader = NULL;
 	if (!mdev->dev.iommu_group) {
 		device_del(&mdev->dev);
 		ret = -ENODEV;
 		goto out_put;
 	}
-
-	file->private_data = mdev;
-	return 0;
+	return mdev;
 
 out_put:
 	put_device(&mdev->dev);
-	return ret;
+	return ERR_PTR(ret);
 }
 
-/* Closing the file hot-unplugs the device, tearing down what it holds */
-static int mock_dev_release(struct inode *inode, struct file *file)
+/* Unplug @mdev: detach and unbind it, and remove it */
+static void mock_dev_destroy(struct mock_dev *mdev)
 {
-	struct mock_dev *mdev = file->private_data;
-
 	if (mdev->attached)
 		iommufd_device_detach(mdev->idev, IOMMU_NO_PASID);
 	if (mdev->idev)
 		iommufd_device_unbind(mdev->idev);
 	device_unregister(&mdev->dev);
+}
+
+static const struct file_operations mock_dev_fops;
+
+static int mock_dev_add_sibling(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_add_sibling cmd;
+	struct mock_dev *sibling;
+	struct file *file;
+	int fd, ret;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd) || cmd.__reserved || cmd.__reserved2)
+		return -EINVAL;
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	sibling = mock_dev_create(mdev);
+	if (IS_ERR(sibling)) {
+		ret = PTR_ERR(sibling);
+		goto out_put_fd;
+	}
+	file = anon_inode_getfile("[iommu_kvm_mock]", &mock_dev_fops, sibling,
+				  O_RDWR);
+	if (IS_ERR(file)) {
+		mock_dev_destroy(sibling);
+		ret = PTR_ERR(file);
+		goto out_put_fd;
+	}
+	cmd.out_fd = fd;
+	if (copy_to_user(arg, &cmd, sizeof(cmd))) {
+		/* Releasing the file unplugs the sibling */
+		fput(file);
+		ret = -EFAULT;
+		goto out_put_fd;
+	}
+	fd_install(fd, file);
+	return 0;
+
+out_put_fd:
+	put_unused_fd(fd);
+	return ret;
+}
+
+static int mock_dev_open(struct inode *inode, struct file *file)
+{
+	struct mock_dev *mdev = mock_dev_create(NULL);
+
+	if (IS_ERR(mdev))
+		return PTR_ERR(mdev);
+	file->private_data = mdev;
+	return 0;
+}
+
+/* Closing the file hot-unplugs the device, tearing down what it holds */
+static int mock_dev_release(struct inode *inode, struct file *file)
+{
+	mock_dev_destroy(file->private_data);
 	return 0;
 }
 
