@@ -157,8 +157,8 @@ for c in "${combos[@]}"; do
 	if [ ! -f "$dir/.config" ]; then
 		# Seed: of the directories built so far (the test kernel's and
 		# this run's combinations), the one whose .config is nearest:
-		# a symbol that forces others (IOMMU_KVM_DOMAIN=m makes IOMMUFD
-		# and VFIO modules) changes much more than the one requested.
+		# a symbol that forces others (IOMMUFD=m makes VFIO a module)
+		# changes much more than the one requested.
 		# Copy aside and move in place: a copy cut short (the run was
 		# stopped) must not leave a directory with a .config and files
 		# whose mtimes say they are up to date.

@@ -6,7 +6,7 @@
 # Build the static userspace tests for the VM into $CACHE/build/<arch>/user:
 #   kvm_smoke   tools/kvm-domain/kvm_smoke.c (x86_64 only: real-mode guest)
 #   kvm_domain_demo  tools/kvm-domain/kvm_domain_demo.c (x86_64 only: the
-#               demo's walk through the uAPI with KVM and the mock backend)
+#               demo's walk through the uAPI with KVM and the mock IOMMU driver)
 #   kvm_domain  tools/testing/selftests/iommu/kvm_domain.c, the kselftest,
 #               built like tools/testing/selftests/iommu/Makefile builds the
 #               iommufd tests, against the uapi headers of the prepared tree.

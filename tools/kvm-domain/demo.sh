@@ -3,10 +3,10 @@
 #
 # KVM-backed IOMMU domains: demo, run inside the test VM (make run).
 #
-# Shows, from the booted kernel: the framework and its registered backends
-# (debugfs), a backend registering (the mock), the DMA-capable device the VM
-# has (edu on x86_64, a zPCI NVMe function on s390x) with its IOMMU group,
-# and what KVM can do here.  Exits non-zero if the framework is not there.
+# Shows, from the booted kernel: the framework library (debugfs), an IOMMU
+# driver that owns KVM-backed domains loading (the mock), the DMA-capable
+# device the VM has (edu on x86_64, a zPCI NVMe function on s390x) with its
+# IOMMU group, and what KVM can do here.  Exits non-zero if the framework is not there.
 
 D=/sys/kernel/debug/iommu-kvm
 rc=0
@@ -22,17 +22,16 @@ show uname -a
 say "KVM-backed IOMMU domains: framework"
 if [ -d "$D" ]; then
 	show ls "$D"
-	show cat "$D/backends"
 	show cat "$D/domains"
 else
 	echo "  $D does not exist: the framework is not built into this kernel"
 	rc=1
 fi
 
-say "a backend registers: modprobe iommu_kvm_mock"
+say "an IOMMU driver with KVM-backed domains loads: modprobe iommu_kvm_mock"
 if find /lib/modules -name 'iommu_kvm_mock.ko*' | grep -q .; then
 	show modprobe iommu_kvm_mock
-	[ -d "$D" ] && show cat "$D/backends"
+	show ls /sys/class/iommu
 	dmesg | grep -iE 'iommu[_-]kvm' | grep -vE 'kunit|^ *(# |ok |not ok )' |
 		tail -n 5 | sed 's/^/  dmesg: /'
 else
@@ -82,7 +81,7 @@ esac
 
 # A VMM's walk through the uAPI: a KVM VM, a mock device, a KVM-backed HWPT,
 # invalidations, the VM going away, teardown; and what the edu device's
-# IOMMU (VT-d, no backend yet) offers, through VFIO's cdev.
+# IOMMU (VT-d, no KVM-backed domains yet) offers, through VFIO's cdev.
 if [ -x /kvmdom/bin/kvm_domain_demo ] && [ -c /dev/kvm ]; then
 	say "a VMM's view: tools/kvm-domain/kvm_domain_demo"
 	for d in /sys/bus/pci/devices/*; do

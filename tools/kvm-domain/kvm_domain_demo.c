@@ -3,7 +3,7 @@
  * KVM-backed IOMMU domains: a VMM's view, for make run.
  *
  * Walks the uAPI the way a VMM would, with a real KVM VM and the mock
- * backend's device, and prints what the kernel answers at every step,
+ * mock IOMMU driver's device, and prints what the kernel answers at every step,
  * including debugfs. With an edu device bound to vfio-pci, it also asks
  * what the edu device's IOMMU can do.
  *
@@ -100,7 +100,7 @@ static void edu_info(int iommufd)
 	step(!ioctl(iommufd, IOMMU_HWPT_KVM_INFO, &info),
 	     "IOMMU_HWPT_KVM_INFO(edu) -> formats: %s",
 	     fmt_names(info.out_formats, names));
-	printf("  (no backend serves this IOMMU driver yet, so no format is offered)\n");
+	printf("  (this IOMMU driver has no KVM-backed domains yet, so no format is offered)\n");
 	close(fd);
 }
 

@@ -6,6 +6,7 @@
  */
 #include <linux/iommu.h>
 #include <linux/iommu_kvm.h>
+#include <linux/module.h>
 #include <uapi/linux/iommufd.h>
 
 #include "iommufd_private.h"
@@ -13,10 +14,15 @@
 /**
  * DOC: KVM-backed HWPTs
  *
- * An IOMMUFD_OBJ_HWPT_KVM wraps a domain of the KVM-backed domain framework
- * (drivers/iommu/kvm-domain/). It has no IOAS of its own: a shared format
- * translates through KVM's table, and a shadow format through its parent, a
- * nest-parent HWPT_PAGING whose users count the KVM HWPT holds.
+ * An IOMMUFD_OBJ_HWPT_KVM wraps a KVM-backed domain, which the device's IOMMU
+ * driver allocates through the library in drivers/iommu/kvm-domain/. It has
+ * no IOAS of its own: a shared format translates through KVM's table, and a
+ * shadow format through its parent, a nest-parent HWPT_PAGING whose users
+ * count the KVM HWPT holds. Like every HWPT it holds the driver's module.
+ *
+ * Once the VM is gone the domain blocks all DMA, and iommufd attaches no new
+ * device to it (iommufd_hwpt_kvm_is_dead()). A release that races with an
+ * attach is safe: the driver attaches the device blocked.
  *
  * It attaches like a nested HWPT but, unlike one, reserves no regions of the
  * device in any IOAS and sets up no MSI cookie: the device's address space
@@ -37,9 +43,15 @@ void iommufd_hwpt_kvm_destroy(struct iommufd_object *obj)
 {
 	struct iommufd_hwpt_kvm *hwpt_kvm =
 		container_of(obj, struct iommufd_hwpt_kvm, common.obj);
+	struct iommu_domain *domain = hwpt_kvm->common.domain;
 
-	if (hwpt_kvm->common.domain)
-		iommu_domain_free(hwpt_kvm->common.domain);
+	if (domain) {
+		struct module *owner = domain->owner->owner;
+
+		iommu_domain_free(domain);
+		/* Only now: the free above ran the driver's code */
+		module_put(owner);
+	}
 	if (hwpt_kvm->parent)
 		refcount_dec(&hwpt_kvm->parent->common.obj.users);
 }
@@ -49,11 +61,10 @@ void iommufd_hwpt_kvm_abort(struct iommufd_object *obj)
 	iommufd_hwpt_kvm_destroy(obj);
 }
 
-void iommufd_hwpt_kvm_group_detached(struct iommufd_hw_pagetable *hwpt,
-				     struct iommufd_device *idev)
+/* Has the VM of KVM-backed @hwpt gone away? Then it takes no new device. */
+bool iommufd_hwpt_kvm_is_dead(struct iommufd_hw_pagetable *hwpt)
 {
-	iommu_kvm_domain_group_detached(to_iommu_kvm_domain(hwpt->domain),
-					idev->igroup->group);
+	return iommu_kvm_domain_is_dead(to_iommu_kvm_domain(hwpt->domain));
 }
 
 int iommufd_hwpt_kvm_info(struct iommufd_ucmd *ucmd)
@@ -156,6 +167,8 @@ int iommufd_hwpt_kvm_alloc(struct iommufd_ucmd *ucmd)
 		rc = PTR_ERR(kdom);
 		goto out_abort;
 	}
+	/* The driver's code runs until the domain is freed */
+	__module_get(kdom->domain.owner->owner);
 	hwpt_kvm->common.domain = &kdom->domain;
 
 	cmd->out_hwpt_id = hwpt_kvm->common.obj.id;

@@ -8,51 +8,55 @@
 
 #include <kunit/visibility.h>
 #include <linux/device.h>
+#include <linux/highmem.h>
 #include <linux/idr.h>
 #include <linux/iommu_kvm.h>
-#include <linux/module.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/string_choices.h>
 
 #include "iommu_kvm_priv.h"
-#include "iommu_kvm_test.h"
 #include "trace.h"
 
 /**
  * DOC: Domain lifecycle
  *
- * Creation has two phases. iommu_kvm_domain_alloc() builds the domain: it
- * finds the backend for the device and pins its module, checks the format,
- * lets the backend allocate, binds the VM handle and, for shadow formats,
- * enters the domain on the list parent unmaps are delivered to. Nothing can
- * be attached yet and nothing shows in debugfs. iommu_kvm_domain_publish()
- * makes it visible once the caller (iommufd) can no longer fail. Freeing
- * copes with both phases.
+ * The IOMMU driver owns the domain. iommu_kvm_domain_alloc() is what iommufd
+ * calls: it checks the request against what the driver offers the device
+ * (&iommu_ops.kvm_formats), calls &iommu_ops.domain_alloc_kvm, in which the
+ * driver allocates its structure, validates its data and calls
+ * iommu_kvm_domain_init(), and then binds the VM handle to the domain and,
+ * for a shadow format, enters it on the list parent unmaps are delivered
+ * to. Nothing can be attached yet and nothing shows in debugfs.
+ * iommu_kvm_domain_publish() makes it visible once the caller can no longer
+ * fail. The driver's &iommu_domain_ops.free calls iommu_kvm_domain_deinit(),
+ * which copes with both phases, before it frees its structure.
  *
  * Ownership: the domain belongs to the owner of its &struct iommu_domain,
- * iommufd's HWPT object, which keeps it until no device is attached (iommufd
- * answers -EBUSY to a destroy before that). The domain holds: a reference on
- * the backend's module, the VM handle (and through it a reference on the VM
- * and on kvm.ko), and one device reference per attached device.
+ * iommufd's HWPT object, which also holds the driver's module for as long.
+ * The domain holds the VM handle (and through it a reference on the VM, on
+ * kvm.ko and on the vendor module that destroys the VM). It holds no device:
+ * which device is on which domain is the iommu core's and the driver's to
+ * know, and stays right through rollback, reset and hot-remove.
  *
  * Teardown orders:
  *
  * - The VM goes away while devices are attached: KVM calls the listener's
- *   release, the core marks the domain dead and the backend blocks all DMA
- *   through it (ops->block) under @kdom->lock. Attaches are refused from then
- *   on. The VM itself is only freed when the domain lets go of it, so the
- *   IOMMU never walks freed memory.
+ *   release, the core marks the domain dead and the driver blocks all DMA
+ *   through it (ops->block) under the domain's lock. iommufd refuses new
+ *   attachments from then on. The iommu core may still re-attach a device it
+ *   had on the domain (after a reset, or rolling back a failed replace of a
+ *   multi-device group), and attach a device that joins the group (probe);
+ *   the driver accepts that and leaves the device blocked. The VM itself is
+ *   only freed when the domain lets go of it, so the IOMMU never walks freed
+ *   memory.
  * - The HWPT is destroyed, or iommufd closed: iommufd detaches every device
- *   first, then frees the domain; free stops KVM notifications (an RCU grace
- *   period in KVM) before the backend frees its structure.
- * - A device is unbound or unplugged: its driver detaches it from iommufd
- *   first, which removes it from @kdom->devices.
- * - The backend module: every domain pins it, so it cannot unload first.
- * - Concurrent attach, detach, release and sync serialise on @kdom->lock:
- *   attach takes it inside the iommu group mutex, detach inside iommufd's
- *   group lock, release inside KVM's listener lock, sync on its own. The
- *   lock is innermost but for the backend's own locks.
+ *   first, then frees the domain; deinit stops KVM notifications (an RCU
+ *   grace period in KVM) before the driver frees its structure.
+ * - Concurrent attach, release and sync serialise on the domain's lock:
+ *   the driver's attach_dev takes it inside the iommu group mutex, release
+ *   inside KVM's listener lock, sync on its own. The lock is innermost but
+ *   for the driver's own locks.
  */
 
 static DEFINE_MUTEX(iommu_kvm_domains_lock);
@@ -60,43 +64,19 @@ static LIST_HEAD(iommu_kvm_domains);
 static DEFINE_IDA(iommu_kvm_ida);
 
 /*
- * The formats. Adding one takes an enum value in the uAPI, a line here and
- * the backend's Kconfig symbol.
+ * The shadow domains that parent unmaps are delivered to, under their own
+ * mutex, which is never taken in atomic context.
  */
-static const struct iommu_kvm_format_desc iommu_kvm_format_descs[] = {
-	[IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED] = {
-		.name = "selftest-shared",
-		.flags = IOMMU_KVM_FMT_SHARED,
-	},
-	[IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW] = {
-		.name = "selftest-shadow",
-		.flags = IOMMU_KVM_FMT_SHADOW,
-	},
-};
+static DEFINE_MUTEX(iommu_kvm_shadow_lock);
+static LIST_HEAD(iommu_kvm_shadow_domains);
 
-static_assert(ARRAY_SIZE(iommu_kvm_format_descs) <= 64);
-
-/* The format's description, or NULL for a value that is not a format */
-const struct iommu_kvm_format_desc *iommu_kvm_format(u32 format)
+/* The iommu_ops of the driver @dev sits behind, NULL if it has no IOMMU */
+static const struct iommu_ops *iommu_kvm_dev_ops(struct device *dev)
 {
-	if (format >= ARRAY_SIZE(iommu_kvm_format_descs) ||
-	    !iommu_kvm_format_descs[format].name)
+	if (!dev->iommu || !dev->iommu->iommu_dev)
 		return NULL;
-	return &iommu_kvm_format_descs[format];
+	return dev->iommu->iommu_dev->ops;
 }
-EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_format);
-
-/**
- * struct iommu_kvm_attachment - A device attached to a domain
- * @node: entry in &iommu_kvm_domain.devices
- * @dev: the device; a reference is held
- * @group: its group when it was attached, to match group detaches
- */
-struct iommu_kvm_attachment {
-	struct list_head node;
-	struct device *dev;
-	struct iommu_group *group;
-};
 
 /**
  * iommu_kvm_formats() - Which KVM-backed formats can a device use?
@@ -105,247 +85,73 @@ struct iommu_kvm_attachment {
  *
  * Process context.
  *
- * Return: a bitmap of BIT_ULL(enum iommu_hwpt_kvm_format); 0 if no backend
- * serves the device's IOMMU.
+ * Return: a bitmap of BIT_ULL(enum iommu_hwpt_kvm_format); 0 if the device's
+ * IOMMU driver offers none.
  */
 u64 iommu_kvm_formats(struct device *dev, u64 *shadow_formats)
 {
-	const struct iommu_kvm_backend *backend;
-	u64 formats, shadow = 0;
-	unsigned int bit;
+	const struct iommu_ops *ops = iommu_kvm_dev_ops(dev);
+	u64 formats = 0, shadow = 0;
 
-	backend = iommu_kvm_backend_get(dev);
-	if (IS_ERR(backend)) {
-		formats = 0;
-		goto out;
+	if (ops && ops->kvm_formats && ops->domain_alloc_kvm) {
+		formats = ops->kvm_formats(dev, &shadow);
+		/* "No format", or a shadow one not offered, is a driver bug */
+		if (WARN_ON_ONCE(formats & BIT_ULL(IOMMU_HWPT_KVM_FORMAT_NONE)))
+			formats &= ~BIT_ULL(IOMMU_HWPT_KVM_FORMAT_NONE);
+		if (WARN_ON_ONCE(shadow & ~formats))
+			shadow &= formats;
 	}
-	formats = backend->ops->formats(dev);
-	for (bit = 0; bit < 64; bit++) {
-		const struct iommu_kvm_format_desc *desc = iommu_kvm_format(bit);
-
-		if (!(formats & BIT_ULL(bit)))
-			continue;
-
-		/* A backend offering a format the core does not know is a bug */
-		if (WARN_ON_ONCE(!desc))
-			formats &= ~BIT_ULL(bit);
-		else if (desc->flags & IOMMU_KVM_FMT_SHADOW)
-			shadow |= BIT_ULL(bit);
-	}
-	iommu_kvm_backend_put(backend);
-out:
 	if (shadow_formats)
 		*shadow_formats = shadow;
 	return formats;
 }
 EXPORT_SYMBOL_NS_GPL(iommu_kvm_formats, "IOMMU_KVM");
 
-static int iommu_kvm_attach_dev(struct iommu_domain *domain,
-				struct device *dev, struct iommu_domain *old)
+/* Are the mandatory callbacks there, for a domain of this kind? */
+VISIBLE_IF_KUNIT bool
+iommu_kvm_ops_complete(const struct iommu_kvm_domain_ops *ops, bool shadow)
 {
-	struct iommu_kvm_domain *kdom = to_iommu_kvm_domain(domain);
-	const struct iommu_kvm_domain_ops *ops = kdom->backend->ops;
-	struct iommu_kvm_attachment *att;
-	int ret;
+	return ops && ops->name && ops->invalidate && ops->block &&
+	       (!shadow || ops->sync);
+}
+EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_ops_complete);
 
-	/*
-	 * Check on every attach, not just at allocation, that the device's
-	 * IOMMU can use this domain: a replace does not go through the iommu
-	 * core's owner check, and IOMMUs of one driver can differ.
-	 */
-	if (iommu_kvm_dev_ops(dev) != domain->owner ||
-	    !(ops->formats(dev) & BIT_ULL(kdom->format)))
+/**
+ * iommu_kvm_domain_init() - Set up the core's part of a driver's domain
+ * @kdom: embedded in the driver's new domain structure, zeroed
+ * @ops: the driver's callbacks; must stay valid as long as the domain
+ * @cfg: what &iommu_ops.domain_alloc_kvm was given
+ *
+ * The driver calls this from &iommu_ops.domain_alloc_kvm, once it has
+ * validated @cfg and before it returns the domain. It sets the domain's type
+ * to IOMMU_DOMAIN_KVM; the driver sets the domain's ops. Once it returns 0,
+ * the driver's &iommu_domain_ops.free must call iommu_kvm_domain_deinit(),
+ * also on the driver's own error paths; if it fails there is nothing to
+ * undo. Process context.
+ *
+ * Return: 0, -EINVAL (with a WARN) if a mandatory callback is missing
+ * (ops->sync for a shadow format), -ENOMEM.
+ */
+int iommu_kvm_domain_init(struct iommu_kvm_domain *kdom,
+			  const struct iommu_kvm_domain_ops *ops,
+			  const struct iommu_kvm_domain_cfg *cfg)
+{
+	int id;
+
+	if (WARN_ON(!iommu_kvm_ops_complete(ops, cfg->shadow)))
 		return -EINVAL;
-
-	att = kzalloc_obj(*att, GFP_KERNEL_ACCOUNT);
-	if (!att)
-		return -ENOMEM;
-
-	mutex_lock(&kdom->lock);
-	if (kdom->dead) {
-		ret = -ENODEV;
-		goto out_unlock;
-	}
-	ret = ops->attach_dev(kdom, dev, old);
-	if (ret)
-		goto out_unlock;
-	att->dev = get_device(dev);
-	att->group = dev->iommu_group;
-	list_add_tail(&att->node, &kdom->devices);
-	mutex_unlock(&kdom->lock);
-	trace_iommu_kvm_attach(kdom->id, dev);
-	return 0;
-
-out_unlock:
-	mutex_unlock(&kdom->lock);
-	kfree(att);
-	return ret;
-}
-
-static void iommu_kvm_detach_locked(struct iommu_kvm_domain *kdom,
-				    struct iommu_kvm_attachment *att)
-{
-	lockdep_assert_held(&kdom->lock);
-
-	if (kdom->backend->ops->detach_dev)
-		kdom->backend->ops->detach_dev(kdom, att->dev);
-	trace_iommu_kvm_detach(kdom->id, att->dev);
-	list_del(&att->node);
-	put_device(att->dev);
-	kfree(att);
-}
-
-/**
- * iommu_kvm_domain_group_detached() - A group left a domain
- * @kdom: the domain
- * @group: the group that is no longer attached to @kdom
- *
- * iommufd calls this after it moved @group off @kdom (detach or replace), and
- * after an attach of @group to @kdom failed, in which case the iommu core
- * may already have rolled back devices that @kdom had seen attach. Process
- * context.
- */
-void iommu_kvm_domain_group_detached(struct iommu_kvm_domain *kdom,
-				     struct iommu_group *group)
-{
-	struct iommu_kvm_attachment *att, *tmp;
-
-	mutex_lock(&kdom->lock);
-	list_for_each_entry_safe(att, tmp, &kdom->devices, node)
-		if (att->group == group)
-			iommu_kvm_detach_locked(kdom, att);
-	mutex_unlock(&kdom->lock);
-}
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_group_detached, "IOMMU_KVM");
-
-static void iommu_kvm_domain_free(struct iommu_domain *domain)
-{
-	struct iommu_kvm_domain *kdom = to_iommu_kvm_domain(domain);
-	const struct iommu_kvm_backend *backend = kdom->backend;
-	struct iommu_kvm_attachment *att, *tmp;
-	unsigned int id = kdom->id;
-
-	if (kdom->published) {
-		mutex_lock(&iommu_kvm_domains_lock);
-		list_del(&kdom->node);
-		mutex_unlock(&iommu_kvm_domains_lock);
-	}
-	if (kdom->format_flags & IOMMU_KVM_FMT_SHADOW)
-		iommu_kvm_shadow_del(kdom);
-
-	/* After this no KVM notification can reach the domain */
-	kdom->vm->ops->unbind(kdom->vm);
-	kdom->vm = NULL;
-
-	/* The owner detaches everything before freeing; clean up if not */
-	mutex_lock(&kdom->lock);
-	list_for_each_entry_safe(att, tmp, &kdom->devices, node) {
-		WARN_ON_ONCE(1);
-		iommu_kvm_detach_locked(kdom, att);
-	}
-	mutex_unlock(&kdom->lock);
-	mutex_destroy(&kdom->lock);
-
-	trace_iommu_kvm_domain_free(id);
-	backend->ops->domain_free(kdom);
-	ida_free(&iommu_kvm_ida, id);
-	iommu_kvm_backend_put(backend);
-}
-
-static const struct iommu_domain_ops iommu_kvm_domain_ops = {
-	.attach_dev = iommu_kvm_attach_dev,
-	.free = iommu_kvm_domain_free,
-};
-
-/**
- * iommu_kvm_domain_alloc() - Build a KVM-backed domain (first phase)
- * @dev: the device the domain is first for; its IOMMU picks the backend
- * @vm: the VM, from iommu_kvm_vm_get(). Consumed, also on failure
- * @format: enum iommu_hwpt_kvm_format
- * @parent: for a shadow format, a nest-parent paging domain of @dev's IOMMU
- *          driver mapping all guest memory; NULL otherwise
- * @user_data: driver-specific data from userspace, or NULL
- *
- * Process context. The domain is freed with iommu_domain_free().
- *
- * Return: the domain, or ERR_PTR(-ENODEV) if @dev has no IOMMU or the VM
- * is gone, ERR_PTR(-EOPNOTSUPP) if no backend serves @dev's IOMMU or it
- * cannot do @format (including values that are no format),
- * ERR_PTR(-EINVAL) if @parent is missing for a shadow format, given for a
- * shared one, or not of @dev's IOMMU driver, or the backend's error:
- * -EINVAL for bad @user_data, -ENOMEM.
- */
-struct iommu_kvm_domain *
-iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
-		       u32 format, struct iommu_domain *parent,
-		       const struct iommu_user_data *user_data)
-{
-	const struct iommu_kvm_format_desc *desc = iommu_kvm_format(format);
-	const struct iommu_kvm_backend *backend;
-	struct iommu_kvm_domain_cfg cfg = {};
-	struct iommu_kvm_domain *kdom;
-	int id, ret;
-
-	if (!desc) {
-		ret = -EOPNOTSUPP;
-		goto out_put_vm;
-	}
-	if (!(desc->flags & IOMMU_KVM_FMT_SHADOW) != !parent) {
-		ret = -EINVAL;
-		goto out_put_vm;
-	}
-
-	backend = iommu_kvm_backend_get(dev);
-	if (IS_ERR(backend)) {
-		ret = PTR_ERR(backend);
-		goto out_put_vm;
-	}
-	if (!(backend->ops->formats(dev) & BIT_ULL(format))) {
-		ret = -EOPNOTSUPP;
-		goto out_put_backend;
-	}
-	if (WARN_ON_ONCE((desc->flags & IOMMU_KVM_FMT_SHADOW) &&
-			 !backend->ops->sync)) {
-		ret = -EOPNOTSUPP;
-		goto out_put_backend;
-	}
-	if (parent && parent->owner != iommu_kvm_dev_ops(dev)) {
-		ret = -EINVAL;
-		goto out_put_backend;
-	}
-
 	id = ida_alloc(&iommu_kvm_ida, GFP_KERNEL);
-	if (id < 0) {
-		ret = id;
-		goto out_put_backend;
-	}
-
-	cfg.format = format;
-	cfg.flags = desc->flags;
-	cfg.vm = vm;
-	cfg.parent = parent;
-	cfg.user_data = user_data;
-	kdom = backend->ops->domain_alloc(dev, &cfg);
-	if (IS_ERR(kdom)) {
-		ret = PTR_ERR(kdom);
-		goto out_free_id;
-	}
-	if (WARN_ON_ONCE(!kdom)) {
-		ret = -ENOMEM;
-		goto out_free_id;
-	}
+	if (id < 0)
+		return id;
 
 	kdom->domain.type = IOMMU_DOMAIN_KVM;
-	kdom->domain.ops = &iommu_kvm_domain_ops;
-	kdom->domain.owner = iommu_kvm_dev_ops(dev);
-	kdom->backend = backend;
-	kdom->vm = vm;
-	kdom->parent = parent;
-	kdom->format = format;
-	kdom->format_flags = desc->flags;
+	kdom->ops = ops;
+	kdom->vm = NULL;
+	kdom->parent = cfg->parent;
+	kdom->format = cfg->format;
+	kdom->shadow = cfg->shadow;
 	kdom->id = id;
 	mutex_init(&kdom->lock);
-	INIT_LIST_HEAD(&kdom->devices);
 	kdom->dead = false;
 	kdom->published = false;
 	INIT_LIST_HEAD(&kdom->node);
@@ -353,23 +159,136 @@ iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
 	atomic64_set(&kdom->stats.invalidations, 0);
 	atomic64_set(&kdom->stats.syncs, 0);
 	atomic64_set(&kdom->stats.faults, 0);
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_init, "IOMMU_KVM");
 
+/**
+ * iommu_kvm_domain_deinit() - Tear down the core's part of a domain
+ * @kdom: a domain iommu_kvm_domain_init() succeeded on
+ *
+ * The driver calls this from its &iommu_domain_ops.free (and its own error
+ * paths after init), before it frees the structure. Stops KVM notifications
+ * and parent unmaps to the domain, waiting for those in flight, and lets go
+ * of the VM. No device may be attached. Process context.
+ */
+void iommu_kvm_domain_deinit(struct iommu_kvm_domain *kdom)
+{
+	unsigned int id = kdom->id;
+
+	/* Not initialised, or already torn down */
+	if (!kdom->ops)
+		return;
+	if (kdom->published) {
+		mutex_lock(&iommu_kvm_domains_lock);
+		list_del(&kdom->node);
+		mutex_unlock(&iommu_kvm_domains_lock);
+	}
+	if (!list_empty(&kdom->shadow_node)) {
+		mutex_lock(&iommu_kvm_shadow_lock);
+		list_del_init(&kdom->shadow_node);
+		mutex_unlock(&iommu_kvm_shadow_lock);
+	}
+
+	/* After this no KVM notification can reach the domain */
+	if (kdom->vm) {
+		kdom->vm->ops->unbind(kdom->vm);
+		kdom->vm = NULL;
+		/* Only a domain that was bound was traced as allocated */
+		trace_iommu_kvm_domain_free(id);
+	}
+	mutex_destroy(&kdom->lock);
+	kdom->ops = NULL;
+	ida_free(&iommu_kvm_ida, id);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_deinit, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_domain_alloc() - Have @dev's IOMMU driver build a domain
+ * @dev: the device the domain is first for; its IOMMU driver builds it
+ * @vm: the VM, from iommu_kvm_vm_get(). Consumed, also on failure
+ * @format: enum iommu_hwpt_kvm_format
+ * @parent: for a shadow format, a nest-parent paging domain of @dev's IOMMU
+ *          driver mapping all guest memory; NULL otherwise
+ * @user_data: driver-specific data from userspace, or NULL
+ *
+ * Process context. The domain is freed with iommu_domain_free(); until
+ * iommu_kvm_domain_publish() it shows nowhere.
+ *
+ * Return: the domain, or ERR_PTR(-ENODEV) if @dev has no IOMMU or the VM
+ * is gone, ERR_PTR(-EOPNOTSUPP) if @dev's IOMMU driver cannot do @format
+ * (including values that are no format, and drivers that do no KVM-backed
+ * domain at all), ERR_PTR(-EINVAL) if @parent is missing for a shadow
+ * format, given for a shared one, or not a paging domain of @dev's IOMMU
+ * driver, or the driver's error: -EINVAL for bad @user_data, -ENOMEM.
+ */
+struct iommu_kvm_domain *
+iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
+		       u32 format, struct iommu_domain *parent,
+		       const struct iommu_user_data *user_data)
+{
+	const struct iommu_ops *ops = iommu_kvm_dev_ops(dev);
+	struct iommu_kvm_domain_cfg cfg = {};
+	struct iommu_kvm_domain *kdom;
+	struct iommu_domain *domain;
+	u64 formats, shadow;
+	int ret;
+
+	if (!ops) {
+		ret = -ENODEV;
+		goto out_put_vm;
+	}
+	formats = iommu_kvm_formats(dev, &shadow);
+	if (format >= 64 || !(formats & BIT_ULL(format))) {
+		ret = -EOPNOTSUPP;
+		goto out_put_vm;
+	}
+	cfg.shadow = shadow & BIT_ULL(format);
+	if (!cfg.shadow != !parent ||
+	    (parent && (parent->owner != ops ||
+			!(parent->type & __IOMMU_DOMAIN_PAGING)))) {
+		ret = -EINVAL;
+		goto out_put_vm;
+	}
+
+	cfg.format = format;
+	cfg.vm = vm;
+	cfg.parent = parent;
+	cfg.user_data = user_data;
+	domain = ops->domain_alloc_kvm(dev, &cfg);
+	if (IS_ERR_OR_NULL(domain)) {
+		ret = domain ? PTR_ERR(domain) : -ENOMEM;
+		WARN_ON_ONCE(!domain);
+		goto out_put_vm;
+	}
+	kdom = to_iommu_kvm_domain(domain);
+	/* A driver that did not call iommu_kvm_domain_init() is broken */
+	if (WARN_ON_ONCE(domain->type != IOMMU_DOMAIN_KVM || !kdom->ops ||
+			 !domain->ops || !domain->ops->free)) {
+		if (domain->ops && domain->ops->free)
+			domain->ops->free(domain);
+		ret = -EINVAL;
+		goto out_put_vm;
+	}
+	domain->owner = ops;
+
+	kdom->vm = vm;
 	ret = iommu_kvm_vm_bind(vm, kdom);
-	if (ret)
-		goto out_free_domain;
-	if (desc->flags & IOMMU_KVM_FMT_SHADOW)
-		iommu_kvm_shadow_add(kdom);
+	if (ret) {
+		kdom->vm = NULL;
+		iommu_domain_free(domain);
+		goto out_put_vm;
+	}
+	/* From here on the domain owns @vm */
+	if (kdom->shadow) {
+		mutex_lock(&iommu_kvm_shadow_lock);
+		list_add_tail(&kdom->shadow_node, &iommu_kvm_shadow_domains);
+		mutex_unlock(&iommu_kvm_shadow_lock);
+	}
 
-	trace_iommu_kvm_domain_alloc(id, backend->name, desc->name, dev);
+	trace_iommu_kvm_domain_alloc(kdom->id, kdom->ops->name, format, dev);
 	return kdom;
 
-out_free_domain:
-	mutex_destroy(&kdom->lock);
-	backend->ops->domain_free(kdom);
-out_free_id:
-	ida_free(&iommu_kvm_ida, id);
-out_put_backend:
-	iommu_kvm_backend_put(backend);
 out_put_vm:
 	vm->ops->unbind(vm);
 	return ERR_PTR(ret);
@@ -400,7 +319,7 @@ void iommu_kvm_domain_release(struct iommu_kvm_domain *kdom)
 	mutex_lock(&kdom->lock);
 	if (!kdom->dead) {
 		WRITE_ONCE(kdom->dead, true);
-		kdom->backend->ops->block(kdom);
+		kdom->ops->block(kdom);
 		trace_iommu_kvm_block(kdom->id);
 	}
 	mutex_unlock(&kdom->lock);
@@ -423,7 +342,7 @@ int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 {
 	int ret;
 
-	if (!(kdom->format_flags & IOMMU_KVM_FMT_SHADOW))
+	if (!kdom->shadow)
 		return -EINVAL;
 
 	mutex_lock(&kdom->lock);
@@ -431,7 +350,7 @@ int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 		ret = -ENODEV;
 	} else {
 		atomic64_inc(&kdom->stats.syncs);
-		ret = kdom->backend->ops->sync(kdom, iova, size);
+		ret = kdom->ops->sync(kdom, iova, size);
 	}
 	mutex_unlock(&kdom->lock);
 	trace_iommu_kvm_sync(kdom->id, iova, size, ret);
@@ -442,46 +361,118 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_sync, "IOMMU_KVM");
 /* Print every published domain, for debugfs */
 void iommu_kvm_domains_show(struct seq_file *s)
 {
-	struct iommu_kvm_attachment *att;
 	struct iommu_kvm_domain *kdom;
-	unsigned int nr;
 
 	mutex_lock(&iommu_kvm_domains_lock);
 	list_for_each_entry(kdom, &iommu_kvm_domains, node) {
 		mutex_lock(&kdom->lock);
-		nr = list_count_nodes(&kdom->devices);
 		seq_printf(s,
-			   "domain %u backend=%s format=%s vm=%d state=%s parent=%s devices=%u invalidations=%lld syncs=%lld faults=%lld\n",
-			   kdom->id, kdom->backend->name,
-			   iommu_kvm_format(kdom->format)->name, kdom->vm->tgid,
-			   kdom->dead ? "dead" : "live",
-			   str_yes_no(kdom->parent), nr,
+			   "domain %u driver=%s format=%u vm=%d state=%s parent=%s invalidations=%lld syncs=%lld faults=%lld\n",
+			   kdom->id, kdom->ops->name, kdom->format,
+			   kdom->vm->tgid, kdom->dead ? "dead" : "live",
+			   str_yes_no(kdom->parent),
 			   atomic64_read(&kdom->stats.invalidations),
 			   atomic64_read(&kdom->stats.syncs),
 			   atomic64_read(&kdom->stats.faults));
-		list_for_each_entry(att, &kdom->devices, node)
-			seq_printf(s, "  dev %s\n", dev_name(att->dev));
-		if (kdom->backend->ops->debugfs_show)
-			kdom->backend->ops->debugfs_show(kdom, s);
+		if (kdom->ops->debugfs_show)
+			kdom->ops->debugfs_show(kdom, s);
 		mutex_unlock(&kdom->lock);
 	}
 	mutex_unlock(&iommu_kvm_domains_lock);
 }
+
+/*
+ * Tell the driver that [start, last] of guest physical space changed. Any
+ * context: called under KVM's mmu_lock and under the domain's lock alike.
+ */
+void iommu_kvm_deliver_invalidate(struct iommu_kvm_domain *kdom, u64 start,
+				  u64 last)
+{
+	atomic64_inc(&kdom->stats.invalidations);
+	trace_iommu_kvm_invalidate(kdom->id, start, last);
+	kdom->ops->invalidate(kdom, start, last);
+}
+
+/**
+ * iommu_kvm_parent_unmapped() - A nest parent stopped mapping a range
+ * @parent: a paging domain allocated with IOMMU_HWPT_ALLOC_NEST_PARENT
+ * @iova: start of the range, a guest physical address
+ * @size: length of the range in bytes
+ *
+ * An IOMMU driver that offers a shadow format calls this from the unmap path
+ * of its nest-parent domains, after the range is unmapped from @parent and
+ * before it returns to iommufd, which then unpins the pages. Every shadow
+ * domain built on @parent drops its translations of the range before this
+ * returns, so no shadow entry outlives the pin it was made from. Process
+ * context; takes each child's lock, so a running ops->sync finishes first.
+ */
+void iommu_kvm_parent_unmapped(struct iommu_domain *parent, u64 iova, u64 size)
+{
+	struct iommu_kvm_domain *kdom;
+	u64 last;
+
+	if (!size)
+		return;
+	if (check_add_overflow(iova, size - 1, &last))
+		last = U64_MAX;
+
+	mutex_lock(&iommu_kvm_shadow_lock);
+	list_for_each_entry(kdom, &iommu_kvm_shadow_domains, shadow_node) {
+		if (kdom->parent != parent)
+			continue;
+		mutex_lock(&kdom->lock);
+		iommu_kvm_deliver_invalidate(kdom, iova, last);
+		mutex_unlock(&kdom->lock);
+	}
+	mutex_unlock(&iommu_kvm_shadow_lock);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_unmapped, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_parent_read() - Read guest memory through the parent domain
+ * @kdom: a shadow domain
+ * @gpa: guest physical address to read from
+ * @buf: where to put the bytes
+ * @len: how many bytes
+ *
+ * For ops->sync: reads a guest table (or anything else the guest named)
+ * through the pinned GPA to host mapping of @kdom's parent. The caller holds
+ * the domain's lock, which keeps iommu_kvm_parent_unmapped() and so the
+ * unpinning of the pages out until the caller is done.
+ *
+ * Return: 0, -EFAULT if part of the range is not mapped by the parent, or
+ * -EINVAL for a non-shadow domain or a range that wraps.
+ */
+int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
+			  size_t len)
+{
+	u64 end;
+
+	lockdep_assert_held(&kdom->lock);
+	if (!kdom->parent || check_add_overflow(gpa, (u64)len, &end))
+		return -EINVAL;
+
+	while (len) {
+		size_t chunk = min_t(size_t, len, PAGE_SIZE - offset_in_page(gpa));
+		phys_addr_t phys = iommu_iova_to_phys(kdom->parent, gpa);
+		void *va;
+
+		if (!phys || !pfn_valid(PHYS_PFN(phys)))
+			return -EFAULT;
+		va = kmap_local_page(pfn_to_page(PHYS_PFN(phys)));
+		memcpy(buf, va + offset_in_page(phys), chunk);
+		kunmap_local(va);
+		buf += chunk;
+		gpa += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_read, "IOMMU_KVM");
 
 static int __init iommu_kvm_init(void)
 {
 	iommu_kvm_debugfs_init();
 	return 0;
 }
-
-static void __exit iommu_kvm_exit(void)
-{
-	iommu_kvm_debugfs_exit();
-}
-
-module_init(iommu_kvm_init);
-module_exit(iommu_kvm_exit);
-
-MODULE_DESCRIPTION("KVM-backed IOMMU domains");
-MODULE_LICENSE("GPL");
-MODULE_IMPORT_NS("IOMMU_KVM_INTERNAL");
+subsys_initcall(iommu_kvm_init);

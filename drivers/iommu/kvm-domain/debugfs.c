@@ -12,36 +12,25 @@
 /**
  * DOC: debugfs
  *
- * Two files, readable by root. Like all of debugfs they are for debugging,
- * not an ABI.
- *
- * ``/sys/kernel/debug/iommu-kvm/backends`` lists the registered backends,
- * one per line: ``<name> module=<module>``, where ``<module>`` is
- * ``built-in`` for a backend that is not a module.
+ * One file, readable by root. Like all of debugfs it is for debugging, not
+ * an ABI.
  *
  * ``/sys/kernel/debug/iommu-kvm/domains`` lists the domains that exist, live
  * or dead, one line each::
  *
- *   domain <id> backend=<name> format=<name> vm=<tgid> state=<live|dead>
- *   parent=<yes|no> devices=<n> invalidations=<n> syncs=<n> faults=<n>
+ *   domain <id> driver=<name> format=<n> vm=<tgid> state=<live|dead>
+ *   parent=<yes|no> invalidations=<n> syncs=<n> faults=<n>
  *
- * (one line in the file), where ``vm`` is the thread group ID of the process
- * that allocated the domain, ``devices`` counts the attached devices and the
- * three counters count KVM invalidations delivered, shadow syncs and
- * reported translation faults since the domain was created. It is followed
- * by one line ``dev <device name>`` per attached device, indented by two
- * spaces, then by the lines the backend's ``debugfs_show`` adds, indented
- * the same way by convention (the mock adds one, ``mock ...``).
+ * (one line in the file), where ``driver`` is the name in the driver's
+ * &struct iommu_kvm_domain_ops, ``format`` the value of enum
+ * iommu_hwpt_kvm_format, ``vm`` the thread group ID of the process that
+ * allocated the domain, and the three counters count KVM invalidations
+ * delivered, shadow syncs and reported translation faults since the domain
+ * was created. It is followed by the lines the driver's ``debugfs_show``
+ * adds, indented by two spaces: by convention one ``dev <device name>``
+ * line per device the driver has on the domain, then driver state (the
+ * mock adds ``mock ...``). The core keeps no list of devices of its own.
  */
-
-static struct dentry *iommu_kvm_debugfs_dir;
-
-static int backends_show(struct seq_file *s, void *unused)
-{
-	iommu_kvm_backends_show(s);
-	return 0;
-}
-DEFINE_SHOW_ATTRIBUTE(backends);
 
 static int domains_show(struct seq_file *s, void *unused)
 {
@@ -52,14 +41,7 @@ DEFINE_SHOW_ATTRIBUTE(domains);
 
 void iommu_kvm_debugfs_init(void)
 {
-	iommu_kvm_debugfs_dir = debugfs_create_dir("iommu-kvm", NULL);
-	debugfs_create_file("backends", 0400, iommu_kvm_debugfs_dir, NULL,
-			    &backends_fops);
-	debugfs_create_file("domains", 0400, iommu_kvm_debugfs_dir, NULL,
-			    &domains_fops);
-}
+	struct dentry *dir = debugfs_create_dir("iommu-kvm", NULL);
 
-void iommu_kvm_debugfs_exit(void)
-{
-	debugfs_remove_recursive(iommu_kvm_debugfs_dir);
+	debugfs_create_file("domains", 0400, dir, NULL, &domains_fops);
 }

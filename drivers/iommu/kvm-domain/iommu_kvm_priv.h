@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * KVM-backed IOMMU domains: declarations shared by the core's own files and
- * its KUnit suite. Nothing here is for backends.
+ * its KUnit suite. Nothing here is for IOMMU drivers.
  *
  * Copyright (C) 2026 The KVM-backed IOMMU domain authors
  */
@@ -14,26 +14,6 @@
 
 struct kvm;
 struct seq_file;
-
-/**
- * struct iommu_kvm_format_desc - One KVM-backed format
- * @name: shown in debugfs and traces
- * @flags: enum iommu_kvm_format_flags; exactly one of SHARED and SHADOW
- */
-struct iommu_kvm_format_desc {
-	const char *name;
-	u32 flags;
-};
-
-const struct iommu_kvm_format_desc *iommu_kvm_format(u32 format);
-
-/* The iommu_ops of the driver @dev sits behind, NULL if it has no IOMMU */
-static inline const struct iommu_ops *iommu_kvm_dev_ops(struct device *dev)
-{
-	if (!dev->iommu || !dev->iommu->iommu_dev)
-		return NULL;
-	return dev->iommu->iommu_dev->ops;
-}
 
 /**
  * struct iommu_kvm_vm_ops - How the core lets go of a VM
@@ -82,23 +62,15 @@ int iommu_kvm_vm_bind(struct iommu_kvm_vm *vm, struct iommu_kvm_domain *kdom);
 
 /* core.c */
 void iommu_kvm_domain_release(struct iommu_kvm_domain *kdom);
-
-/* backend.c, built in */
-const struct iommu_kvm_backend *iommu_kvm_backend_get(struct device *dev);
-void iommu_kvm_backend_put(const struct iommu_kvm_backend *backend);
-void iommu_kvm_backends_show(struct seq_file *s);
-void iommu_kvm_shadow_add(struct iommu_kvm_domain *kdom);
-void iommu_kvm_shadow_del(struct iommu_kvm_domain *kdom);
 void iommu_kvm_deliver_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 				  u64 last);
+void iommu_kvm_domains_show(struct seq_file *s);
 #if IS_ENABLED(CONFIG_KUNIT)
-bool iommu_kvm_ops_complete(const struct iommu_kvm_domain_ops *ops);
-int iommu_kvm_backend_check(const struct iommu_kvm_backend *backend);
+bool iommu_kvm_ops_complete(const struct iommu_kvm_domain_ops *ops,
+			    bool shadow);
 #endif
 
 /* debugfs.c */
-void iommu_kvm_domains_show(struct seq_file *s);
 void iommu_kvm_debugfs_init(void);
-void iommu_kvm_debugfs_exit(void);
 
 #endif /* __IOMMU_KVM_PRIV_H */

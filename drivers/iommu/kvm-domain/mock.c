@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * KVM-backed IOMMU domains: a mock IOMMU, its backend, and mock devices.
+ * KVM-backed IOMMU domains: a mock IOMMU driver and mock devices.
  *
- * This is a test tool (CONFIG_IOMMU_KVM_DOMAIN_TEST). It registers one mock
- * IOMMU for a bus of its own, a backend for it offering both self-test
- * formats, and /dev/iommu_kvm_mock, whose every open creates a device on
- * that bus, behind the mock IOMMU. Through that file a test binds the device to
- * an iommufd, attaches it, makes it do DMA and asks for shadow syncs, so the
- * whole uAPI runs on any architecture without IOMMU hardware.
+ * This is a test tool (CONFIG_IOMMU_KVM_DOMAIN_TEST), and the worked example
+ * of Documentation/driver-api/iommu-kvm-domain.rst: an IOMMU driver that owns
+ * its KVM-backed domains. It registers one mock IOMMU for a bus of its own,
+ * offering both self-test formats, and /dev/iommu_kvm_mock, whose every open
+ * creates a device on that bus, behind the mock IOMMU. Through that file a
+ * test binds the device to an iommufd, attaches it, makes it do DMA, asks for
+ * shadow syncs and adds devices to its IOMMU group, so the whole uAPI runs on
+ * any architecture without IOMMU hardware.
  *
  * Copyright (C) 2026 The KVM-backed IOMMU domain authors
  */
@@ -24,6 +26,7 @@
 #include <linux/module.h>
 #include <linux/platform_device.h>
 #include <linux/property.h>
+#include <linux/rwsem.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -52,16 +55,33 @@ static const struct bus_type mock_bus = {
 
 static DEFINE_IDA(mock_dev_ida);
 
+/*
+ * What the mock IOMMU "hardware" translates each device through: written by
+ * the attach ops (under the iommu group mutex) and by release_device, under
+ * mock_hw_lock for write; mock DMA and sync hold it for read, so a domain
+ * cannot be switched away from, and then freed, under them. Lock order:
+ * mock_hw_lock, then a KVM domain's iommu_kvm_domain_lock(), then its
+ * spinlock.
+ */
+static DECLARE_RWSEM(mock_hw_lock);
+
+/* Every mock device, for debugfs; under mock_devs_lock */
+static DEFINE_MUTEX(mock_devs_lock);
+static LIST_HEAD(mock_devs);
+
 /**
  * struct mock_dev - A mock device, one per open /dev/iommu_kvm_mock
  * @dev: the device, on the mock IOMMU's bus
  * @id: its number
- * @lock: serialises the file's ioctls, and so DMA against attach changes
+ * @lock: serialises the file's ioctls
  * @idev: iommufd binding, or NULL
  * @attached: @idev is attached to a page table
  * @formats: what the mock IOMMU offers this device, read locklessly
+ * @hw_domain: the domain the mock IOMMU translates the device's DMA
+ *             through, NULL once the device is released; see mock_hw_lock
  * @leader: while the device is being added, a device whose IOMMU group it
  *          joins; else NULL
+ * @node: entry in mock_devs
  */
 struct mock_dev {
 	struct device dev;
@@ -70,19 +90,38 @@ struct mock_dev {
 	struct iommufd_device *idev;
 	bool attached;
 	u64 formats;
+	struct iommu_domain *hw_domain;
 	struct mock_dev *leader;
+	struct list_head node;
 };
+
+static struct mock_dev *to_mock_dev(struct device *dev)
+{
+	if (dev->bus != &mock_bus)
+		return NULL;
+	return container_of(dev, struct mock_dev, dev);
+}
+
+/* Point the "hardware" of @dev at @domain. Called by every attach op. */
+static void mock_hw_set(struct device *dev, struct iommu_domain *domain)
+{
+	lockdep_assert_held_write(&mock_hw_lock);
+	WRITE_ONCE(to_mock_dev(dev)->hw_domain, domain);
+}
 
 /* Identity, blocked and paging domains of the mock IOMMU */
 
-static int mock_nop_attach(struct iommu_domain *domain, struct device *dev,
-			   struct iommu_domain *old)
+static int mock_simple_attach(struct iommu_domain *domain, struct device *dev,
+			      struct iommu_domain *old)
 {
+	down_write(&mock_hw_lock);
+	mock_hw_set(dev, domain);
+	up_write(&mock_hw_lock);
 	return 0;
 }
 
 static const struct iommu_domain_ops mock_static_ops = {
-	.attach_dev = mock_nop_attach,
+	.attach_dev = mock_simple_attach,
 };
 
 static struct iommu_domain mock_identity_domain = {
@@ -179,7 +218,7 @@ static void mock_paging_free(struct iommu_domain *domain)
 }
 
 static const struct iommu_domain_ops mock_paging_ops = {
-	.attach_dev = mock_nop_attach,
+	.attach_dev = mock_simple_attach,
 	.map_pages = mock_paging_map_pages,
 	.unmap_pages = mock_paging_unmap_pages,
 	.iova_to_phys = mock_paging_iova_to_phys,
@@ -228,7 +267,7 @@ struct mock_shadow_entry {
 
 /**
  * struct mock_kvm_domain - A KVM-backed domain of the mock IOMMU
- * @kdom: the framework's domain
+ * @kdom: the library's part, holding the generic domain
  * @lock: protects everything below; held across a mock DMA's copy
  * @blocked: the VM is gone, all DMA faults
  * @inv_start: first address of the last invalidation
@@ -253,22 +292,22 @@ static struct mock_kvm_domain *to_mock_kvm_domain(struct iommu_kvm_domain *kdom)
 	return container_of(kdom, struct mock_kvm_domain, kdom);
 }
 
-static struct mock_dev *to_mock_dev(struct device *dev)
-{
-	if (dev->bus != &mock_bus)
-		return NULL;
-	return container_of(dev, struct mock_dev, dev);
-}
+static const struct iommu_domain_ops mock_kvm_domain_ops;
+static const struct iommu_kvm_domain_ops mock_kvm_ops;
 
-static u64 mock_kvm_formats(struct device *dev)
+/* iommu_ops->kvm_formats */
+static u64 mock_kvm_formats(struct device *dev, u64 *shadow_formats)
 {
 	struct mock_dev *mdev = to_mock_dev(dev);
+	u64 formats = mdev ? READ_ONCE(mdev->formats) : 0;
 
-	return mdev ? READ_ONCE(mdev->formats) : 0;
+	*shadow_formats = formats & BIT_ULL(IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW);
+	return formats;
 }
 
-static struct iommu_kvm_domain *
-mock_kvm_domain_alloc(struct device *dev,
+/* iommu_ops->domain_alloc_kvm */
+static struct iommu_domain *
+mock_domain_alloc_kvm(struct device *dev,
 		      const struct iommu_kvm_domain_cfg *cfg)
 {
 	bool shadow = cfg->format == IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW;
@@ -303,29 +342,69 @@ mock_kvm_domain_alloc(struct device *dev,
 		mkd->shadow = kcalloc(data.nr_entries, sizeof(*mkd->shadow),
 				      GFP_KERNEL_ACCOUNT);
 		if (!mkd->shadow) {
-			kfree(mkd);
-			return ERR_PTR(-ENOMEM);
+			ret = -ENOMEM;
+			goto out_free;
 		}
 		mkd->nr_entries = data.nr_entries;
 		mkd->table_gpa = data.table_gpa;
 	}
-	return &mkd->kdom;
+	ret = iommu_kvm_domain_init(&mkd->kdom, &mock_kvm_ops, cfg);
+	if (ret)
+		goto out_free;
+	mkd->kdom.domain.ops = &mock_kvm_domain_ops;
+	return &mkd->kdom.domain;
+
+out_free:
+	kfree(mkd->shadow);
+	kfree(mkd);
+	return ERR_PTR(ret);
 }
 
-static void mock_kvm_domain_free(struct iommu_kvm_domain *kdom)
+static void mock_kvm_domain_free(struct iommu_domain *domain)
 {
-	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+	struct mock_kvm_domain *mkd =
+		to_mock_kvm_domain(to_iommu_kvm_domain(domain));
 
+	/* Stops KVM's notifications before the structure goes */
+	iommu_kvm_domain_deinit(&mkd->kdom);
 	kfree(mkd->shadow);
 	kfree(mkd);
 }
 
-static int mock_kvm_attach_dev(struct iommu_kvm_domain *kdom,
+/*
+ * Attach is idempotent, and a domain whose VM is gone still takes a device
+ * the iommu core puts back on it (after a reset, or when it rolls back a
+ * failed replace of a multi-device group): the device is then blocked, as
+ * the whole domain is. iommufd refuses new attachments to a dead domain
+ * before they get here.
+ */
+static int mock_kvm_attach_dev(struct iommu_domain *domain,
 			       struct device *dev, struct iommu_domain *old)
 {
-	/* The core checked formats(dev); a mock device needs nothing else */
-	return to_mock_dev(dev) ? 0 : -EINVAL;
+	struct iommu_kvm_domain *kdom = to_iommu_kvm_domain(domain);
+	u64 shadow;
+
+	/*
+	 * Check on every attach, not just at allocation, that the device's
+	 * IOMMU can use this domain: IOMMUs of one driver can differ.
+	 */
+	if (!to_mock_dev(dev) ||
+	    !(mock_kvm_formats(dev, &shadow) & BIT_ULL(kdom->format)))
+		return -EINVAL;
+
+	down_write(&mock_hw_lock);
+	/* Keeps ops->block from running half-way through */
+	iommu_kvm_domain_lock(kdom);
+	mock_hw_set(dev, domain);
+	iommu_kvm_domain_unlock(kdom);
+	up_write(&mock_hw_lock);
+	return 0;
 }
+
+static const struct iommu_domain_ops mock_kvm_domain_ops = {
+	.attach_dev = mock_kvm_attach_dev,
+	.free = mock_kvm_domain_free,
+};
 
 static void mock_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 				u64 last)
@@ -414,7 +493,15 @@ static void mock_kvm_debugfs_show(struct iommu_kvm_domain *kdom,
 				  struct seq_file *s)
 {
 	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+	struct mock_dev *mdev;
 	unsigned long flags;
+
+	/* The devices the "hardware" has on the domain; only compared */
+	mutex_lock(&mock_devs_lock);
+	list_for_each_entry(mdev, &mock_devs, node)
+		if (READ_ONCE(mdev->hw_domain) == &kdom->domain)
+			seq_printf(s, "  dev %s\n", dev_name(&mdev->dev));
+	mutex_unlock(&mock_devs_lock);
 
 	spin_lock_irqsave(&mkd->lock, flags);
 	seq_printf(s, "  mock blocked=%d shadow_entries=%u/%u last_invalidation=0x%llx-0x%llx\n",
@@ -424,21 +511,11 @@ static void mock_kvm_debugfs_show(struct iommu_kvm_domain *kdom,
 }
 
 static const struct iommu_kvm_domain_ops mock_kvm_ops = {
-	.formats = mock_kvm_formats,
-	.domain_alloc = mock_kvm_domain_alloc,
-	.domain_free = mock_kvm_domain_free,
-	.attach_dev = mock_kvm_attach_dev,
+	.name = "mock",
 	.invalidate = mock_kvm_invalidate,
 	.block = mock_kvm_block,
 	.sync = mock_kvm_sync,
 	.debugfs_show = mock_kvm_debugfs_show,
-};
-
-static struct iommu_kvm_backend mock_kvm_backend = {
-	.name = "mock",
-	.owner = THIS_MODULE,
-	.iommu_ops = &mock_ops,
-	.ops = &mock_kvm_ops,
 };
 
 /* The mock IOMMU driver */
@@ -453,6 +530,14 @@ static struct iommu_device *mock_probe_device(struct device *dev)
 	if (!to_mock_dev(dev))
 		return ERR_PTR(-ENODEV);
 	return &mock_iommu.iommu;
+}
+
+/* The device is going away: its DMA translates through nothing any more */
+static void mock_release_device(struct device *dev)
+{
+	down_write(&mock_hw_lock);
+	mock_hw_set(dev, NULL);
+	up_write(&mock_hw_lock);
 }
 
 static struct iommu_group *mock_device_group(struct device *dev)
@@ -474,9 +559,12 @@ static const struct iommu_ops mock_ops = {
 	.owner = THIS_MODULE,
 	.capable = mock_capable,
 	.probe_device = mock_probe_device,
+	.release_device = mock_release_device,
 	.device_group = mock_device_group,
 	.def_domain_type = mock_def_domain_type,
 	.domain_alloc_paging_flags = mock_domain_alloc_paging,
+	.kvm_formats = mock_kvm_formats,
+	.domain_alloc_kvm = mock_domain_alloc_kvm,
 	.identity_domain = &mock_identity_domain,
 	.blocked_domain = &mock_blocked_domain,
 	.default_domain_ops = &mock_paging_ops,
@@ -571,17 +659,19 @@ static int mock_dev_dma(struct mock_dev *mdev, void __user *arg)
 	}
 
 	cmd.out_gpa = 0;
-	domain = iommu_get_domain_for_dev(&mdev->dev);
+	/* DMA goes where the "hardware" points, whatever the core thinks */
+	down_read(&mock_hw_lock);
+	domain = mdev->hw_domain;
 	if (!domain || domain->type == IOMMU_DOMAIN_BLOCKED)
 		ret = -ENODEV;
 	else if (domain->ops == &mock_paging_ops)
 		ret = mock_dma_paging(to_mock_paging(domain), &cmd, buf);
-	else if (domain->type == IOMMU_DOMAIN_KVM &&
-		 domain->owner == &mock_ops)
+	else if (domain->ops == &mock_kvm_domain_ops)
 		ret = mock_dma_kvm(to_mock_kvm_domain(to_iommu_kvm_domain(domain)),
 				   &cmd, buf);
 	else
 		ret = -EOPNOTSUPP; /* identity: no DMA to raw memory */
+	up_read(&mock_hw_lock);
 	if (ret)
 		goto out_free;
 
@@ -595,13 +685,13 @@ out_free:
 	return ret;
 }
 
-/* The KVM domain @mdev is attached to, or NULL */
+/* The KVM domain @mdev translates through, or NULL; under mock_hw_lock */
 static struct mock_kvm_domain *mock_dev_kvm_domain(struct mock_dev *mdev)
 {
-	struct iommu_domain *domain = iommu_get_domain_for_dev(&mdev->dev);
+	struct iommu_domain *domain = mdev->hw_domain;
 
-	if (!domain || domain->type != IOMMU_DOMAIN_KVM ||
-	    domain->owner != &mock_ops)
+	lockdep_assert_held(&mock_hw_lock);
+	if (!domain || domain->ops != &mock_kvm_domain_ops)
 		return NULL;
 	return to_mock_kvm_domain(to_iommu_kvm_domain(domain));
 }
@@ -610,15 +700,18 @@ static int mock_dev_sync(struct mock_dev *mdev, void __user *arg)
 {
 	struct iommu_kvm_mock_sync cmd;
 	struct mock_kvm_domain *mkd;
+	int ret;
 
 	if (copy_from_user(&cmd, arg, sizeof(cmd)))
 		return -EFAULT;
 	if (cmd.argsz < sizeof(cmd) || cmd.__reserved)
 		return -EINVAL;
+	down_read(&mock_hw_lock);
 	mkd = mock_dev_kvm_domain(mdev);
-	if (!mkd)
-		return -EINVAL;
-	return iommu_kvm_domain_sync(&mkd->kdom, cmd.iova, cmd.size);
+	ret = mkd ? iommu_kvm_domain_sync(&mkd->kdom, cmd.iova, cmd.size) :
+		    -EINVAL;
+	up_read(&mock_hw_lock);
+	return ret;
 }
 
 static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
@@ -631,6 +724,7 @@ static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
 		return -EFAULT;
 	if (cmd.argsz < sizeof(cmd))
 		return -EINVAL;
+	down_read(&mock_hw_lock);
 	mkd = mock_dev_kvm_domain(mdev);
 	if (mkd) {
 		cmd.out_flags = IOMMU_KVM_MOCK_INFO_KVM;
@@ -645,6 +739,7 @@ static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
 		cmd.out_shadow_entries = mock_kvm_shadow_count(mkd);
 		spin_unlock_irqrestore(&mkd->lock, flags);
 	}
+	up_read(&mock_hw_lock);
 	cmd.argsz = sizeof(cmd);
 	return copy_to_user(arg, &cmd, sizeof(cmd)) ? -EFAULT : 0;
 }
@@ -785,6 +880,7 @@ static struct mock_dev *mock_dev_create(struct mock_dev *leader)
 	if (!mdev)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&mdev->lock);
+	INIT_LIST_HEAD(&mdev->node);
 	mdev->formats = MOCK_FORMATS;
 	mdev->leader = leader;
 	device_initialize(&mdev->dev);
@@ -810,6 +906,9 @@ static struct mock_dev *mock_dev_create(struct mock_dev *leader)
 		ret = -ENODEV;
 		goto out_put;
 	}
+	mutex_lock(&mock_devs_lock);
+	list_add_tail(&mdev->node, &mock_devs);
+	mutex_unlock(&mock_devs_lock);
 	return mdev;
 
 out_put:
@@ -824,6 +923,9 @@ static void mock_dev_destroy(struct mock_dev *mdev)
 		iommufd_device_detach(mdev->idev, IOMMU_NO_PASID);
 	if (mdev->idev)
 		iommufd_device_unbind(mdev->idev);
+	mutex_lock(&mock_devs_lock);
+	list_del_init(&mdev->node);
+	mutex_unlock(&mock_devs_lock);
 	device_unregister(&mdev->dev);
 }
 
@@ -922,16 +1024,11 @@ static int __init mock_init(void)
 					&mock_bus, &mock_iommu.nb);
 	if (ret)
 		goto out_sysfs_remove;
-	ret = iommu_kvm_backend_register(&mock_kvm_backend);
-	if (ret)
-		goto out_unregister_iommu;
 	ret = misc_register(&mock_miscdev);
 	if (ret)
-		goto out_unregister_backend;
+		goto out_unregister_iommu;
 	return 0;
 
-out_unregister_backend:
-	iommu_kvm_backend_unregister(&mock_kvm_backend);
 out_unregister_iommu:
 	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_bus,
 				    &mock_iommu.nb);
@@ -947,7 +1044,6 @@ out_unregister_pdev:
 static void __exit mock_exit(void)
 {
 	misc_deregister(&mock_miscdev);
-	iommu_kvm_backend_unregister(&mock_kvm_backend);
 	iommu_device_unregister_bus(&mock_iommu.iommu, &mock_bus,
 				    &mock_iommu.nb);
 	iommu_device_sysfs_remove(&mock_iommu.iommu);
@@ -958,7 +1054,7 @@ static void __exit mock_exit(void)
 module_init(mock_init);
 module_exit(mock_exit);
 
-MODULE_DESCRIPTION("Mock IOMMU and backend for KVM-backed IOMMU domain tests");
+MODULE_DESCRIPTION("Mock IOMMU driver for KVM-backed IOMMU domain tests");
 MODULE_LICENSE("GPL");
 MODULE_IMPORT_NS("IOMMUFD");
 MODULE_IMPORT_NS("IOMMU_KVM");

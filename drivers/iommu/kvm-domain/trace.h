@@ -14,19 +14,19 @@
 #include <linux/tracepoint.h>
 
 TRACE_EVENT(iommu_kvm_domain_alloc,
-	    TP_PROTO(unsigned int id, const char *backend, const char *format,
+	    TP_PROTO(unsigned int id, const char *driver, u32 format,
 		     struct device *dev),
-	    TP_ARGS(id, backend, format, dev),
+	    TP_ARGS(id, driver, format, dev),
 	    TP_STRUCT__entry(__field(unsigned int, id)
-			     __string(backend, backend)
-			     __string(format, format)
+			     __string(driver, driver)
+			     __field(u32, format)
 			     __string(dev, dev_name(dev))),
 	    TP_fast_assign(__entry->id = id;
-			   __assign_str(backend);
-			   __assign_str(format);
+			   __assign_str(driver);
+			   __entry->format = format;
 			   __assign_str(dev);),
-	    TP_printk("domain=%u backend=%s format=%s dev=%s", __entry->id,
-		      __get_str(backend), __get_str(format), __get_str(dev))
+	    TP_printk("domain=%u driver=%s format=%u dev=%s", __entry->id,
+		      __get_str(driver), __entry->format, __get_str(dev))
 );
 
 DECLARE_EVENT_CLASS(iommu_kvm_domain_event,
@@ -45,26 +45,6 @@ DEFINE_EVENT(iommu_kvm_domain_event, iommu_kvm_domain_free,
 DEFINE_EVENT(iommu_kvm_domain_event, iommu_kvm_block,
 	     TP_PROTO(unsigned int id),
 	     TP_ARGS(id)
-);
-
-DECLARE_EVENT_CLASS(iommu_kvm_dev_event,
-		    TP_PROTO(unsigned int id, struct device *dev),
-		    TP_ARGS(id, dev),
-		    TP_STRUCT__entry(__field(unsigned int, id)
-				     __string(dev, dev_name(dev))),
-		    TP_fast_assign(__entry->id = id;
-				   __assign_str(dev);),
-		    TP_printk("domain=%u dev=%s", __entry->id, __get_str(dev))
-);
-
-DEFINE_EVENT(iommu_kvm_dev_event, iommu_kvm_attach,
-	     TP_PROTO(unsigned int id, struct device *dev),
-	     TP_ARGS(id, dev)
-);
-
-DEFINE_EVENT(iommu_kvm_dev_event, iommu_kvm_detach,
-	     TP_PROTO(unsigned int id, struct device *dev),
-	     TP_ARGS(id, dev)
 );
 
 TRACE_EVENT(iommu_kvm_invalidate,

@@ -36,7 +36,7 @@
  *    changes. KVM refuses a VM of another address space (-EPERM).
  *
  * Notifications are delivered to the domain bound to the handle. Before the
- * domain is bound (while the backend builds it) an invalidation has nothing
+ * domain is bound (while the driver builds it) an invalidation has nothing
  * to act on, since nothing can be attached yet; a release is remembered and
  * makes the bind fail.
  */
@@ -50,7 +50,7 @@ static void iommu_kvm_vm_invalidate(struct kvm_iommu_listener *listener,
 	struct iommu_kvm_domain *kdom = smp_load_acquire(&vm->kdom);
 
 	/* Shadow formats translate through their parent, not through KVM */
-	if (!kdom || !(kdom->format_flags & IOMMU_KVM_FMT_SHARED) ||
+	if (!kdom || kdom->shadow ||
 	    gfn_end <= gfn_start)
 		return;
 	iommu_kvm_deliver_invalidate(kdom, gfn_start << PAGE_SHIFT,
