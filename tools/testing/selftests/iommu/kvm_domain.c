@@ -623,6 +623,38 @@ static void kvmdom_close_mock(struct kvmdom *k, int *fdp)
 		kvmdom_track_mock(&self->k, *__fdp);                         \
 	})
 
+/* A new mock device in the IOMMU group of @fd's, bound to @iommufd */
+static int _test_cmd_mock_sibling(int fd, int iommufd, int *mock_fd,
+				  __u32 *dev_id)
+{
+	struct iommu_kvm_mock_add_sibling add = { .argsz = sizeof(add) };
+	struct iommu_kvm_mock_bind bind = {
+		.argsz = sizeof(bind),
+		.iommufd = iommufd,
+	};
+	int err;
+
+	if (ioctl(fd, IOMMU_KVM_MOCK_ADD_SIBLING, &add))
+		return -1;
+	if (ioctl(add.out_fd, IOMMU_KVM_MOCK_BIND, &bind)) {
+		err = errno;
+		close(add.out_fd);
+		errno = err;
+		return -1;
+	}
+	*mock_fd = add.out_fd;
+	*dev_id = bind.out_dev_id;
+	return 0;
+}
+
+#define test_cmd_mock_sibling(fd, mock_fd, dev_id)                         \
+	({                                                                 \
+		int *__fdp = (mock_fd);                                    \
+		ASSERT_EQ(0, _test_cmd_mock_sibling(fd, self->k.iommufd,   \
+						    __fdp, dev_id));       \
+		kvmdom_track_mock(&self->k, *__fdp);                       \
+	})
+
 static int _test_cmd_mock_attach(int fd, __u32 pt_id)
 {
 	struct iommu_kvm_mock_attach cmd = {
@@ -1791,6 +1823,142 @@ TEST_F(kvm_domain, vm_closed_while_attached)
 	if (refs_closed >= 0)
 		ASSERT_GT(refs_closed, read_long(KVM_REFCNT));
 	test_cmd_mock_detach(mock2);
+}
+
+/*
+ * A replace of a two-device group that fails on the second device: the iommu
+ * core puts the first one back on the old domain. The domain must take it
+ * back exactly once, and there is nothing to warn about.
+ */
+TEST_F(kvm_domain, group_replace_rollback)
+{
+	__u64 mine = 1ULL << variant->format;
+	struct iommu_kvm_mock_info info;
+	__u32 hwpt1, hwpt2, sib_id;
+	struct dbg_domain d;
+	int sib;
+
+	test_cmd_mock_sibling(self->k.mock_fd, &sib, &sib_id);
+	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt1);
+	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt2);
+	test_attach_ready(self->k.mock_fd, hwpt1, variant->format);
+	test_cmd_mock_attach(sib, hwpt1);
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(2, dbg_domains(self->k.pid, info.out_domain_id, &d));
+	ASSERT_EQ(2, d.devices);
+
+	/* The sibling's IOMMU can no longer use the format */
+	test_cmd_mock_set_formats(sib, MOCK_FORMATS & ~mine);
+	test_err_mock_attach(EINVAL, self->k.mock_fd, hwpt2);
+
+	/* Both are back on hwpt1, once each; hwpt2 has nothing */
+	ASSERT_EQ(2, dbg_domains(self->k.pid, info.out_domain_id, &d));
+	ASSERT_EQ(2, d.devices);
+	ASSERT_STREQ("live", d.state);
+	test_cmd_mock_info(sib, &info);
+	ASSERT_EQ(IOMMU_KVM_MOCK_INFO_KVM, info.out_flags);
+	ASSERT_EQ(info.out_domain_id, d.id);
+	test_dma_ok(self->k.mock_fd, variant->format);
+	test_dma_ok(sib, variant->format);
+	test_err_destroy(EBUSY, hwpt1);
+	test_ioctl_destroy(hwpt2);
+	ASSERT_EQ(0, kmsg_splats(self->k.kmsg_fd));
+
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_cmd_mock_detach(sib);
+	ASSERT_EQ(1, dbg_domains(self->k.pid, DBG_ANY, &d));
+	ASSERT_EQ(0, d.devices);
+	test_ioctl_destroy(hwpt1);
+}
+
+/*
+ * The same rollback onto a domain whose VM is gone. The iommu core must be
+ * able to put the device back (it WARNs when it cannot); the device comes
+ * back blocked, like the whole domain. So does a device that joins the
+ * group while it is on the dead domain.
+ */
+TEST_F(kvm_domain, group_rollback_dead_domain)
+{
+	__u64 mine = 1ULL << variant->format;
+	__u32 hwpt1, hwpt2, sib_id, sib2_id;
+	struct iommu_kvm_mock_info info;
+	struct dbg_domain d;
+	int sib, sib2, vm2;
+
+	vm2 = ioctl(self->k.kvm_fd, KVM_CREATE_VM, 0);
+	ASSERT_LE(0, vm2);
+	test_cmd_mock_sibling(self->k.mock_fd, &sib, &sib_id);
+	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt1);
+	ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(&self->k, variant->format,
+					      self->k.dev_id, vm2, &hwpt2));
+	test_attach_ready(self->k.mock_fd, hwpt1, variant->format);
+	test_cmd_mock_attach(sib, hwpt1);
+
+	ASSERT_EQ(0, close(self->k.vm_fd));
+	self->k.vm_fd = -1;
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(IOMMU_KVM_MOCK_INFO_KVM | IOMMU_KVM_MOCK_INFO_DEAD,
+		  info.out_flags);
+
+	test_cmd_mock_set_formats(sib, MOCK_FORMATS & ~mine);
+	test_err_mock_attach(EINVAL, self->k.mock_fd, hwpt2);
+	ASSERT_EQ(0, kmsg_splats(self->k.kmsg_fd));
+
+	/* Back on the dead domain, and blocked */
+	ASSERT_EQ(2, dbg_domains(self->k.pid, info.out_domain_id, &d));
+	ASSERT_EQ(2, d.devices);
+	ASSERT_STREQ("dead", d.state);
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(IOMMU_KVM_MOCK_INFO_KVM | IOMMU_KVM_MOCK_INFO_DEAD,
+		  info.out_flags);
+	test_err_dma(ENODEV, self->k.mock_fd, dma_iova(variant->format));
+	test_err_dma(ENODEV, sib, dma_iova(variant->format));
+
+	/* A device joining the group now is put on it too, blocked */
+	test_cmd_mock_sibling(self->k.mock_fd, &sib2, &sib2_id);
+	ASSERT_EQ(2, dbg_domains(self->k.pid, d.id, &d));
+	ASSERT_EQ(3, d.devices);
+	test_err_dma(ENODEV, sib2, dma_iova(variant->format));
+	ASSERT_EQ(0, kmsg_splats(self->k.kmsg_fd));
+
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_cmd_mock_detach(sib);
+	kvmdom_close_mock(&self->k, &sib2);
+	test_ioctl_destroy(hwpt1);
+	test_ioctl_destroy(hwpt2);
+	ASSERT_EQ(0, close(vm2));
+}
+
+/*
+ * A group member unplugged while the group is attached: the domain forgets
+ * it, and the rest of the group goes on and detaches normally.
+ */
+TEST_F(kvm_domain, group_member_unplugged)
+{
+	struct iommu_kvm_mock_info info;
+	struct dbg_domain d;
+	__u32 hwpt_id, sib_id;
+	int sib;
+
+	test_cmd_mock_sibling(self->k.mock_fd, &sib, &sib_id);
+	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt_id);
+	test_attach_ready(self->k.mock_fd, hwpt_id, variant->format);
+	test_cmd_mock_attach(sib, hwpt_id);
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(1, dbg_domains(self->k.pid, info.out_domain_id, &d));
+	ASSERT_EQ(2, d.devices);
+
+	/* Unplug the sibling while the group is on the domain */
+	kvmdom_close_mock(&self->k, &sib);
+	ASSERT_EQ(1, dbg_domains(self->k.pid, info.out_domain_id, &d));
+	ASSERT_EQ(1, d.devices);
+	test_dma_ok(self->k.mock_fd, variant->format);
+
+	test_cmd_mock_detach(self->k.mock_fd);
+	ASSERT_EQ(1, dbg_domains(self->k.pid, DBG_ANY, &d));
+	ASSERT_EQ(0, d.devices);
+	test_ioctl_destroy(hwpt_id);
+	ASSERT_EQ(0, kmsg_splats(self->k.kmsg_fd));
 }
 
 /* A VM going away kills the HWPTs of that VM, and only those */
