@@ -198,4 +198,32 @@ struct iommu_kvm_mock_add_sibling {
 
 #define IOMMU_KVM_MOCK_ADD_SIBLING _IO(IOMMU_KVM_MOCK_TYPE, 7)
 
+/**
+ * struct iommu_kvm_mock_set_resv - IOMMU_KVM_MOCK_SET_RESV
+ * @argsz: sizeof(struct iommu_kvm_mock_set_resv)
+ * @type: IOMMU_KVM_MOCK_RESV_NONE, or the kind of the one reserved region
+ *        the mock IOMMU reports for the device from then on
+ * @start: its first address
+ * @length: its length, not 0 unless @type is IOMMU_KVM_MOCK_RESV_NONE
+ *
+ * Gives the device a reserved region (iommu_get_resv_regions()), as a
+ * platform does for an MSI doorbell or a firmware-owned buffer, to test how
+ * a KVM-backed HWPT deals with a device that needs one.
+ */
+struct iommu_kvm_mock_set_resv {
+	__u32 argsz;
+	__u32 type;
+	__aligned_u64 start;
+	__aligned_u64 length;
+};
+
+#define IOMMU_KVM_MOCK_RESV_NONE 0
+/* A software-managed MSI window (IOMMU_RESV_SW_MSI) */
+#define IOMMU_KVM_MOCK_RESV_SW_MSI 1
+/* Memory the device must reach at its own address (IOMMU_RESV_DIRECT) */
+#define IOMMU_KVM_MOCK_RESV_DIRECT 2
+/* The same, but one that assignment may drop (IOMMU_RESV_DIRECT_RELAXABLE) */
+#define IOMMU_KVM_MOCK_RESV_DIRECT_RELAXABLE 3
+#define IOMMU_KVM_MOCK_SET_RESV _IO(IOMMU_KVM_MOCK_TYPE, 8)
+
 #endif /* _IOMMU_KVM_TEST_H */

@@ -82,6 +82,9 @@ static LIST_HEAD(mock_devs);
  * @leader: while the device is being added, a device whose IOMMU group it
  *          joins; else NULL
  * @node: entry in mock_devs
+ * @resv_type: IOMMU_KVM_MOCK_RESV_*, the device's one reserved region
+ * @resv_start: its start
+ * @resv_length: its length
  */
 struct mock_dev {
 	struct device dev;
@@ -93,6 +96,9 @@ struct mock_dev {
 	struct iommu_domain *hw_domain;
 	struct mock_dev *leader;
 	struct list_head node;
+	u32 resv_type;
+	u64 resv_start;
+	u64 resv_length;
 };
 
 static struct mock_dev *to_mock_dev(struct device *dev)
@@ -532,6 +538,29 @@ static struct iommu_device *mock_probe_device(struct device *dev)
 	return &mock_iommu.iommu;
 }
 
+/* The one reserved region a test gave the device, if any */
+static void mock_get_resv_regions(struct device *dev, struct list_head *head)
+{
+	static const enum iommu_resv_type types[] = {
+		[IOMMU_KVM_MOCK_RESV_SW_MSI] = IOMMU_RESV_SW_MSI,
+		[IOMMU_KVM_MOCK_RESV_DIRECT] = IOMMU_RESV_DIRECT,
+		[IOMMU_KVM_MOCK_RESV_DIRECT_RELAXABLE] =
+			IOMMU_RESV_DIRECT_RELAXABLE,
+	};
+	struct mock_dev *mdev = to_mock_dev(dev);
+	struct iommu_resv_region *region;
+	u32 type = READ_ONCE(mdev->resv_type);
+
+	if (type == IOMMU_KVM_MOCK_RESV_NONE || type >= ARRAY_SIZE(types))
+		return;
+	region = iommu_alloc_resv_region(READ_ONCE(mdev->resv_start),
+					 READ_ONCE(mdev->resv_length),
+					 IOMMU_READ | IOMMU_WRITE, types[type],
+					 GFP_KERNEL);
+	if (region)
+		list_add_tail(&region->list, head);
+}
+
 /* The device is going away: its DMA translates through nothing any more */
 static void mock_release_device(struct device *dev)
 {
@@ -560,6 +589,7 @@ static const struct iommu_ops mock_ops = {
 	.capable = mock_capable,
 	.probe_device = mock_probe_device,
 	.release_device = mock_release_device,
+	.get_resv_regions = mock_get_resv_regions,
 	.device_group = mock_device_group,
 	.def_domain_type = mock_def_domain_type,
 	.domain_alloc_paging_flags = mock_domain_alloc_paging,
@@ -820,6 +850,26 @@ static int mock_dev_set_formats(struct mock_dev *mdev, void __user *arg)
 
 static int mock_dev_add_sibling(struct mock_dev *mdev, void __user *arg);
 
+static int mock_dev_set_resv(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_set_resv cmd;
+	u64 last;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd) ||
+	    cmd.type > IOMMU_KVM_MOCK_RESV_DIRECT_RELAXABLE)
+		return -EINVAL;
+	if (cmd.type != IOMMU_KVM_MOCK_RESV_NONE &&
+	    (!cmd.length || check_add_overflow(cmd.start, cmd.length - 1, &last)))
+		return -EINVAL;
+	/* Read when iommufd attaches; a test sets it before */
+	WRITE_ONCE(mdev->resv_start, cmd.start);
+	WRITE_ONCE(mdev->resv_length, cmd.length);
+	WRITE_ONCE(mdev->resv_type, cmd.type);
+	return 0;
+}
+
 static long mock_dev_ioctl(struct file *file, unsigned int cmd,
 			   unsigned long arg)
 {
@@ -852,6 +902,9 @@ static long mock_dev_ioctl(struct file *file, unsigned int cmd,
 		break;
 	case IOMMU_KVM_MOCK_ADD_SIBLING:
 		ret = mock_dev_add_sibling(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_SET_RESV:
+		ret = mock_dev_set_resv(mdev, uarg);
 		break;
 	default:
 		ret = -ENOTTY;
