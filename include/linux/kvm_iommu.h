@@ -28,7 +28,9 @@ struct kvm_iommu_listener;
  *   holds the reference, which keeps kvm.ko loaded;
  * - kvm_iommu_listener_register() and kvm_iommu_listener_unregister() attach
  *   a &struct kvm_iommu_listener to the VM, through which KVM reports every
- *   change of the guest physical address space and the end of the VM.
+ *   change of the guest physical address space and the end of the VM;
+ * - kvm_iommu_vm_has_private_mem() tells whether the VM has private memory,
+ *   which no format that walks KVM's table may expose to a device.
  *
  * KVM keeps its listeners on an RCU list under its own mutex: this is a
  * locked registration point, not a bare pointer table.
@@ -74,5 +76,6 @@ int kvm_iommu_listener_register(struct kvm *kvm,
 				struct kvm_iommu_listener *listener);
 void kvm_iommu_listener_unregister(struct kvm *kvm,
 				   struct kvm_iommu_listener *listener);
+bool kvm_iommu_vm_has_private_mem(struct kvm *kvm);
 
 #endif /* __LINUX_KVM_IOMMU_H */

@@ -37,6 +37,24 @@ bool kvm_iommu_file_is_vm(struct file *file)
 }
 EXPORT_SYMBOL_GPL(kvm_iommu_file_is_vm);
 
+/**
+ * kvm_iommu_vm_has_private_mem() - Does @kvm have memory the host cannot map?
+ * @kvm: the VM; the caller holds a reference
+ *
+ * A VM with private memory (kvm_arch_has_private_mem(): a software-protected
+ * x86 VM, SEV-SNP, TDX) backs part of its guest physical space with
+ * guest_memfd and memory attributes, which KVM's page tables follow but the
+ * host must not reach through an IOMMU. The IOMMU side refuses such a VM for
+ * formats that walk KVM's table. Fixed when the VM is created.
+ *
+ * Return: true if @kvm has private memory.
+ */
+bool kvm_iommu_vm_has_private_mem(struct kvm *kvm)
+{
+	return kvm_arch_has_private_mem(kvm);
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_vm_has_private_mem);
+
 void kvm_iommu_init(struct kvm *kvm)
 {
 	mutex_init(&kvm->iommu_lock);

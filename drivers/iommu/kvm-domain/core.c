@@ -216,11 +216,12 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_deinit, "IOMMU_KVM");
  * iommu_kvm_domain_publish() it shows nowhere.
  *
  * Return: the domain, or ERR_PTR(-ENODEV) if @dev has no IOMMU or the VM
- * is gone, ERR_PTR(-EOPNOTSUPP) if @dev's IOMMU driver cannot do @format
+ * is gone; ERR_PTR(-EOPNOTSUPP) if @dev's IOMMU driver cannot do @format
  * (including values that are no format, and drivers that do no KVM-backed
- * domain at all), ERR_PTR(-EINVAL) if @parent is missing for a shadow
- * format, given for a shared one, or not a paging domain of @dev's IOMMU
- * driver, or the driver's error: -EINVAL for bad @user_data, -ENOMEM.
+ * domain at all), or @format is a shared one and the VM has private
+ * memory; ERR_PTR(-EINVAL) if @parent is missing for a shadow format, given
+ * for a shared one, or not a paging domain of @dev's IOMMU driver; or the
+ * driver's error: -EINVAL for bad @user_data, -ENOMEM.
  */
 struct iommu_kvm_domain *
 iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
@@ -244,6 +245,16 @@ iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
 		goto out_put_vm;
 	}
 	cfg.shadow = shadow & BIT_ULL(format);
+	/*
+	 * A shared format lets the device walk KVM's table, which maps the
+	 * VM's private memory too: never for a VM that has any. A shadow
+	 * format translates through its parent, which maps only what the
+	 * VMM mapped.
+	 */
+	if (!cfg.shadow && vm->private_mem) {
+		ret = -EOPNOTSUPP;
+		goto out_put_vm;
+	}
 	if (!cfg.shadow != !parent ||
 	    (parent && (parent->owner != ops ||
 			!(parent->type & __IOMMU_DOMAIN_PAGING)))) {

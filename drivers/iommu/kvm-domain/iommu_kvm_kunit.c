@@ -747,6 +747,32 @@ static void test_released_before_bind(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake.blocks, 0);
 }
 
+/* A VM with private memory gets no shared domain, and a shadow one */
+static void test_private_mem(struct kunit *test)
+{
+	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
+	struct iommu_kvm_domain *kdom;
+	struct iommu_kvm_vm *vm;
+
+	vm = fake_vm(test);
+	vm->private_mem = true;
+	KUNIT_EXPECT_PTR_EQ(test, iommu_kvm_domain_alloc(dev, vm, SHARED, NULL,
+							 NULL),
+			    ERR_PTR(-EOPNOTSUPP));
+	/* Refused before the driver was asked; the VM went once */
+	KUNIT_EXPECT_EQ(test, fake.allocs, 0);
+	KUNIT_EXPECT_EQ(test, fake_vm_unbinds, 1);
+
+	vm = fake_vm(test);
+	vm->private_mem = true;
+	kdom = iommu_kvm_domain_alloc(dev, vm, SHADOW, &fake_parent, NULL);
+	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, kdom);
+	KUNIT_EXPECT_TRUE(test, kdom->shadow);
+	iommu_domain_free(&kdom->domain);
+	KUNIT_EXPECT_EQ(test, fake.allocs, 1);
+	KUNIT_EXPECT_EQ(test, fake_vm_unbinds, 2);
+}
+
 static void test_invalidate_shared(struct kunit *test)
 {
 	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
@@ -991,6 +1017,7 @@ static struct kunit_case iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_lifecycle),
 	KUNIT_CASE(test_abort_unpublished),
 	KUNIT_CASE(test_released_before_bind),
+	KUNIT_CASE(test_private_mem),
 	KUNIT_CASE(test_invalidate_shared),
 	KUNIT_CASE(test_invalidate_shadow),
 	KUNIT_CASE(test_release_blocks),

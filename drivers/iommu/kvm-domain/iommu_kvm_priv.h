@@ -41,6 +41,8 @@ struct iommu_kvm_vm_ops {
  *        with smp_store_release() once the domain is fully set up, read
  *        locklessly with smp_load_acquire() by invalidations
  * @released: KVM reported the VM gone before a domain was bound
+ * @private_mem: the VM has private memory (kvm_arch_has_private_mem()),
+ *               which no shared format may expose; fixed at VM creation
  * @tgid: the process that created the handle, for debugfs
  */
 struct iommu_kvm_vm {
@@ -53,6 +55,7 @@ struct iommu_kvm_vm {
 	struct mutex lock; /* orders the release against iommu_kvm_vm_bind() */
 	struct iommu_kvm_domain *kdom;
 	bool released;
+	bool private_mem;
 	pid_t tgid;
 };
 

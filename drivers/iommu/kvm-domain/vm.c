@@ -135,6 +135,20 @@ static bool iommu_kvm_file_is_vm(struct file *file)
 	return ret;
 }
 
+/* Has @kvm private memory? If KVM cannot tell, assume it has. */
+static bool iommu_kvm_vm_private_mem(struct kvm *kvm)
+{
+	bool (*has_private)(struct kvm *kvm);
+	bool ret;
+
+	has_private = symbol_get(kvm_iommu_vm_has_private_mem);
+	if (!has_private)
+		return true;
+	ret = has_private(kvm);
+	symbol_put(kvm_iommu_vm_has_private_mem);
+	return ret;
+}
+
 /* Take a VM reference and subscribe @vm to the VM's changes */
 static int iommu_kvm_vm_subscribe(struct iommu_kvm_vm *vm, struct kvm *kvm)
 {
@@ -164,6 +178,7 @@ static int iommu_kvm_vm_subscribe(struct iommu_kvm_vm *vm, struct kvm *kvm)
 	ret = reg(kvm, &vm->listener);
 	if (ret)
 		goto out_put_kvm;
+	vm->private_mem = iommu_kvm_vm_private_mem(kvm);
 
 	symbol_put(kvm_iommu_listener_register);
 	symbol_put(kvm_get_kvm_safe);

@@ -1961,6 +1961,46 @@ TEST_F(kvm_domain, group_member_unplugged)
 	ASSERT_EQ(0, kmsg_splats(self->k.kmsg_fd));
 }
 
+/*
+ * A VM with private memory (here a software-protected x86 VM) has guest
+ * memory that the host does not map: a shared format, whose IOMMU would
+ * walk KVM's table of that memory, is refused with EOPNOTSUPP. A shadow
+ * format translates through its parent's IOAS, which maps only what the
+ * VMM mapped, and is accepted.
+ */
+TEST_F(kvm_domain, private_mem_vm)
+{
+#ifdef __x86_64__
+	__u32 hwpt_id;
+	int types, vm;
+
+	types = ioctl(self->k.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+	if (types < 0 || !(types & (1 << KVM_X86_SW_PROTECTED_VM)))
+		SKIP(return,
+		     "no KVM_X86_SW_PROTECTED_VM (CONFIG_KVM_SW_PROTECTED_VM)");
+	vm = ioctl(self->k.kvm_fd, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+	ASSERT_LE(0, vm);
+	if (variant->format == FMT_SHADOW) {
+		ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(&self->k, FMT_SHADOW,
+						      self->k.dev_id, vm,
+						      &hwpt_id));
+		test_attach_ready(self->k.mock_fd, hwpt_id, FMT_SHADOW);
+		test_dma_ok(self->k.mock_fd, FMT_SHADOW);
+		test_cmd_mock_detach(self->k.mock_fd);
+		test_ioctl_destroy(hwpt_id);
+	} else {
+		ASSERT_ERRNO(EOPNOTSUPP,
+			     _test_cmd_hwpt_kvm_alloc(&self->k, variant->format,
+						      self->k.dev_id, vm,
+						      &hwpt_id));
+		ASSERT_EQ(0, dbg_domains(self->k.pid, DBG_ANY, NULL));
+	}
+	ASSERT_EQ(0, close(vm));
+#else
+	SKIP(return, "private memory VMs are tested on x86_64");
+#endif
+}
+
 /* A VM going away kills the HWPTs of that VM, and only those */
 TEST_F(kvm_domain, two_vms)
 {
