@@ -24,13 +24,12 @@
  * device to it (iommufd_hwpt_kvm_is_dead()). A release that races with an
  * attach is safe: the driver attaches the device blocked.
  *
- * It attaches like a nested HWPT but, unlike one, reserves no regions of the
- * device in any IOAS and sets up no MSI cookie: the device's address space
- * belongs to the guest. For a shared format it is the guest physical address
- * space, whose layout the VMM already keeps clear of the platform's MSI
- * window; for a shadow format it is the guest's own DMA space, and the
- * parent's IOAS only translates guest physical addresses, which the device
- * never emits.
+ * A shadow HWPT attaches like a nested HWPT: the device's reserved regions
+ * are reserved in its parent's IOAS and its MSI window is set up there. A
+ * shared HWPT has no IOAS, and its device's address space is the guest's
+ * physical address space, which KVM lays out: iommufd refuses a device that
+ * needs a software MSI window or a direct-mapped region
+ * (iommufd_hwpt_kvm_attach_check()).
  *
  * Creation follows the two phases of every iommufd object: the domain is
  * built and the object ID reserved, the answer is copied to userspace, and
@@ -61,10 +60,53 @@ void iommufd_hwpt_kvm_abort(struct iommufd_object *obj)
 	iommufd_hwpt_kvm_destroy(obj);
 }
 
-/* Has the VM of KVM-backed @hwpt gone away? Then it takes no new device. */
-bool iommufd_hwpt_kvm_is_dead(struct iommufd_hw_pagetable *hwpt)
+/* Does @dev need a reserved region that a shared format cannot keep? */
+static int iommufd_hwpt_kvm_check_resv(struct device *dev, void *unused)
 {
-	return iommu_kvm_domain_is_dead(to_iommu_kvm_domain(hwpt->domain));
+	struct iommu_resv_region *resv;
+	LIST_HEAD(resv_regions);
+	int rc = 0;
+
+	iommu_get_resv_regions(dev, &resv_regions);
+	list_for_each_entry(resv, &resv_regions, list) {
+		if (resv->type == IOMMU_RESV_SW_MSI ||
+		    resv->type == IOMMU_RESV_DIRECT) {
+			rc = -EOPNOTSUPP;
+			break;
+		}
+	}
+	iommu_put_resv_regions(dev, &resv_regions);
+	return rc;
+}
+
+/**
+ * iommufd_hwpt_kvm_attach_check() - May @idev's group go onto @hwpt?
+ * @hwpt: a KVM-backed HWPT
+ * @idev: the device whose group is to be attached or replaced onto it
+ *
+ * Called before the iommu core is involved. A shadow HWPT has reserved
+ * regions and the MSI window handled in its parent's IOAS, as a nested HWPT
+ * has. A shared HWPT translates the guest's physical address space, which
+ * KVM lays out: a software MSI window (the IOMMU must map the MSI doorbell)
+ * or a direct-mapped region (the device must reach it at its own address)
+ * cannot be kept there, so a group with a device that needs one is refused.
+ * Relaxable direct regions are ignored, as for every HWPT.
+ *
+ * Return: 0, -ENODEV once the VM is gone, or -EOPNOTSUPP for a shared
+ * HWPT and a group that needs a software MSI window or a direct region.
+ */
+int iommufd_hwpt_kvm_attach_check(struct iommufd_hw_pagetable *hwpt,
+				  struct iommufd_device *idev)
+{
+	struct iommufd_hwpt_kvm *hwpt_kvm =
+		container_of(hwpt, struct iommufd_hwpt_kvm, common);
+
+	if (iommu_kvm_domain_is_dead(to_iommu_kvm_domain(hwpt->domain)))
+		return -ENODEV;
+	if (hwpt_kvm->parent)
+		return 0;
+	return iommu_group_for_each_dev(idev->igroup->group, NULL,
+					iommufd_hwpt_kvm_check_resv);
 }
 
 int iommufd_hwpt_kvm_info(struct iommufd_ucmd *ucmd)

@@ -655,6 +655,22 @@ static int _test_cmd_mock_sibling(int fd, int iommufd, int *mock_fd,
 		kvmdom_track_mock(&self->k, *__fdp);                       \
 	})
 
+static int _test_cmd_mock_set_resv(int fd, __u32 type, __u64 start,
+				   __u64 length)
+{
+	struct iommu_kvm_mock_set_resv cmd = {
+		.argsz = sizeof(cmd),
+		.type = type,
+		.start = start,
+		.length = length,
+	};
+
+	return ioctl(fd, IOMMU_KVM_MOCK_SET_RESV, &cmd);
+}
+
+#define test_cmd_mock_set_resv(fd, type, start, length) \
+	ASSERT_EQ(0, _test_cmd_mock_set_resv(fd, type, start, length))
+
 static int _test_cmd_mock_attach(int fd, __u32 pt_id)
 {
 	struct iommu_kvm_mock_attach cmd = {
@@ -1999,6 +2015,75 @@ TEST_F(kvm_domain, private_mem_vm)
 #else
 	SKIP(return, "private memory VMs are tested on x86_64");
 #endif
+}
+
+/*
+ * A device with reserved regions. A shadow HWPT handles them as a nested
+ * HWPT does: they are reserved in its parent's IOAS (a direct-mapped region
+ * that guest memory already covers makes the attach fail with EADDRINUSE,
+ * and a reserved window cannot be mapped while the device is attached: EINVAL
+ * from IOMMU_IOAS_MAP). A
+ * shared HWPT translates the guest's physical address space, where neither
+ * a software MSI window nor a direct-mapped region can be kept: it refuses
+ * such a device with EOPNOTSUPP. Relaxable direct regions are ignored, as
+ * for every HWPT.
+ */
+#define RESV_WINDOW (MEM_SIZE + 0x100000ULL)
+TEST_F(kvm_domain, reserved_regions)
+{
+	__u32 hwpt_id;
+
+	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt_id);
+
+	test_cmd_mock_set_resv(self->k.mock_fd,
+			       IOMMU_KVM_MOCK_RESV_DIRECT_RELAXABLE, DATA_GPA,
+			       PAGE);
+	test_attach_ready(self->k.mock_fd, hwpt_id, variant->format);
+	test_dma_ok(self->k.mock_fd, variant->format);
+	test_cmd_mock_detach(self->k.mock_fd);
+
+	if (variant->format == FMT_SHADOW) {
+		/* Guest memory at GPA 0 already covers it */
+		test_cmd_mock_set_resv(self->k.mock_fd,
+				       IOMMU_KVM_MOCK_RESV_DIRECT, DATA_GPA,
+				       PAGE);
+		test_err_mock_attach(EADDRINUSE, self->k.mock_fd, hwpt_id);
+
+		/* A window above guest memory is reserved while attached */
+		test_cmd_mock_set_resv(self->k.mock_fd,
+				       IOMMU_KVM_MOCK_RESV_SW_MSI, RESV_WINDOW,
+				       PAGE);
+		test_attach_ready(self->k.mock_fd, hwpt_id, FMT_SHADOW);
+		test_dma_ok(self->k.mock_fd, FMT_SHADOW);
+		/* iommufd's answer for a map into a reserved range */
+		ASSERT_ERRNO(EINVAL,
+			     _test_ioctl_ioas_map(self->k.iommufd,
+						  self->k.ioas_id, self->k.mem,
+						  PAGE, RESV_WINDOW));
+		test_cmd_mock_detach(self->k.mock_fd);
+		test_ioctl_ioas_map(self->k.mem, PAGE, RESV_WINDOW);
+		test_ioctl_ioas_unmap(RESV_WINDOW, PAGE);
+	} else {
+		test_cmd_mock_set_resv(self->k.mock_fd,
+				       IOMMU_KVM_MOCK_RESV_SW_MSI, RESV_WINDOW,
+				       PAGE);
+		test_err_mock_attach(EOPNOTSUPP, self->k.mock_fd, hwpt_id);
+		test_cmd_mock_set_resv(self->k.mock_fd,
+				       IOMMU_KVM_MOCK_RESV_DIRECT, RESV_WINDOW,
+				       PAGE);
+		test_err_mock_attach(EOPNOTSUPP, self->k.mock_fd, hwpt_id);
+		/* Not through a replace either */
+		test_cmd_mock_attach(self->k.mock_fd, self->k.ioas_id);
+		test_err_mock_attach(EOPNOTSUPP, self->k.mock_fd, hwpt_id);
+		test_cmd_mock_detach(self->k.mock_fd);
+	}
+
+	/* Without them, the device attaches again */
+	test_cmd_mock_set_resv(self->k.mock_fd, IOMMU_KVM_MOCK_RESV_NONE, 0, 0);
+	test_attach_ready(self->k.mock_fd, hwpt_id, variant->format);
+	test_dma_ok(self->k.mock_fd, variant->format);
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
 }
 
 /* A VM going away kills the HWPTs of that VM, and only those */
