@@ -27,6 +27,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -2234,6 +2235,63 @@ TEST_F(kvm_domain, vm_owner_exits)
 	test_ioctl_destroy(hwpt_id);
 	ASSERT_EQ(0, dbg_domains(child, DBG_ANY, NULL));
 	close(vm_fd);
+}
+
+/*
+ * execve() in the VM's process ends the VM for the HWPT, as an exit does:
+ * the owner is the address space, which execve() replaces. Here the VM's
+ * file even stays open across it (KVM_CREATE_VM's descriptor is
+ * close-on-exec; the child keeps a copy without the flag).
+ */
+TEST_F(kvm_domain, vm_owner_execs)
+{
+	struct iommu_kvm_mock_info info;
+	int pipefd[2], status;
+	__u32 hwpt_id;
+	pid_t child;
+	char c;
+
+	ASSERT_EQ(0, pipe2(pipefd, O_CLOEXEC));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		int vm = ioctl(self->k.kvm_fd, KVM_CREATE_VM, 0);
+		__u32 id;
+
+		close(pipefd[0]);
+		if (vm < 0 || dup2(vm, 100) != 100)
+			_exit(1);
+		if (_test_cmd_hwpt_kvm_alloc(&self->k, variant->format,
+					     self->k.dev_id, vm, &id))
+			_exit(2);
+		if (_test_cmd_mock_attach(self->k.mock_fd, id))
+			_exit(3);
+		if (variant->format == FMT_SHADOW &&
+		    _test_cmd_mock_sync(self->k.mock_fd, 0, 0))
+			_exit(4);
+		if (write(pipefd[1], &id, sizeof(id)) != sizeof(id))
+			_exit(5);
+		/* The pipe closes with the exec; fd 100 stays open */
+		execl("/bin/sh", "sh", "-c", "exec sleep 60", NULL);
+		_exit(6);
+	}
+	close(pipefd[1]);
+	ASSERT_EQ(sizeof(hwpt_id), read(pipefd[0], &hwpt_id, sizeof(hwpt_id)));
+	ASSERT_EQ(0, read(pipefd[0], &c, 1));
+	close(pipefd[0]);
+	/* Still running: it exec'ed, it did not exit */
+	ASSERT_EQ(0, waitpid(child, &status, WNOHANG));
+
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(IOMMU_KVM_MOCK_INFO_KVM | IOMMU_KVM_MOCK_INFO_DEAD,
+		  info.out_flags);
+	test_err_dma(ENODEV, self->k.mock_fd, dma_iova(variant->format));
+
+	ASSERT_EQ(0, kill(child, SIGKILL));
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+	ASSERT_EQ(0, dbg_domains(child, DBG_ANY, NULL));
 }
 
 TEST_F(kvm_domain, iommufd_closed_first)
