@@ -37,6 +37,51 @@ struct kvm_iommu_listener;
  */
 
 /**
+ * DOC: What KVM reports, and what it does not yet
+ *
+ * The part every architecture shares lives in virt/kvm/kvm_main.c and
+ * holds for all of them, s390 included (on 7.3 it uses the generic MMU
+ * notifier):
+ *
+ * - **Invalidation before reuse.** Every change of what a guest physical
+ *   address maps to that the primary MMU makes (unmap, migration, reclaim,
+ *   NUMA balancing, KSM) reaches kvm_mmu_unmap_gfn_range() from
+ *   invalidate_range_start, and guest_memfd invalidation does too; both are
+ *   reported there, after KVM zapped its own mappings and before the primary
+ *   MMU can free or reuse the page. A memslot deletion or move is reported
+ *   from kvm_invalidate_memslot(), after KVM flushed, before the ioctl
+ *   returns and userspace can reuse the memory.
+ * - **Release before teardown.** The release is reported once, from
+ *   kvm_vm_release() before the file's VM reference is put, or from
+ *   kvm_mmu_notifier_release() before kvm_flush_shadow_all() tears down
+ *   KVM's tables, whichever comes first. A listener that registers later is
+ *   refused.
+ * - **Context.** An invalidation may come in atomic context: under KVM's
+ *   mmu_lock (held for write on x86 for MMU-notifier ranges) or under RCU.
+ *   The release comes in process context.
+ *
+ * Not reported, and what stands in for it:
+ *
+ * - Memory-attribute changes (KVM_SET_MEMORY_ATTRIBUTES) go to
+ *   kvm_unmap_gfn_range() directly, and the attribute filter of a range is
+ *   not passed on. Both matter only for a VM with private memory, which
+ *   the IOMMU side refuses for every format that walks KVM's table
+ *   (kvm_iommu_vm_has_private_mem()).
+ * - Changes KVM makes to its own table without the primary MMU: zaps of
+ *   the architecture's MMU (on x86 kvm_zap_gfn_range(), NX huge-page
+ *   recovery, dirty-log write-protection, access aging, the fast zap of
+ *   all roots on memslot deletion, the MMIO generation wrap) and the
+ *   freeing of its page-table pages. They matter only to a format whose
+ *   IOMMU walks KVM's table, which must hook KVM's own flush points; the
+ *   listener alone is not enough for it.
+ * - Reporting outside mmu_lock. mmu_invalidate_in_progress keeps KVM from
+ *   re-populating a range between invalidate_range_start and _end, so the
+ *   report could move out of the lock; it has not yet.
+ * - A way in from KVM's intercepts (s390 RPCIT) to a shadow domain's sync:
+ *   not yet; iommu_kvm_domain_sync() is reached only from the mock.
+ */
+
+/**
  * struct kvm_iommu_listener_ops - What KVM reports to a listener
  * @invalidate: guest frames [@gfn_start, @gfn_end) no longer map what they
  *	did: KVM zapped them because the backing memory is being unmapped,
