@@ -101,6 +101,10 @@ struct iommu_kvm_domain_ops;
  * @shadow_node: entry in the list of shadow domains that parent unmaps are
  *               delivered to
  * @stats: event counters
+ * @sync_key: for a shadow format, the architecture's handle of the device
+ *            whose intercepted guest table updates reach the domain, if
+ *            @has_sync_key (iommu_kvm_domain_set_sync_key())
+ * @has_sync_key: @sync_key is set
  *
  * A driver embeds this structure in its own domain structure and gets it
  * back with container_of() (name the helper to_<vendor>_kvm_domain()). All
@@ -130,6 +134,8 @@ struct iommu_kvm_domain {
 	struct list_head node;
 	struct list_head shadow_node;
 	struct iommu_kvm_domain_stats stats;
+	u64 sync_key;
+	bool has_sync_key;
 };
 
 /**
@@ -239,6 +245,7 @@ int iommu_kvm_domain_init(struct iommu_kvm_domain *kdom,
 			  const struct iommu_kvm_domain_ops *ops,
 			  const struct iommu_kvm_domain_cfg *cfg);
 void iommu_kvm_domain_deinit(struct iommu_kvm_domain *kdom);
+int iommu_kvm_domain_set_sync_key(struct iommu_kvm_domain *kdom, u64 key);
 void iommu_kvm_parent_unmapped(struct iommu_domain *parent, u64 iova,
 			       u64 size);
 int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
@@ -254,6 +261,9 @@ iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
 		       const struct iommu_user_data *user_data);
 void iommu_kvm_domain_publish(struct iommu_kvm_domain *kdom);
 int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size);
+#if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN_TEST)
+int iommu_kvm_intercept_sync(int kvm_fd, u64 key, u64 iova, u64 size);
+#endif
 #else
 static inline int
 iommu_kvm_domain_init(struct iommu_kvm_domain *kdom,
@@ -265,6 +275,12 @@ iommu_kvm_domain_init(struct iommu_kvm_domain *kdom,
 
 static inline void iommu_kvm_domain_deinit(struct iommu_kvm_domain *kdom)
 {
+}
+
+static inline int iommu_kvm_domain_set_sync_key(struct iommu_kvm_domain *kdom,
+						u64 key)
+{
+	return -EOPNOTSUPP;
 }
 
 static inline void iommu_kvm_parent_unmapped(struct iommu_domain *parent,

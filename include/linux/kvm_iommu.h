@@ -8,6 +8,7 @@
 #ifndef __LINUX_KVM_IOMMU_H
 #define __LINUX_KVM_IOMMU_H
 
+#include <linux/limits.h>
 #include <linux/list.h>
 #include <linux/types.h>
 
@@ -30,7 +31,9 @@ struct kvm_iommu_listener;
  *   a &struct kvm_iommu_listener to the VM, through which KVM reports every
  *   change of the guest physical address space and the end of the VM;
  * - kvm_iommu_vm_has_private_mem() tells whether the VM has private memory,
- *   which no format that walks KVM's table may expose to a device.
+ *   which no format that walks KVM's table may expose to a device;
+ * - kvm_iommu_listener_set_sync_key() names the device whose guest table
+ *   updates, intercepted by KVM, go to the listener (kvm_iommu_sync()).
  *
  * KVM keeps its listeners on an RCU list under its own mutex: this is a
  * locked registration point, not a bare pointer table.
@@ -77,8 +80,13 @@ struct kvm_iommu_listener;
  * - Reporting outside mmu_lock. mmu_invalidate_in_progress keeps KVM from
  *   re-populating a range between invalidate_range_start and _end, so the
  *   report could move out of the lock; it has not yet.
- * - A way in from KVM's intercepts (s390 RPCIT) to a shadow domain's sync:
- *   not yet; iommu_kvm_domain_sync() is reached only from the mock.
+ *
+ * The way in from KVM's intercepts (s390 RPCIT) to a shadow domain:
+ * kvm_iommu_sync() finds the listener whose sync key is the device's handle
+ * and calls its sync, inside kvm->srcu, which kvm_iommu_listener_unregister()
+ * waits for, so the domain cannot be freed under a sync. KVM links against
+ * nothing of the IOMMU side: the listener brought the callback. No
+ * architecture's intercept calls it yet; the s390 backend adds that.
  */
 
 /**
@@ -93,22 +101,35 @@ struct kvm_iommu_listener;
  *	reference, or the process that owns the VM exited. Called once per
  *	listener, in process context, and may sleep. No @invalidate follows
  *	that could make anything valid again.
+ * @sync: optional. The guest changed its DMA table for IOVA [@iova,
+ *	@iova + @size) of the device the listener's sync key names (@size 0:
+ *	all of it), and told KVM with an intercepted instruction (s390
+ *	RPCIT). Called by kvm_iommu_sync() in process context, inside
+ *	kvm->srcu, and may sleep. Returns 0 or a negative errno for KVM's
+ *	intercept handler to turn into the guest's answer.
  */
 struct kvm_iommu_listener_ops {
 	void (*invalidate)(struct kvm_iommu_listener *listener, u64 gfn_start,
 			   u64 gfn_end);
 	void (*release)(struct kvm_iommu_listener *listener);
+	int (*sync)(struct kvm_iommu_listener *listener, u64 iova, u64 size);
 };
 
 /**
  * struct kvm_iommu_listener - An IOMMU domain listening to a VM
- * @ops: the callbacks; both are mandatory
+ * @ops: the callbacks; invalidate and release are mandatory
  * @node: KVM's list entry; owned by KVM while registered
+ * @sync_key: the architecture's handle of the device whose guest table
+ *	updates KVM hands to @ops->sync (s390: the zPCI function handle), or
+ *	KVM_IOMMU_NO_SYNC_KEY. Set with kvm_iommu_listener_set_sync_key()
  */
 struct kvm_iommu_listener {
 	const struct kvm_iommu_listener_ops *ops;
 	struct hlist_node node;
+	u64 sync_key;
 };
+
+#define KVM_IOMMU_NO_SYNC_KEY U64_MAX
 
 /*
  * Exported by kvm.ko; the framework calls them only through symbol_get().
@@ -122,5 +143,9 @@ int kvm_iommu_listener_register(struct kvm *kvm,
 void kvm_iommu_listener_unregister(struct kvm *kvm,
 				   struct kvm_iommu_listener *listener);
 bool kvm_iommu_vm_has_private_mem(struct kvm *kvm);
+int kvm_iommu_listener_set_sync_key(struct kvm *kvm,
+				    struct kvm_iommu_listener *listener,
+				    u64 key);
+int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size);
 
 #endif /* __LINUX_KVM_IOMMU_H */

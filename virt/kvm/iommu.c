@@ -65,7 +65,8 @@ void kvm_iommu_init(struct kvm *kvm)
 /**
  * kvm_iommu_listener_register() - Subscribe an IOMMU domain to a VM
  * @kvm: the VM; the caller holds a reference
- * @listener: with both ops set; must stay valid until unregistered
+ * @listener: with invalidate and release set; must stay valid until
+ *            unregistered
  *
  * Process context.
  *
@@ -83,6 +84,7 @@ int kvm_iommu_listener_register(struct kvm *kvm,
 		return -EINVAL;
 
 	mutex_lock(&kvm->iommu_lock);
+	listener->sync_key = KVM_IOMMU_NO_SYNC_KEY;
 	if (kvm->mm != current->mm)
 		ret = -EPERM;
 	else if (kvm->iommu_released || kvm->vm_dead)
@@ -99,8 +101,8 @@ EXPORT_SYMBOL_GPL(kvm_iommu_listener_register);
  * @kvm: the VM
  * @listener: a registered listener
  *
- * Process context. When this returns no callback runs or will run on
- * @listener.
+ * Process context, not inside kvm->srcu. When this returns no callback
+ * runs or will run on @listener.
  */
 void kvm_iommu_listener_unregister(struct kvm *kvm,
 				   struct kvm_iommu_listener *listener)
@@ -108,9 +110,83 @@ void kvm_iommu_listener_unregister(struct kvm *kvm,
 	mutex_lock(&kvm->iommu_lock);
 	hlist_del_rcu(&listener->node);
 	mutex_unlock(&kvm->iommu_lock);
+	/* Invalidations run under RCU, syncs inside kvm->srcu */
 	synchronize_rcu();
+	synchronize_srcu(&kvm->srcu);
 }
 EXPORT_SYMBOL_GPL(kvm_iommu_listener_unregister);
+
+/**
+ * kvm_iommu_listener_set_sync_key() - Name the device a listener syncs for
+ * @kvm: the VM
+ * @listener: registered on @kvm, with @listener->ops->sync
+ * @key: the architecture's handle of the device (s390: the zPCI function
+ *       handle), not KVM_IOMMU_NO_SYNC_KEY
+ *
+ * From return on, kvm_iommu_sync() for @key reaches @listener. Process
+ * context.
+ *
+ * Return: 0, -EINVAL for a listener without a sync op or an invalid @key,
+ * -EEXIST if another listener of @kvm has @key.
+ */
+int kvm_iommu_listener_set_sync_key(struct kvm *kvm,
+				    struct kvm_iommu_listener *listener,
+				    u64 key)
+{
+	struct kvm_iommu_listener *cur;
+	int ret = 0;
+
+	if (!listener->ops->sync || key == KVM_IOMMU_NO_SYNC_KEY)
+		return -EINVAL;
+	mutex_lock(&kvm->iommu_lock);
+	hlist_for_each_entry(cur, &kvm->iommu_listeners, node) {
+		if (cur != listener && cur->sync_key == key) {
+			ret = -EEXIST;
+			goto out_unlock;
+		}
+	}
+	WRITE_ONCE(listener->sync_key, key);
+out_unlock:
+	mutex_unlock(&kvm->iommu_lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_listener_set_sync_key);
+
+/**
+ * kvm_iommu_sync() - Hand an intercepted guest table update to the IOMMU
+ * @kvm: the VM whose guest issued it
+ * @key: the architecture's handle of the device it names
+ * @iova: start of the IOVA range the guest changed
+ * @size: its length; 0 for the whole table
+ *
+ * For an architecture's intercept handler (s390 RPCIT). The listener found
+ * for @key cannot be unregistered, and so its domain not freed, while its
+ * sync runs: it runs inside kvm->srcu, which unregistering waits for.
+ * Process context; may sleep.
+ *
+ * Return: -ENOENT if no listener has @key (the intercept then goes to
+ * userspace as before), else what the listener's sync returns.
+ */
+int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size)
+{
+	struct kvm_iommu_listener *listener;
+	int idx, ret = -ENOENT;
+
+	if (key == KVM_IOMMU_NO_SYNC_KEY)
+		return -ENOENT;
+	idx = srcu_read_lock(&kvm->srcu);
+	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
+				  srcu_read_lock_held(&kvm->srcu)) {
+		if (READ_ONCE(listener->sync_key) == key &&
+		    listener->ops->sync) {
+			ret = listener->ops->sync(listener, iova, size);
+			break;
+		}
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_sync);
 
 /*
  * Guest frames [@start, @end) changed. Called after KVM stopped using the

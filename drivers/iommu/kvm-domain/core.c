@@ -159,9 +159,34 @@ int iommu_kvm_domain_init(struct iommu_kvm_domain *kdom,
 	atomic64_set(&kdom->stats.invalidations, 0);
 	atomic64_set(&kdom->stats.syncs, 0);
 	atomic64_set(&kdom->stats.faults, 0);
+	kdom->has_sync_key = false;
 	return 0;
 }
 EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_init, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_domain_set_sync_key() - Name the device KVM's intercepts sync
+ * @kdom: a shadow-format domain, between iommu_kvm_domain_init() and the
+ *        return of &iommu_ops.domain_alloc_kvm
+ * @key: the architecture's handle of the device the guest names when it
+ *       updates its table (s390: the zPCI function handle)
+ *
+ * Once the domain is bound to its VM, the guest table updates that KVM
+ * intercepts for @key go to the domain's ops->sync (kvm_iommu_sync()). Two
+ * domains of one VM cannot have the same key: the second allocation fails
+ * with -EEXIST.
+ *
+ * Return: 0, or -EINVAL (with a WARN) for a shared-format domain.
+ */
+int iommu_kvm_domain_set_sync_key(struct iommu_kvm_domain *kdom, u64 key)
+{
+	if (WARN_ON(!kdom->shadow))
+		return -EINVAL;
+	kdom->sync_key = key;
+	kdom->has_sync_key = true;
+	return 0;
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_set_sync_key, "IOMMU_KVM");
 
 /**
  * iommu_kvm_domain_deinit() - Tear down the core's part of a domain
@@ -220,8 +245,9 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_deinit, "IOMMU_KVM");
  * (including values that are no format, and drivers that do no KVM-backed
  * domain at all), or @format is a shared one and the VM has private
  * memory; ERR_PTR(-EINVAL) if @parent is missing for a shadow format, given
- * for a shared one, or not a paging domain of @dev's IOMMU driver; or the
- * driver's error: -EINVAL for bad @user_data, -ENOMEM.
+ * for a shared one, or not a paging domain of @dev's IOMMU driver;
+ * ERR_PTR(-EEXIST) if another domain of the VM has the sync key the driver
+ * set; or the driver's error: -EINVAL for bad @user_data, -ENOMEM.
  */
 struct iommu_kvm_domain *
 iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
@@ -291,6 +317,13 @@ iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
 		goto out_put_vm;
 	}
 	/* From here on the domain owns @vm */
+	if (kdom->has_sync_key) {
+		ret = vm->ops->set_sync_key(vm, kdom->sync_key);
+		if (ret) {
+			iommu_domain_free(domain);
+			return ERR_PTR(ret);
+		}
+	}
 	if (kdom->shadow) {
 		mutex_lock(&iommu_kvm_shadow_lock);
 		list_add_tail(&kdom->shadow_node, &iommu_kvm_shadow_domains);
@@ -343,8 +376,8 @@ EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_domain_release);
  * @iova: start of the range the guest changed
  * @size: its length; 0 for the whole table
  *
- * The entry point of a VM's intercept path (for example s390 RPCIT).
- * Process context.
+ * What a VM's intercept path (for example s390 RPCIT) reaches through
+ * kvm_iommu_sync() and the domain's sync key. Process context.
  *
  * Return: -EINVAL for a domain of a shared format, -ENODEV once the VM is
  * gone, otherwise what ops->sync returns.

@@ -41,6 +41,8 @@ static struct {
 	bool set_type;
 	const struct iommu_kvm_domain_ops *vendor_ops;
 	int sync_ret;
+	bool set_key;
+	int set_key_ret;
 	/* Did */
 	int init_ret;
 	unsigned int queries, calls, allocs, frees, attaches, blocks, syncs;
@@ -48,6 +50,9 @@ static struct {
 	u64 inv_start, inv_last, sync_iova, sync_size;
 	struct iommu_kvm_domain *inv_kdom, *block_kdom, *sync_kdom;
 	bool inv_locked, block_locked, sync_locked, attach_dead;
+	unsigned int set_keys;
+	int set_key_init_ret;
+	u64 key;
 } fake;
 
 static unsigned int fake_vm_unbinds;
@@ -185,6 +190,9 @@ fake_domain_alloc_kvm(struct device *dev,
 	}
 	fd->kdom.domain.ops = &fake_domain_ops;
 	fake.allocs++;
+	if (fake.set_key && cfg->shadow)
+		fake.set_key_init_ret =
+			iommu_kvm_domain_set_sync_key(&fd->kdom, 0x5a);
 	return &fd->kdom.domain;
 }
 
@@ -260,8 +268,16 @@ static void fake_vm_unbind(struct iommu_kvm_vm *vm)
 	kfree(vm);
 }
 
+static int fake_vm_set_sync_key(struct iommu_kvm_vm *vm, u64 key)
+{
+	fake.set_keys++;
+	fake.key = key;
+	return fake.set_key_ret;
+}
+
 static const struct iommu_kvm_vm_ops fake_vm_ops = {
 	.unbind = fake_vm_unbind,
+	.set_sync_key = fake_vm_set_sync_key,
 };
 
 static struct iommu_kvm_vm *fake_vm(struct kunit *test)
@@ -773,6 +789,36 @@ static void test_private_mem(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake_vm_unbinds, 2);
 }
 
+/* A shadow domain's sync key reaches KVM after the bind, or fails the alloc */
+static void test_sync_key(struct kunit *test)
+{
+	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
+	struct iommu_kvm_domain *kdom;
+
+	fake.set_key = true;
+	kdom = alloc_ok(test, dev, SHADOW, &fake_parent, NULL);
+	KUNIT_EXPECT_EQ(test, fake.set_key_init_ret, 0);
+	KUNIT_EXPECT_TRUE(test, kdom->has_sync_key);
+	KUNIT_EXPECT_EQ(test, fake.set_keys, 1);
+	KUNIT_EXPECT_EQ(test, fake.key, 0x5a);
+	iommu_domain_free(&kdom->domain);
+
+	/* Shared domains take none: the fake driver does not set one */
+	kdom = alloc_ok(test, dev, SHARED, NULL, NULL);
+	KUNIT_EXPECT_FALSE(test, kdom->has_sync_key);
+	KUNIT_EXPECT_EQ(test, fake.set_keys, 1);
+	iommu_domain_free(&kdom->domain);
+
+	/* KVM refuses the key: the domain goes, and the VM once */
+	fake.set_key_ret = -EEXIST;
+	KUNIT_EXPECT_EQ(test, alloc_err(test, dev, SHADOW, &fake_parent),
+			-EEXIST);
+	KUNIT_EXPECT_EQ(test, fake.set_keys, 2);
+	KUNIT_EXPECT_EQ(test, fake.allocs, 3);
+	KUNIT_EXPECT_EQ(test, fake.frees, 3);
+	KUNIT_EXPECT_EQ(test, fake_vm_unbinds, 3);
+}
+
 static void test_invalidate_shared(struct kunit *test)
 {
 	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
@@ -1018,6 +1064,7 @@ static struct kunit_case iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_abort_unpublished),
 	KUNIT_CASE(test_released_before_bind),
 	KUNIT_CASE(test_private_mem),
+	KUNIT_CASE(test_sync_key),
 	KUNIT_CASE(test_invalidate_shared),
 	KUNIT_CASE(test_invalidate_shadow),
 	KUNIT_CASE(test_release_blocks),

@@ -19,11 +19,14 @@ struct seq_file;
  * struct iommu_kvm_vm_ops - How the core lets go of a VM
  * @unbind: stop notifications to @vm->listener, drop the VM reference and
  *          free @vm. Process context.
+ * @set_sync_key: make KVM hand the guest table updates it intercepts for
+ *                the device @key names to @vm's domain. Process context.
  *
  * A real VM is reached through kvm.ko (vm.c); KUnit uses a stand-in.
  */
 struct iommu_kvm_vm_ops {
 	void (*unbind)(struct iommu_kvm_vm *vm);
+	int (*set_sync_key)(struct iommu_kvm_vm *vm, u64 key);
 };
 
 /**

@@ -226,4 +226,28 @@ struct iommu_kvm_mock_set_resv {
 #define IOMMU_KVM_MOCK_RESV_DIRECT_RELAXABLE 3
 #define IOMMU_KVM_MOCK_SET_RESV _IO(IOMMU_KVM_MOCK_TYPE, 8)
 
+/**
+ * struct iommu_kvm_mock_intercept - IOMMU_KVM_MOCK_INTERCEPT
+ * @argsz: sizeof(struct iommu_kvm_mock_intercept)
+ * @kvm_fd: the VM whose "guest" updated its DMA table
+ * @key: the handle it names the device's table by; for a mock shadow domain
+ *       the domain's ID (IOMMU_KVM_MOCK_INFO's @out_domain_id)
+ * @iova: start of the IOVA range it changed
+ * @size: its length; 0 for the whole table
+ *
+ * Does what KVM's intercept of such an update does (s390 RPCIT):
+ * kvm_iommu_sync() on the VM, which finds the domain by @key. Fails with
+ * ENOENT when no domain of the VM has @key, as KVM then hands the
+ * intercept to userspace.
+ */
+struct iommu_kvm_mock_intercept {
+	__u32 argsz;
+	__s32 kvm_fd;
+	__aligned_u64 key;
+	__aligned_u64 iova;
+	__aligned_u64 size;
+};
+
+#define IOMMU_KVM_MOCK_INTERCEPT _IO(IOMMU_KVM_MOCK_TYPE, 9)
+
 #endif /* _IOMMU_KVM_TEST_H */

@@ -300,6 +300,7 @@ static struct mock_kvm_domain *to_mock_kvm_domain(struct iommu_kvm_domain *kdom)
 
 static const struct iommu_domain_ops mock_kvm_domain_ops;
 static const struct iommu_kvm_domain_ops mock_kvm_ops;
+static void mock_kvm_domain_free(struct iommu_domain *domain);
 
 /* iommu_ops->kvm_formats */
 static u64 mock_kvm_formats(struct device *dev, u64 *shadow_formats)
@@ -358,6 +359,17 @@ mock_domain_alloc_kvm(struct device *dev,
 	if (ret)
 		goto out_free;
 	mkd->kdom.domain.ops = &mock_kvm_domain_ops;
+	/*
+	 * The "guest" names the table it updated by a handle, as s390 names
+	 * a function: the mock uses the domain's ID, which tests can read.
+	 */
+	if (shadow) {
+		ret = iommu_kvm_domain_set_sync_key(&mkd->kdom, mkd->kdom.id);
+		if (ret) {
+			mock_kvm_domain_free(&mkd->kdom.domain);
+			return ERR_PTR(ret);
+		}
+	}
 	return &mkd->kdom.domain;
 
 out_free:
@@ -850,6 +862,19 @@ static int mock_dev_set_formats(struct mock_dev *mdev, void __user *arg)
 
 static int mock_dev_add_sibling(struct mock_dev *mdev, void __user *arg);
 
+/* What KVM's intercept of a guest table update does (s390 RPCIT) */
+static int mock_dev_intercept(void __user *arg)
+{
+	struct iommu_kvm_mock_intercept cmd;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd))
+		return -EINVAL;
+	return iommu_kvm_intercept_sync(cmd.kvm_fd, cmd.key, cmd.iova,
+					cmd.size);
+}
+
 static int mock_dev_set_resv(struct mock_dev *mdev, void __user *arg)
 {
 	struct iommu_kvm_mock_set_resv cmd;
@@ -905,6 +930,9 @@ static long mock_dev_ioctl(struct file *file, unsigned int cmd,
 		break;
 	case IOMMU_KVM_MOCK_SET_RESV:
 		ret = mock_dev_set_resv(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_INTERCEPT:
+		ret = mock_dev_intercept(uarg);
 		break;
 	default:
 		ret = -ENOTTY;

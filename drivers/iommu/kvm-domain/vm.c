@@ -38,7 +38,10 @@
  * Notifications are delivered to the domain bound to the handle. Before the
  * domain is bound (while the driver builds it) an invalidation has nothing
  * to act on, since nothing can be attached yet; a release is remembered and
- * makes the bind fail.
+ * makes the bind fail. A shadow domain with a sync key also gets the guest
+ * table updates KVM intercepts for that key (the listener's sync, called
+ * by kvm_iommu_sync()); before the bind, or for another key, KVM answers
+ * -ENOENT.
  */
 
 static void iommu_kvm_vm_invalidate(struct kvm_iommu_listener *listener,
@@ -72,9 +75,24 @@ static void iommu_kvm_vm_release(struct kvm_iommu_listener *listener)
 		iommu_kvm_domain_release(kdom);
 }
 
+/* KVM intercepted a guest table update for the device of our sync key */
+static int iommu_kvm_vm_sync(struct kvm_iommu_listener *listener, u64 iova,
+			     u64 size)
+{
+	struct iommu_kvm_vm *vm =
+		container_of(listener, struct iommu_kvm_vm, listener);
+	/* Pairs with iommu_kvm_vm_bind(): a published domain is whole */
+	struct iommu_kvm_domain *kdom = smp_load_acquire(&vm->kdom);
+
+	if (!kdom)
+		return -ENOENT;
+	return iommu_kvm_domain_sync(kdom, iova, size);
+}
+
 static const struct kvm_iommu_listener_ops iommu_kvm_listener_ops = {
 	.invalidate = iommu_kvm_vm_invalidate,
 	.release = iommu_kvm_vm_release,
+	.sync = iommu_kvm_vm_sync,
 };
 
 void iommu_kvm_vm_init(struct iommu_kvm_vm *vm,
@@ -118,8 +136,23 @@ static void iommu_kvm_real_vm_unbind(struct iommu_kvm_vm *vm)
 	kfree(vm);
 }
 
+static int iommu_kvm_real_vm_set_sync_key(struct iommu_kvm_vm *vm, u64 key)
+{
+	int (*set_key)(struct kvm *kvm, struct kvm_iommu_listener *listener,
+		       u64 key);
+	int ret;
+
+	set_key = symbol_get(kvm_iommu_listener_set_sync_key);
+	if (!set_key)
+		return -EOPNOTSUPP;
+	ret = set_key(vm->kvm, &vm->listener, key);
+	symbol_put(kvm_iommu_listener_set_sync_key);
+	return ret;
+}
+
 static const struct iommu_kvm_vm_ops iommu_kvm_real_vm_ops = {
 	.unbind = iommu_kvm_real_vm_unbind,
+	.set_sync_key = iommu_kvm_real_vm_set_sync_key,
 };
 
 static bool iommu_kvm_file_is_vm(struct file *file)
@@ -262,3 +295,47 @@ void iommu_kvm_vm_put(struct iommu_kvm_vm *vm)
 	vm->ops->unbind(vm);
 }
 EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_put, "IOMMU_KVM");
+
+#if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN_TEST)
+/**
+ * iommu_kvm_intercept_sync() - Stand in for an architecture's intercept
+ * @kvm_fd: a KVM VM file descriptor
+ * @key: the device handle the "guest" names
+ * @iova: start of the IOVA range it changed
+ * @size: its length; 0 for the whole table
+ *
+ * For the mock IOMMU driver's tests only: does what an intercept handler in
+ * KVM does with a guest's table update (s390 RPCIT), kvm_iommu_sync(), so
+ * that the way from KVM to a shadow domain runs on every architecture.
+ * Process context.
+ *
+ * Return: -EBADF, -EBADFD for a file that is no VM, -EOPNOTSUPP if the
+ * loaded KVM has no kvm_iommu_sync(), else what kvm_iommu_sync() returns.
+ */
+int iommu_kvm_intercept_sync(int kvm_fd, u64 key, u64 iova, u64 size)
+{
+	int (*sync)(struct kvm *kvm, u64 key, u64 iova, u64 size);
+	struct file *file;
+	int ret;
+
+	file = fget(kvm_fd);
+	if (!file)
+		return -EBADF;
+	if (!iommu_kvm_file_is_vm(file)) {
+		ret = -EBADFD;
+		goto out_fput;
+	}
+	sync = symbol_get(kvm_iommu_sync);
+	if (!sync) {
+		ret = -EOPNOTSUPP;
+		goto out_fput;
+	}
+	/* The open file holds the VM */
+	ret = sync(file->private_data, key, iova, size);
+	symbol_put(kvm_iommu_sync);
+out_fput:
+	fput(file);
+	return ret;
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_intercept_sync, "IOMMU_KVM");
+#endif

@@ -672,6 +672,26 @@ static int _test_cmd_mock_set_resv(int fd, __u32 type, __u64 start,
 #define test_cmd_mock_set_resv(fd, type, start, length) \
 	ASSERT_EQ(0, _test_cmd_mock_set_resv(fd, type, start, length))
 
+static int _test_cmd_mock_intercept(int fd, int kvm_fd, __u64 key, __u64 iova,
+				    __u64 size)
+{
+	struct iommu_kvm_mock_intercept cmd = {
+		.argsz = sizeof(cmd),
+		.kvm_fd = kvm_fd,
+		.key = key,
+		.iova = iova,
+		.size = size,
+	};
+
+	return ioctl(fd, IOMMU_KVM_MOCK_INTERCEPT, &cmd);
+}
+
+#define test_cmd_mock_intercept(fd, kvm_fd, key, iova, size) \
+	ASSERT_EQ(0, _test_cmd_mock_intercept(fd, kvm_fd, key, iova, size))
+#define test_err_mock_intercept(_errno, fd, kvm_fd, key, iova, size) \
+	ASSERT_ERRNO(_errno,                                         \
+		     _test_cmd_mock_intercept(fd, kvm_fd, key, iova, size))
+
 static int _test_cmd_mock_attach(int fd, __u32 pt_id)
 {
 	struct iommu_kvm_mock_attach cmd = {
@@ -2990,6 +3010,63 @@ static void shadow_attach(struct __test_metadata *_metadata,
 				    sizeof(__buf)));                         \
 	})
 
+/*
+ * The way in from KVM: a guest table update that KVM intercepts (s390
+ * RPCIT) for the handle the driver gave the domain reaches the domain's
+ * sync. For another handle, a shared domain's ID, another VM, or once the
+ * HWPT is gone, KVM finds nothing: ENOENT, and the intercept would go to
+ * userspace.
+ */
+TEST_F(kvm_shadow, intercept_sync)
+{
+	__u32 key, shared_id, shared_hwpt, dev2;
+	struct iommu_kvm_mock_info info;
+	struct dbg_domain d;
+	int vm2, mock2;
+
+	shadow_attach(_metadata, &self->k, &self->hwpt_id);
+	test_shadow_entries(1);
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	key = info.out_domain_id;
+
+	/* A guest change reaches the shadow through KVM's lookup */
+	set_pte(&self->k, 1, DATA2_GPA);
+	test_cmd_mock_intercept(self->k.mock_fd, self->k.vm_fd, key, 0x1000,
+				PAGE);
+	test_shadow_entries(2);
+	test_shadow_read(0x1000 + 0x100, DATA2_GPA + 0x100);
+	ASSERT_EQ(1, dbg_domains(self->k.pid, key, &d));
+	ASSERT_EQ(2, d.syncs);
+	/* ... and the sync's errors come back */
+	test_err_mock_intercept(EINVAL, self->k.mock_fd, self->k.vm_fd, key,
+				NR_ENTRIES * PAGE, PAGE);
+
+	/* Nothing for another handle, a shared domain, or another VM */
+	test_err_mock_intercept(ENOENT, self->k.mock_fd, self->k.vm_fd,
+				key + 1000, 0, 0);
+	test_cmd_mock_new(&mock2, &dev2);
+	ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(&self->k, FMT_SHARED, dev2,
+					      self->k.vm_fd, &shared_hwpt));
+	test_cmd_mock_attach(mock2, shared_hwpt);
+	test_cmd_mock_info(mock2, &info);
+	shared_id = info.out_domain_id;
+	ASSERT_NE(key, shared_id);
+	test_err_mock_intercept(ENOENT, self->k.mock_fd, self->k.vm_fd,
+				shared_id, 0, 0);
+	test_cmd_mock_detach(mock2);
+	test_ioctl_destroy(shared_hwpt);
+	vm2 = ioctl(self->k.kvm_fd, KVM_CREATE_VM, 0);
+	ASSERT_LE(0, vm2);
+	test_err_mock_intercept(ENOENT, self->k.mock_fd, vm2, key, 0, 0);
+	ASSERT_EQ(0, close(vm2));
+
+	/* Nor once the HWPT is gone */
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(self->hwpt_id);
+	test_err_mock_intercept(ENOENT, self->k.mock_fd, self->k.vm_fd, key,
+				0, 0);
+}
+
 TEST_F(kvm_shadow, dma)
 {
 	static const char msg[] = "written by the mock device";
@@ -3154,6 +3231,71 @@ TEST_F(kvm_shadow, unmap_other_parent)
 	test_ioctl_destroy(hwpt3);
 	test_ioctl_destroy(parent2);
 	test_ioctl_destroy(ioas2);
+}
+
+/*
+ * Intercepts keep coming from another thread while the HWPT is detached
+ * and destroyed: each finds the domain and syncs, or finds nothing; none
+ * runs into a domain being freed (KVM's lookup and the domain's teardown
+ * order on kvm->srcu), and lockdep has nothing to say.
+ */
+struct intercept_race {
+	int mock_fd;
+	int vm_fd;
+	__u64 key;
+	int stop;
+	int ok;
+	int enoent;
+	int other;
+};
+
+static void *intercept_race_thread(void *arg)
+{
+	struct intercept_race *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		if (!_test_cmd_mock_intercept(r->mock_fd, r->vm_fd, r->key, 0,
+					      0))
+			r->ok++;
+		else if (errno == ENOENT)
+			r->enoent++;
+		else
+			r->other++;
+	}
+	return NULL;
+}
+
+TEST_F(kvm_shadow, intercept_destroy_race)
+{
+	struct intercept_race r = {
+		.mock_fd = self->k.mock_fd,
+		.vm_fd = self->k.vm_fd,
+	};
+	struct iommu_kvm_mock_info info;
+	pthread_t thread;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		shadow_attach(_metadata, &self->k, &self->hwpt_id);
+		test_cmd_mock_info(self->k.mock_fd, &info);
+		r.key = info.out_domain_id;
+		__atomic_store_n(&r.stop, 0, __ATOMIC_RELEASE);
+		ASSERT_EQ(0, pthread_create(&thread, NULL,
+					    intercept_race_thread, &r));
+		usleep(1000);
+		test_cmd_mock_detach(self->k.mock_fd);
+		test_ioctl_destroy(self->hwpt_id);
+		usleep(500);
+		__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+		ASSERT_EQ(0, pthread_join(thread, NULL));
+		test_err_mock_intercept(ENOENT, self->k.mock_fd, self->k.vm_fd,
+					r.key, 0, 0);
+	}
+	/* Syncs ran, and after each destroy the lookup found nothing */
+	ASSERT_LT(0, r.ok);
+	ASSERT_LT(0, r.enoent);
+	ASSERT_EQ(0, r.other);
+	ASSERT_EQ(0, kmsg_splats(self->k.kmsg_fd));
 }
 
 /*
