@@ -5,7 +5,7 @@
  * CONFIG_IOMMU_KVM_DOMAIN_TEST (iommu_kvm_mock.ko), whose every open of
  * /dev/iommu_kvm_mock is a device that binds, attaches and does DMA.
  *
- * Needs root, /dev/kvm (KVM_CREATE_VM and memslots only: no vCPU runs),
+ * Needs root, /dev/kvm (VMs with memslots; on x86_64 one test runs a vCPU),
  * iommu_kvm_mock loaded and debugfs. Mock devices are platform devices
  * without MSI isolation, so every fixture sets iommufd's
  * allow_unsafe_interrupts while a test runs and puts it back afterwards.
@@ -2726,6 +2726,60 @@ static void shared_slot1(struct __test_metadata *_metadata,
 	test_cmd_mock_attach(k->mock_fd, *hwpt_id);
 }
 
+#ifdef __x86_64__
+#define VCPU_CODE_GPA 0xc000ULL
+
+/*
+ * Create vCPU @id of @k's VM and run it, in 32-bit protected mode without
+ * paging (so a guest address is a guest physical address), through @len
+ * bytes of code copied to VCPU_CODE_GPA, until it halts. Returns 0 if it
+ * did.
+ */
+static int vcpu_run_code(struct kvmdom *k, int id, const __u8 *code,
+			 size_t len)
+{
+	struct kvm_segment seg = {
+		.limit = 0xffffffff, .present = 1, .s = 1, .db = 1, .g = 1,
+	};
+	struct kvm_regs regs = { .rip = VCPU_CODE_GPA, .rflags = 2 };
+	struct kvm_run *run = MAP_FAILED;
+	struct kvm_sregs sregs;
+	int vcpu, size, ret = -1;
+
+	memcpy(k->mem + VCPU_CODE_GPA, code, len);
+	vcpu = ioctl(k->vm_fd, KVM_CREATE_VCPU, id);
+	if (vcpu < 0)
+		return -1;
+	size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (size > 0)
+		run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			   vcpu, 0);
+	if (run == MAP_FAILED)
+		goto out_close;
+	if (ioctl(vcpu, KVM_GET_SREGS, &sregs))
+		goto out_unmap;
+	seg.type = 11;	/* code, execute/read, accessed */
+	seg.selector = 8;
+	sregs.cs = seg;
+	seg.type = 3;	/* data, read/write, accessed */
+	seg.selector = 16;
+	sregs.ds = seg;
+	sregs.es = seg;
+	sregs.ss = seg;
+	sregs.cr0 |= 1;	/* PE */
+	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) ||
+	    ioctl(vcpu, KVM_SET_REGS, &regs))
+		goto out_unmap;
+	if (!ioctl(vcpu, KVM_RUN, 0) && run->exit_reason == KVM_EXIT_HLT)
+		ret = 0;
+out_unmap:
+	munmap(run, size);
+out_close:
+	close(vcpu);
+	return ret;
+}
+#endif
+
 static int delete_slot(int vm_fd, __u32 slot, __u64 gpa)
 {
 	struct kvm_userspace_memory_region region = {
@@ -2915,6 +2969,43 @@ static bool traced(const char *buf, const char *event, const char *args)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * A vCPU stores to slot 1 first, so KVM holds a real mapping of the page
+ * when it goes: the invalidation comes from KVM zapping it, and the next
+ * guest access maps the new page, not the old one.
+ */
+TEST_F(kvm_shared, invalidate_after_vcpu_access)
+{
+#ifdef __x86_64__
+	/* movb $0x5a, (SLOT1_GPA + 0x1000); hlt */
+	__u8 code[] = { 0xc6, 0x05, 0, 0, 0, 0, 0x5a, 0xf4 };
+	__u32 disp = SLOT1_GPA + 0x1000, hwpt_id;
+	struct iommu_kvm_mock_info before;
+
+	memcpy(code + 2, &disp, sizeof(disp));
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
+	ASSERT_EQ(0x11, self->mem1[0x1000]);
+	ASSERT_EQ(0, vcpu_run_code(&self->k, 0, code, sizeof(code)));
+	/* The guest's store went through KVM's mapping into the slot */
+	ASSERT_EQ(0x5a, self->mem1[0x1000]);
+
+	test_cmd_mock_info(self->k.mock_fd, &before);
+	ASSERT_EQ(0, madvise(self->mem1 + 0x1000, 0x1000, MADV_DONTNEED));
+	test_invalidated(before, SLOT1_GPA + 0x1000, SLOT1_GPA + 0x1fff);
+	/* Private anonymous memory: the old page is gone */
+	ASSERT_EQ(0, self->mem1[0x1000]);
+
+	/* KVM maps the new page on the next guest access */
+	ASSERT_EQ(0, vcpu_run_code(&self->k, 1, code, sizeof(code)));
+	ASSERT_EQ(0x5a, self->mem1[0x1000]);
+
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+#else
+	SKIP(return, "the vCPU's code is x86");
+#endif
 }
 
 /* Every tracepoint of a domain's life fires, with the domain's ID */
