@@ -317,17 +317,21 @@ iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
 		goto out_put_vm;
 	}
 	/* From here on the domain owns @vm */
+	if (kdom->shadow) {
+		mutex_lock(&iommu_kvm_shadow_lock);
+		list_add_tail(&kdom->shadow_node, &iommu_kvm_shadow_domains);
+		mutex_unlock(&iommu_kvm_shadow_lock);
+	}
+	/*
+	 * Only now may KVM's intercepts reach the domain: a sync fills the
+	 * shadow from the parent, whose unmaps must already reach it.
+	 */
 	if (kdom->has_sync_key) {
 		ret = vm->ops->set_sync_key(vm, kdom->sync_key);
 		if (ret) {
 			iommu_domain_free(domain);
 			return ERR_PTR(ret);
 		}
-	}
-	if (kdom->shadow) {
-		mutex_lock(&iommu_kvm_shadow_lock);
-		list_add_tail(&kdom->shadow_node, &iommu_kvm_shadow_domains);
-		mutex_unlock(&iommu_kvm_shadow_lock);
 	}
 
 	trace_iommu_kvm_domain_alloc(kdom->id, kdom->ops->name, format, dev);
