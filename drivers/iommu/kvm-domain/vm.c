@@ -168,6 +168,26 @@ static bool iommu_kvm_file_is_vm(struct file *file)
 	return ret;
 }
 
+/*
+ * The file behind @kvm_fd, with a reference, if it is a KVM VM; else
+ * ERR_PTR(-EBADF) for no open file, ERR_PTR(-EBADFD) for one that is no VM.
+ */
+static struct file *iommu_kvm_fget_vm(int kvm_fd)
+{
+	struct file *file;
+
+	if (kvm_fd < 0)
+		return ERR_PTR(-EBADF);
+	file = fget(kvm_fd);
+	if (!file)
+		return ERR_PTR(-EBADF);
+	if (!iommu_kvm_file_is_vm(file)) {
+		fput(file);
+		return ERR_PTR(-EBADFD);
+	}
+	return file;
+}
+
 /* Has @kvm private memory? If KVM cannot tell, assume it has. */
 static bool iommu_kvm_vm_private_mem(struct kvm *kvm)
 {
@@ -249,15 +269,9 @@ struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd)
 	struct file *file;
 	int ret;
 
-	if (kvm_fd < 0)
-		return ERR_PTR(-EBADF);
-	file = fget(kvm_fd);
-	if (!file)
-		return ERR_PTR(-EBADF);
-	if (!iommu_kvm_file_is_vm(file)) {
-		ret = -EBADFD;
-		goto out_fput;
-	}
+	file = iommu_kvm_fget_vm(kvm_fd);
+	if (IS_ERR(file))
+		return ERR_CAST(file);
 
 	vm = kzalloc_obj(*vm, GFP_KERNEL_ACCOUNT);
 	if (!vm) {
@@ -318,13 +332,9 @@ int iommu_kvm_intercept_sync(int kvm_fd, u64 key, u64 iova, u64 size)
 	struct file *file;
 	int ret;
 
-	file = fget(kvm_fd);
-	if (!file)
-		return -EBADF;
-	if (!iommu_kvm_file_is_vm(file)) {
-		ret = -EBADFD;
-		goto out_fput;
-	}
+	file = iommu_kvm_fget_vm(kvm_fd);
+	if (IS_ERR(file))
+		return PTR_ERR(file);
 	sync = symbol_get(kvm_iommu_sync);
 	if (!sync) {
 		ret = -EOPNOTSUPP;
