@@ -566,17 +566,16 @@ static int _test_cmd_hwpt_kvm_alloc(struct kvmdom *k, __u32 format,
 
 /* The mock device */
 
-static int _test_cmd_mock_new(int iommufd, int *mock_fd, __u32 *dev_id)
+/* Bind the new mock device file @fd to @iommufd, or close it and fail */
+static int mock_bind_or_close(int fd, int iommufd, int *mock_fd,
+			      __u32 *dev_id)
 {
 	struct iommu_kvm_mock_bind cmd = {
 		.argsz = sizeof(cmd),
 		.iommufd = iommufd,
 	};
-	int fd, err;
+	int err;
 
-	fd = open("/dev/iommu_kvm_mock", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
 	if (ioctl(fd, IOMMU_KVM_MOCK_BIND, &cmd)) {
 		err = errno;
 		close(fd);
@@ -586,6 +585,15 @@ static int _test_cmd_mock_new(int iommufd, int *mock_fd, __u32 *dev_id)
 	*mock_fd = fd;
 	*dev_id = cmd.out_dev_id;
 	return 0;
+}
+
+static int _test_cmd_mock_new(int iommufd, int *mock_fd, __u32 *dev_id)
+{
+	int fd = open("/dev/iommu_kvm_mock", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	return mock_bind_or_close(fd, iommufd, mock_fd, dev_id);
 }
 
 static void kvmdom_track_mock(struct kvmdom *k, int fd)
@@ -629,23 +637,10 @@ static int _test_cmd_mock_sibling(int fd, int iommufd, int *mock_fd,
 				  __u32 *dev_id)
 {
 	struct iommu_kvm_mock_add_sibling add = { .argsz = sizeof(add) };
-	struct iommu_kvm_mock_bind bind = {
-		.argsz = sizeof(bind),
-		.iommufd = iommufd,
-	};
-	int err;
 
 	if (ioctl(fd, IOMMU_KVM_MOCK_ADD_SIBLING, &add))
 		return -1;
-	if (ioctl(add.out_fd, IOMMU_KVM_MOCK_BIND, &bind)) {
-		err = errno;
-		close(add.out_fd);
-		errno = err;
-		return -1;
-	}
-	*mock_fd = add.out_fd;
-	*dev_id = bind.out_dev_id;
-	return 0;
+	return mock_bind_or_close(add.out_fd, iommufd, mock_fd, dev_id);
 }
 
 #define test_cmd_mock_sibling(fd, mock_fd, dev_id)                         \
