@@ -21,8 +21,8 @@
  * count the KVM HWPT holds. Like every HWPT it holds the driver's module.
  *
  * Once the VM is gone the domain blocks all DMA, and iommufd attaches no new
- * device to it (iommufd_hwpt_kvm_is_dead()). A release that races with an
- * attach is safe: the driver attaches the device blocked.
+ * device to it (iommufd_hwpt_kvm_attach_check()). A release that races with
+ * an attach is safe: the driver attaches the device blocked.
  *
  * A shadow HWPT attaches like a nested HWPT: the device's reserved regions
  * are reserved in its parent's IOAS and its MSI window is set up there. A
