@@ -16,6 +16,7 @@
 #include <uapi/linux/iommufd.h>
 
 struct iommu_kvm_vm;
+struct page;
 struct seq_file;
 
 /**
@@ -250,6 +251,8 @@ void iommu_kvm_parent_unmapped(struct iommu_domain *parent, u64 iova,
 			       u64 size);
 int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
 			  size_t len);
+int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom, u64 gfn,
+			     bool write, struct page **page);
 
 /* What iommufd and in-kernel users call */
 struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd);
@@ -290,6 +293,13 @@ static inline void iommu_kvm_parent_unmapped(struct iommu_domain *parent,
 
 static inline int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom,
 					u64 gpa, void *buf, size_t len)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom,
+					   u64 gfn, bool write,
+					   struct page **page)
 {
 	return -EOPNOTSUPP;
 }

@@ -14,6 +14,7 @@
 
 struct file;
 struct kvm;
+struct page;
 struct kvm_iommu_listener;
 
 /**
@@ -33,7 +34,10 @@ struct kvm_iommu_listener;
  * - kvm_iommu_vm_has_private_mem() tells whether the VM has private memory,
  *   which no format that walks KVM's table may expose to a device;
  * - kvm_iommu_listener_set_sync_key() names the device whose guest table
- *   updates, intercepted by KVM, go to the listener (kvm_iommu_sync()).
+ *   updates, intercepted by KVM, go to the listener (kvm_iommu_sync());
+ * - kvm_iommu_pin_gfn() resolves a guest frame through the memslots and the
+ *   primary MMU, under KVM's invalidation protocol, for a domain that keeps
+ *   translations of its own and drops them on the listener's invalidate.
  *
  * KVM keeps its listeners on an RCU list under its own mutex: this is a
  * locked registration point, not a bare pointer table.
@@ -147,5 +151,7 @@ int kvm_iommu_listener_set_sync_key(struct kvm *kvm,
 				    struct kvm_iommu_listener *listener,
 				    u64 key);
 int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size);
+int kvm_iommu_pin_gfn(struct kvm *kvm, u64 gfn, bool write,
+		      struct page **page);
 
 #endif /* __LINUX_KVM_IOMMU_H */

@@ -7,7 +7,10 @@
  */
 #include <linux/kvm_host.h>
 #include <linux/kvm_iommu.h>
+#include <linux/mm.h>
 #include <linux/rculist.h>
+
+#include "kvm_mm.h"
 
 /**
  * DOC: IOMMU listeners
@@ -187,6 +190,84 @@ int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size)
 	return ret;
 }
 EXPORT_SYMBOL_GPL(kvm_iommu_sync);
+
+/**
+ * kvm_iommu_pin_gfn() - Pin the page behind a guest frame, as KVM maps it
+ * @kvm: the VM; the caller holds a reference and runs in the VM's mm
+ * @gfn: the guest frame, in address space 0
+ * @write: the page must be writable
+ * @page: set to the pinned page; the caller unpins it with
+ *        unpin_user_page()
+ *
+ * For an IOMMU domain that keeps translations of guest memory of its own
+ * and drops them when its listener's invalidate says so. @gfn is looked up
+ * in the memslots and faulted in from the primary MMU as a vCPU fault
+ * would, and the page is returned pinned, since the caller may write to it
+ * through a kernel mapping. It is returned only if no invalidation of @gfn
+ * was in progress, and none completed, between the lookup and a check
+ * under mmu_lock, so it is what @gfn maps to at that check. An
+ * invalidation that starts after the check is reported to the listeners as
+ * always; the caller must not miss one that races with this call: under
+ * the lock its invalidate takes, it checks that no invalidate reached it
+ * since before the call, and otherwise unpins the page and calls again.
+ *
+ * Process context; may sleep.
+ *
+ * Return: 0; -EPERM if the caller is not in the VM's mm; -EFAULT if no
+ * memslot maps @gfn to memory with a struct page (or not writably, for
+ * @write); -EINTR if a fatal signal is pending.
+ */
+int kvm_iommu_pin_gfn(struct kvm *kvm, u64 gfn, bool write, struct page **page)
+{
+	unsigned long seq;
+	int idx, ret;
+
+	if (kvm->mm != current->mm)
+		return -EPERM;
+
+	idx = srcu_read_lock(&kvm->srcu);
+	for (;;) {
+		struct page *pinned = NULL;
+		struct kvm_follow_pfn kfp = {
+			.slot = gfn_to_memslot(kvm, gfn),
+			.gfn = gfn,
+			.flags = write ? FOLL_WRITE : 0,
+			.refcounted_page = &pinned,
+			.pin = true,
+		};
+		kvm_pfn_t pfn;
+
+		seq = kvm->mmu_invalidate_seq;
+		/* Pairs with the smp_wmb() of mmu_invalidate_end() */
+		smp_rmb();
+		pfn = kvm_follow_pfn(&kfp);
+		if (pfn == KVM_PFN_ERR_SIGPENDING) {
+			ret = -EINTR;
+			break;
+		}
+		if (is_error_noslot_pfn(pfn) || !pinned) {
+			ret = -EFAULT;
+			break;
+		}
+
+		KVM_MMU_LOCK(kvm);
+		ret = mmu_invalidate_retry_gfn(kvm, seq, gfn);
+		KVM_MMU_UNLOCK(kvm);
+		if (!ret) {
+			*page = pinned;
+			break;
+		}
+		unpin_user_page(pinned);
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_pin_gfn);
 
 /*
  * Guest frames [@start, @end) changed. Called after KVM stopped using the

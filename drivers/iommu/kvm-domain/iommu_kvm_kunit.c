@@ -53,6 +53,9 @@ static struct {
 	unsigned int set_keys;
 	int set_key_init_ret;
 	u64 key;
+	unsigned int pins;
+	u64 pin_gfn;
+	bool pin_write;
 } fake;
 
 static unsigned int fake_vm_unbinds;
@@ -275,9 +278,19 @@ static int fake_vm_set_sync_key(struct iommu_kvm_vm *vm, u64 key)
 	return fake.set_key_ret;
 }
 
+static int fake_vm_pin_gfn(struct iommu_kvm_vm *vm, u64 gfn, bool write,
+			   struct page **page)
+{
+	fake.pins++;
+	fake.pin_gfn = gfn;
+	fake.pin_write = write;
+	return -EFAULT;
+}
+
 static const struct iommu_kvm_vm_ops fake_vm_ops = {
 	.unbind = fake_vm_unbind,
 	.set_sync_key = fake_vm_set_sync_key,
+	.pin_gfn = fake_vm_pin_gfn,
 };
 
 static struct iommu_kvm_vm *fake_vm(struct kunit *test)
@@ -819,6 +832,36 @@ static void test_sync_key(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake_vm_unbinds, 3);
 }
 
+/* A driver's lookup of guest memory reaches KVM for a live shared domain */
+static void test_pin_gfn(struct kunit *test)
+{
+	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
+	struct iommu_kvm_domain *kdom, *shadow;
+	struct page *page = NULL;
+
+	kdom = alloc_ok(test, dev, SHARED, NULL, NULL);
+	KUNIT_EXPECT_EQ(test, iommu_kvm_domain_pin_gfn(kdom, 0x1234, true,
+						       &page), -EFAULT);
+	KUNIT_EXPECT_EQ(test, fake.pins, 1);
+	KUNIT_EXPECT_EQ(test, fake.pin_gfn, 0x1234);
+	KUNIT_EXPECT_TRUE(test, fake.pin_write);
+
+	/* A shadow translates through its parent, never through KVM */
+	shadow = alloc_ok(test, dev, SHADOW, &fake_parent, NULL);
+	KUNIT_EXPECT_EQ(test, iommu_kvm_domain_pin_gfn(shadow, 1, false,
+						       &page), -EINVAL);
+	KUNIT_EXPECT_EQ(test, fake.pins, 1);
+
+	/* Nothing is looked up for a VM that is gone */
+	iommu_kvm_domain_release(kdom);
+	KUNIT_EXPECT_EQ(test, iommu_kvm_domain_pin_gfn(kdom, 1, false, &page),
+			-ENODEV);
+	KUNIT_EXPECT_EQ(test, fake.pins, 1);
+	KUNIT_EXPECT_NULL(test, page);
+	iommu_domain_free(&shadow->domain);
+	iommu_domain_free(&kdom->domain);
+}
+
 static void test_invalidate_shared(struct kunit *test)
 {
 	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
@@ -1065,6 +1108,7 @@ static struct kunit_case iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_released_before_bind),
 	KUNIT_CASE(test_private_mem),
 	KUNIT_CASE(test_sync_key),
+	KUNIT_CASE(test_pin_gfn),
 	KUNIT_CASE(test_invalidate_shared),
 	KUNIT_CASE(test_invalidate_shadow),
 	KUNIT_CASE(test_release_blocks),

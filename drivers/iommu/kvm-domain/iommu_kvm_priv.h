@@ -13,6 +13,7 @@
 #include <linux/mutex.h>
 
 struct kvm;
+struct page;
 struct seq_file;
 
 /**
@@ -21,12 +22,16 @@ struct seq_file;
  *          free @vm. Process context.
  * @set_sync_key: make KVM hand the guest table updates it intercepts for
  *                the device @key names to @vm's domain. Process context.
+ * @pin_gfn: pin the page guest frame @gfn maps to, kvm_iommu_pin_gfn().
+ *           Process context.
  *
  * A real VM is reached through kvm.ko (vm.c); KUnit uses a stand-in.
  */
 struct iommu_kvm_vm_ops {
 	void (*unbind)(struct iommu_kvm_vm *vm);
 	int (*set_sync_key)(struct iommu_kvm_vm *vm, u64 key);
+	int (*pin_gfn)(struct iommu_kvm_vm *vm, u64 gfn, bool write,
+		       struct page **page);
 };
 
 /**

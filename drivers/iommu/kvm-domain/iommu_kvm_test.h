@@ -18,7 +18,9 @@
  * Formats 48 to 63 of enum iommu_hwpt_kvm_format are reserved for self tests.
  *
  * IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED: the mock "walks" KVM's table: a DMA
- * to IOVA x reaches guest physical address x, for as long as the VM lives.
+ * to IOVA x reaches the memory at guest physical address x, once the mock
+ * IOMMU looked x up in KVM (IOMMU_KVM_MOCK_FAULT) and until KVM invalidates
+ * it or the VM goes away.
  *
  * IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW: the mock shadows a one-level guest
  * table of little-endian u64 entries at iommu_hwpt_kvm_selftest.table_gpa.
@@ -141,7 +143,9 @@ struct iommu_kvm_mock_sync {
  * @out_invalidations: invalidations that domain received
  * @out_inv_start: first address of the last invalidation
  * @out_inv_last: last address of the last invalidation
- * @out_shadow_entries: valid entries in the shadow table
+ * @out_shadow_entries: valid entries in the shadow table; for a shared
+ *                      format, the guest pages the mock IOMMU holds
+ *                      translations of (IOMMU_KVM_MOCK_FAULT)
  */
 struct iommu_kvm_mock_info {
 	__u32 argsz;
@@ -249,5 +253,43 @@ struct iommu_kvm_mock_intercept {
 };
 
 #define IOMMU_KVM_MOCK_INTERCEPT _IO(IOMMU_KVM_MOCK_TYPE, 9)
+
+/**
+ * struct iommu_kvm_mock_fault - IOMMU_KVM_MOCK_FAULT
+ * @argsz: sizeof(struct iommu_kvm_mock_fault)
+ * @flags: IOMMU_KVM_MOCK_FAULT_WRITE if the pages must be writable
+ * @gpa: start of the guest physical range
+ * @length: its length in bytes, covering at most
+ *          IOMMU_KVM_MOCK_FAULT_MAX_PAGES pages
+ *
+ * For a device attached to a shared-format domain: the mock IOMMU looks
+ * each page of the range up in KVM, as an IOMMU that walks KVM's table
+ * finds what KVM mapped there, and from then on the device's DMA to those
+ * addresses reaches that memory: the VM's real pages, found through its
+ * memslots and the primary MMU (kvm_iommu_pin_gfn()), pinned. Until an
+ * invalidation from KVM covers them: then DMA there faults (EFAULT) until
+ * the range is looked up again. A write DMA needs a page looked up with
+ * IOMMU_KVM_MOCK_FAULT_WRITE. The domain holds at most
+ * IOMMU_KVM_MOCK_FAULT_MAX_HELD pages.
+ *
+ * Pages are the host's (PAGE_SIZE), and the counts above are in them.
+ *
+ * Fails with EINVAL for a device not on a shared-format domain or bad
+ * arguments, ENODEV once the VM is gone, EFAULT for a page no memslot
+ * backs with ordinary memory (nothing past it is looked up), EPERM if
+ * called from outside the VM owner's address space, ENOSPC past the limit,
+ * EINTR on a fatal signal, ENOMEM.
+ */
+struct iommu_kvm_mock_fault {
+	__u32 argsz;
+	__u32 flags;
+	__aligned_u64 gpa;
+	__aligned_u64 length;
+};
+
+#define IOMMU_KVM_MOCK_FAULT_WRITE 0x1
+#define IOMMU_KVM_MOCK_FAULT_MAX_PAGES 1024
+#define IOMMU_KVM_MOCK_FAULT_MAX_HELD 65536
+#define IOMMU_KVM_MOCK_FAULT _IO(IOMMU_KVM_MOCK_TYPE, 10)
 
 #endif /* _IOMMU_KVM_TEST_H */

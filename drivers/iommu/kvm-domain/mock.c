@@ -23,6 +23,7 @@
 #include <linux/iommu_kvm.h>
 #include <linux/iommufd.h>
 #include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/platform_device.h>
 #include <linux/property.h>
@@ -278,6 +279,12 @@ struct mock_shadow_entry {
  * @blocked: the VM is gone, all DMA faults
  * @inv_start: first address of the last invalidation
  * @inv_last: last address of the last invalidation
+ * @inv_seq: bumped by every invalidation and by the block
+ * @pages: shared format: what the mock IOMMU found when it looked a guest
+ *         frame up in KVM (IOMMU_KVM_MOCK_FAULT), its "walk" of KVM's
+ *         table: at index gfn, the pinned page, tagged MOCK_PAGE_WRITABLE
+ *         if it was looked up for writing. Dropped by invalidations
+ * @nr_pages: entries in @pages
  * @table_gpa: guest table (shadow format)
  * @nr_entries: its entries
  * @shadow: the shadow table, @nr_entries entries
@@ -288,10 +295,33 @@ struct mock_kvm_domain {
 	bool blocked;
 	u64 inv_start;
 	u64 inv_last;
+	u64 inv_seq;
+	struct xarray pages;
+	unsigned long nr_pages;
 	u64 table_gpa;
 	u32 nr_entries;
 	struct mock_shadow_entry *shadow;
 };
+
+#define MOCK_PAGE_WRITABLE 1
+
+/* Let go of the guest pages in [@first, @last]; under mkd->lock */
+static void mock_kvm_drop_pages(struct mock_kvm_domain *mkd, u64 first,
+				u64 last)
+{
+	unsigned long idx;
+	void *entry;
+
+	lockdep_assert_held(&mkd->lock);
+	if (first > ULONG_MAX)
+		return;
+	last = min_t(u64, last, ULONG_MAX);
+	xa_for_each_range(&mkd->pages, idx, entry, first, last) {
+		xa_erase(&mkd->pages, idx);
+		unpin_user_page(xa_untag_pointer(entry));
+		mkd->nr_pages--;
+	}
+}
 
 static struct mock_kvm_domain *to_mock_kvm_domain(struct iommu_kvm_domain *kdom)
 {
@@ -345,6 +375,7 @@ mock_domain_alloc_kvm(struct device *dev,
 	if (!mkd)
 		return ERR_PTR(-ENOMEM);
 	spin_lock_init(&mkd->lock);
+	xa_init(&mkd->pages);
 	if (shadow) {
 		mkd->shadow = kcalloc(data.nr_entries, sizeof(*mkd->shadow),
 				      GFP_KERNEL_ACCOUNT);
@@ -383,8 +414,14 @@ static void mock_kvm_domain_free(struct iommu_domain *domain)
 	struct mock_kvm_domain *mkd =
 		to_mock_kvm_domain(to_iommu_kvm_domain(domain));
 
+	unsigned long flags;
+
 	/* Stops KVM's notifications before the structure goes */
 	iommu_kvm_domain_deinit(&mkd->kdom);
+	spin_lock_irqsave(&mkd->lock, flags);
+	mock_kvm_drop_pages(mkd, 0, U64_MAX);
+	spin_unlock_irqrestore(&mkd->lock, flags);
+	xa_destroy(&mkd->pages);
 	kfree(mkd->shadow);
 	kfree(mkd);
 }
@@ -434,6 +471,8 @@ static void mock_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 	spin_lock_irqsave(&mkd->lock, flags);
 	mkd->inv_start = start;
 	mkd->inv_last = last;
+	mkd->inv_seq++;
+	mock_kvm_drop_pages(mkd, start >> PAGE_SHIFT, last >> PAGE_SHIFT);
 	for (i = 0; i < mkd->nr_entries; i++)
 		if (mkd->shadow[i].valid && mkd->shadow[i].gpa >= start &&
 		    mkd->shadow[i].gpa <= last)
@@ -449,6 +488,8 @@ static void mock_kvm_block(struct iommu_kvm_domain *kdom)
 
 	spin_lock_irqsave(&mkd->lock, flags);
 	mkd->blocked = true;
+	mkd->inv_seq++;
+	mock_kvm_drop_pages(mkd, 0, U64_MAX);
 	for (i = 0; i < mkd->nr_entries; i++)
 		mkd->shadow[i].valid = false;
 	spin_unlock_irqrestore(&mkd->lock, flags);
@@ -648,12 +689,43 @@ static int mock_dma_paging(struct mock_paging_domain *mpd,
 	return ret;
 }
 
+/*
+ * Shared: the IOVA is the guest physical address, and the mock IOMMU
+ * reaches what KVM mapped there when it last looked (IOMMU_KVM_MOCK_FAULT),
+ * unless KVM invalidated it since. Under mkd->lock.
+ */
+static int mock_dma_shared(struct mock_kvm_domain *mkd,
+			   struct iommu_kvm_mock_dma *cmd, void *buf,
+			   struct page **dirty)
+{
+	bool write = cmd->flags & IOMMU_KVM_MOCK_DMA_WRITE;
+	struct page *page;
+	void *entry;
+
+	if (cmd->iova >> PAGE_SHIFT > ULONG_MAX)
+		return -EFAULT;
+	entry = xa_load(&mkd->pages, cmd->iova >> PAGE_SHIFT);
+	if (!entry || (write && xa_pointer_tag(entry) != MOCK_PAGE_WRITABLE))
+		return -EFAULT;
+	page = xa_untag_pointer(entry);
+	cmd->out_gpa = cmd->iova;
+	mock_copy_phys(page_to_phys(page) + offset_in_page(cmd->iova), buf,
+		       cmd->length, write);
+	if (write) {
+		/* Marked dirty once the lock is dropped */
+		get_page(page);
+		*dirty = page;
+	}
+	return 0;
+}
+
 static int mock_dma_kvm(struct mock_kvm_domain *mkd,
 			struct iommu_kvm_mock_dma *cmd, void *buf)
 {
 	bool write = cmd->flags & IOMMU_KVM_MOCK_DMA_WRITE;
 	u64 idx = cmd->iova / MOCK_PAGE_SIZE;
 	u64 off = cmd->iova % MOCK_PAGE_SIZE;
+	struct page *dirty = NULL;
 	unsigned long flags;
 	int ret = 0;
 
@@ -661,8 +733,7 @@ static int mock_dma_kvm(struct mock_kvm_domain *mkd,
 	if (mkd->blocked) {
 		ret = -ENODEV;
 	} else if (!mkd->shadow) {
-		/* Shared: the IOVA is the guest physical address */
-		cmd->out_gpa = cmd->iova;
+		ret = mock_dma_shared(mkd, cmd, buf, &dirty);
 	} else if (idx >= mkd->nr_entries || !mkd->shadow[idx].valid) {
 		ret = -EFAULT;
 	} else {
@@ -671,6 +742,10 @@ static int mock_dma_kvm(struct mock_kvm_domain *mkd,
 				     cmd->length, write);
 	}
 	spin_unlock_irqrestore(&mkd->lock, flags);
+	if (dirty) {
+		set_page_dirty_lock(dirty);
+		put_page(dirty);
+	}
 	if (ret)
 		iommu_kvm_domain_report_fault(&mkd->kdom);
 	return ret;
@@ -756,6 +831,109 @@ static int mock_dev_sync(struct mock_dev *mdev, void __user *arg)
 	return ret;
 }
 
+/*
+ * Look @gfn up in KVM, as an IOMMU that walks KVM's table finds what KVM
+ * mapped, and keep what KVM returned unless an invalidation came in
+ * between. Process context.
+ */
+static int mock_kvm_fault_one(struct mock_kvm_domain *mkd, u64 gfn,
+			      bool write)
+{
+	unsigned long flags;
+	struct page *page;
+	void *old;
+	u64 seq;
+	int ret;
+
+	if (gfn > ULONG_MAX)
+		return -EFAULT;
+	do {
+		/*
+		 * So that the store under the spinlock need not allocate; a
+		 * lookup of the same frame racing with this one may release
+		 * the reservation, and then the store may fail, cleanly.
+		 */
+		ret = xa_reserve(&mkd->pages, gfn, GFP_KERNEL_ACCOUNT);
+		if (ret)
+			return ret;
+		spin_lock_irqsave(&mkd->lock, flags);
+		seq = mkd->inv_seq;
+		spin_unlock_irqrestore(&mkd->lock, flags);
+
+		ret = iommu_kvm_domain_pin_gfn(&mkd->kdom, gfn, write, &page);
+		if (ret)
+			break;
+
+		spin_lock_irqsave(&mkd->lock, flags);
+		if (mkd->blocked) {
+			ret = -ENODEV;
+		} else if (mkd->inv_seq != seq) {
+			/* KVM may have invalidated what it gave us: again */
+			ret = -EAGAIN;
+		} else if (!xa_load(&mkd->pages, gfn) &&
+			   mkd->nr_pages >= IOMMU_KVM_MOCK_FAULT_MAX_HELD) {
+			ret = -ENOSPC;
+		} else {
+			old = xa_store(&mkd->pages, gfn,
+				       xa_tag_pointer(page, write ?
+						      MOCK_PAGE_WRITABLE : 0),
+				       GFP_ATOMIC);
+			if (xa_is_err(old)) {
+				ret = xa_err(old);
+			} else {
+				if (old)
+					unpin_user_page(xa_untag_pointer(old));
+				else
+					mkd->nr_pages++;
+				page = NULL;
+			}
+		}
+		spin_unlock_irqrestore(&mkd->lock, flags);
+		if (page)
+			unpin_user_page(page);
+		if (ret == -EAGAIN && fatal_signal_pending(current))
+			ret = -EINTR;
+		cond_resched();
+	} while (ret == -EAGAIN);
+	/* Drops the reservation if nothing was stored */
+	if (ret)
+		xa_release(&mkd->pages, gfn);
+	return ret;
+}
+
+static int mock_dev_fault(struct mock_dev *mdev, void __user *arg)
+{
+	struct iommu_kvm_mock_fault cmd;
+	struct mock_kvm_domain *mkd;
+	u64 gfn, last;
+	int ret = 0;
+
+	if (copy_from_user(&cmd, arg, sizeof(cmd)))
+		return -EFAULT;
+	if (cmd.argsz < sizeof(cmd) ||
+	    (cmd.flags & ~IOMMU_KVM_MOCK_FAULT_WRITE) || !cmd.length ||
+	    cmd.gpa + cmd.length - 1 < cmd.gpa)
+		return -EINVAL;
+	gfn = cmd.gpa >> PAGE_SHIFT;
+	last = (cmd.gpa + cmd.length - 1) >> PAGE_SHIFT;
+	if (last - gfn >= IOMMU_KVM_MOCK_FAULT_MAX_PAGES)
+		return -EINVAL;
+
+	/*
+	 * Held across KVM's lookup, which may fault pages in: attach ops of
+	 * every mock device wait meanwhile. A test tool can afford that.
+	 */
+	down_read(&mock_hw_lock);
+	mkd = mock_dev_kvm_domain(mdev);
+	if (!mkd || mkd->shadow)
+		ret = -EINVAL;
+	for (; !ret && gfn <= last; gfn++)
+		ret = mock_kvm_fault_one(mkd, gfn,
+					 cmd.flags & IOMMU_KVM_MOCK_FAULT_WRITE);
+	up_read(&mock_hw_lock);
+	return ret;
+}
+
 static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
 {
 	struct iommu_kvm_mock_info cmd = {};
@@ -778,7 +956,8 @@ static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
 			cmd.out_flags |= IOMMU_KVM_MOCK_INFO_DEAD;
 		cmd.out_inv_start = mkd->inv_start;
 		cmd.out_inv_last = mkd->inv_last;
-		cmd.out_shadow_entries = mock_kvm_shadow_count(mkd);
+		cmd.out_shadow_entries = mkd->shadow ?
+			mock_kvm_shadow_count(mkd) : mkd->nr_pages;
 		spin_unlock_irqrestore(&mkd->lock, flags);
 	}
 	up_read(&mock_hw_lock);
@@ -915,6 +1094,9 @@ static long mock_dev_ioctl(struct file *file, unsigned int cmd,
 		break;
 	case IOMMU_KVM_MOCK_DMA:
 		ret = mock_dev_dma(mdev, uarg);
+		break;
+	case IOMMU_KVM_MOCK_FAULT:
+		ret = mock_dev_fault(mdev, uarg);
 		break;
 	case IOMMU_KVM_MOCK_SYNC:
 		ret = mock_dev_sync(mdev, uarg);

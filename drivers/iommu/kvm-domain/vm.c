@@ -150,9 +150,24 @@ static int iommu_kvm_real_vm_set_sync_key(struct iommu_kvm_vm *vm, u64 key)
 	return ret;
 }
 
+static int iommu_kvm_real_vm_pin_gfn(struct iommu_kvm_vm *vm, u64 gfn,
+				     bool write, struct page **page)
+{
+	int (*pin)(struct kvm *kvm, u64 gfn, bool write, struct page **page);
+	int ret;
+
+	pin = symbol_get(kvm_iommu_pin_gfn);
+	if (!pin)
+		return -EOPNOTSUPP;
+	ret = pin(vm->kvm, gfn, write, page);
+	symbol_put(kvm_iommu_pin_gfn);
+	return ret;
+}
+
 static const struct iommu_kvm_vm_ops iommu_kvm_real_vm_ops = {
 	.unbind = iommu_kvm_real_vm_unbind,
 	.set_sync_key = iommu_kvm_real_vm_set_sync_key,
+	.pin_gfn = iommu_kvm_real_vm_pin_gfn,
 };
 
 static bool iommu_kvm_file_is_vm(struct file *file)
@@ -309,6 +324,42 @@ void iommu_kvm_vm_put(struct iommu_kvm_vm *vm)
 	vm->ops->unbind(vm);
 }
 EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_put, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_domain_pin_gfn() - Pin the page a guest frame of the VM maps to
+ * @kdom: a shared-format domain
+ * @gfn: the guest frame
+ * @write: the page must be writable
+ * @page: set to the pinned page, to be unpinned with unpin_user_page()
+ *
+ * For a driver that keeps translations of the VM's memory of its own (the
+ * mock IOMMU does, an IOMMU that walks KVM's table does not need to): the
+ * page is what @gfn maps to in KVM's memslots and the primary MMU at a
+ * point where no invalidation of @gfn is in progress. The driver must drop
+ * it when ops->invalidate covers @gfn, and must not keep it if an
+ * invalidate reached the domain between before this call and the moment
+ * it installs the page under the lock its invalidate takes; nor after
+ * ops->block. See kvm_iommu_pin_gfn(). The pin is not charged to
+ * RLIMIT_MEMLOCK: the driver bounds what it holds. Process context, in the
+ * mm of the VM's owner; may sleep.
+ *
+ * Return: 0; -EINVAL for a shadow domain; -ENODEV if the VM is gone;
+ * -EOPNOTSUPP if the loaded KVM cannot; else what kvm_iommu_pin_gfn()
+ * returns (-EPERM from another mm, -EFAULT for a frame no memslot backs
+ * with ordinary memory, -EINTR).
+ */
+int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom, u64 gfn,
+			     bool write, struct page **page)
+{
+	if (kdom->shadow)
+		return -EINVAL;
+	if (iommu_kvm_domain_is_dead(kdom))
+		return -ENODEV;
+	if (!kdom->vm->ops->pin_gfn)
+		return -EOPNOTSUPP;
+	return kdom->vm->ops->pin_gfn(kdom->vm, gfn, write, page);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_pin_gfn, "IOMMU_KVM");
 
 #if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN_TEST)
 /**

@@ -740,6 +740,27 @@ static int _test_cmd_mock_dma(int fd, __u32 flags, __u64 iova, void *buf,
 							NULL));            \
 	})
 
+static int _test_cmd_mock_fault(int fd, __u32 flags, __u64 gpa, __u64 length)
+{
+	struct iommu_kvm_mock_fault cmd = {
+		.argsz = sizeof(cmd),
+		.flags = flags,
+		.gpa = gpa,
+		.length = length,
+	};
+
+	return ioctl(fd, IOMMU_KVM_MOCK_FAULT, &cmd);
+}
+
+/* The mock IOMMU looks [gpa, gpa + length) up in KVM, for reads and writes */
+#define test_cmd_mock_fault(fd, gpa, length)                                \
+	ASSERT_EQ(0, _test_cmd_mock_fault(fd, IOMMU_KVM_MOCK_FAULT_WRITE, gpa, \
+					  length))
+#define test_err_mock_fault(_errno, fd, gpa, length)                       \
+	ASSERT_ERRNO(_errno, _test_cmd_mock_fault(fd,                         \
+						  IOMMU_KVM_MOCK_FAULT_WRITE, \
+						  gpa, length))
+
 static int _test_cmd_mock_sync(int fd, __u64 iova, __u64 size)
 {
 	struct iommu_kvm_mock_sync cmd = {
@@ -780,7 +801,8 @@ static int _test_cmd_mock_set_formats(int fd, __u64 formats)
 /*
  * The fixture's DMA check for a device attached to a live HWPT of @format:
  * a shadow HWPT translates IOVA 0 to DATA_GPA through guest table entry 0
- * (after a sync), a shared one translates IOVA == GPA.
+ * (after a sync), a shared one translates IOVA == GPA (once the mock IOMMU
+ * looked the page up in KVM). Either way the bytes are the guest's.
  */
 static __u64 dma_iova(__u32 format)
 {
@@ -795,19 +817,23 @@ static __u64 dma_iova(__u32 format)
 		test_cmd_mock_dma_read(fd, dma_iova(__fmt), __buf,            \
 				       sizeof(__buf), &__gpa);                \
 		ASSERT_EQ(DATA_GPA + 0x10, __gpa);                            \
-		if (__fmt == FMT_SHADOW)                                      \
-			ASSERT_EQ(0, memcmp(__buf,                            \
-					    self->k.mem + DATA_GPA + 0x10,    \
-					    sizeof(__buf)));                  \
+		ASSERT_EQ(0, memcmp(__buf, self->k.mem + DATA_GPA + 0x10,     \
+				    sizeof(__buf)));                          \
 	})
 
-/* Attach (or replace) to a HWPT of @format, and make DMA through it work */
-#define test_attach_ready(fd, hwpt_id, format)              \
-	({                                                  \
-		int __fd = (fd);                            \
-		test_cmd_mock_attach(__fd, hwpt_id);        \
-		if ((format) == FMT_SHADOW)                 \
-			test_cmd_mock_sync(__fd, 0, 0);     \
+/*
+ * Attach (or replace) to a HWPT of @format, and make DMA through it work:
+ * sync the shadow, or let the mock IOMMU find DATA_GPA's page in KVM
+ */
+#define test_attach_ready(fd, hwpt_id, format)                     \
+	({                                                         \
+		int __fd = (fd);                                   \
+		test_cmd_mock_attach(__fd, hwpt_id);               \
+		if ((format) == FMT_SHADOW) {                      \
+			test_cmd_mock_sync(__fd, 0, 0);            \
+		} else {                                           \
+			test_cmd_mock_fault(__fd, DATA_GPA, PAGE); \
+		}                                                  \
 	})
 
 /* Setup and teardown */
@@ -2111,6 +2137,12 @@ TEST_F(kvm_domain, two_vms)
 
 	vm2 = ioctl(self->k.kvm_fd, KVM_CREATE_VM, 0);
 	ASSERT_LE(0, vm2);
+	/* The same guest memory, so that the DMA checks hold for both */
+	ASSERT_EQ(0, ioctl(vm2, KVM_SET_USER_MEMORY_REGION,
+			   &(struct kvm_userspace_memory_region){
+				   .memory_size = MEM_SIZE,
+				   .userspace_addr = (uintptr_t)self->k.mem,
+			   }));
 	test_cmd_mock_new(&mock2, &dev2);
 	test_cmd_mock_new(&mock3, &dev3);
 	test_cmd_hwpt_kvm_alloc(variant->format, &hwpt1);
@@ -2549,6 +2581,8 @@ static bool race_kvm_step(struct race *r, const char *what)
 		race_error(r, "DMA through a HWPT whose VM is gone", 0, 0);
 	} else if (gpa != DATA_GPA + 0x10) {
 		race_error(r, "DMA reached the wrong GPA", 0, 0);
+	} else if (buf[0] != pattern(DATA_GPA + 0x10)) {
+		race_error(r, "DMA through the KVM HWPT read garbage", 0, 0);
 	}
 	return true;
 }
@@ -2691,6 +2725,9 @@ FIXTURE_SETUP(kvm_shared)
 {
 	self->mem1 = MAP_FAILED;
 	kvmdom_setup(_metadata, &self->k, true);
+	/* The mock looks up and counts host pages; these tests count 4 KiB */
+	if (getpagesize() != PAGE)
+		SKIP(return, "host pages are not %llu bytes", PAGE);
 }
 
 FIXTURE_TEARDOWN_PARENT(kvm_shared)
@@ -2805,26 +2842,53 @@ static int delete_slot(int vm_fd, __u32 slot, __u64 gpa)
 #define test_invalidated(before, start, last) \
 	test_invalidated_fd(self->k.mock_fd, before, start, last)
 
+/* DMA reads and writes the guest's bytes at IOVA == GPA, once looked up */
 TEST_F(kvm_shared, dma_gpa)
 {
 	static const __u64 iovas[] = { 0, DATA_GPA + 0x123, MEM_SIZE - 8 };
+	static const __u8 msg[8] = "written";
+	struct iommu_kvm_mock_info info;
 	__u32 hwpt_id;
-	__u8 buf[8] = {};
-	unsigned int i;
+	__u8 buf[8];
+	unsigned int i, j;
 
 	test_cmd_hwpt_kvm_alloc(FMT_SHARED, &hwpt_id);
 	test_cmd_mock_attach(self->k.mock_fd, hwpt_id);
 	for (i = 0; i < ARRAY_SIZE(iovas); i++) {
 		__u64 gpa = ~0ULL;
 
+		/* Nothing looked up yet: the translation faults */
+		test_err_dma(EFAULT, self->k.mock_fd, iovas[i]);
+		test_cmd_mock_fault(self->k.mock_fd, iovas[i], sizeof(buf));
+
 		test_cmd_mock_dma_read(self->k.mock_fd, iovas[i], buf,
 				       sizeof(buf), &gpa);
 		ASSERT_EQ(iovas[i], gpa);
+		for (j = 0; j < sizeof(buf); j++)
+			ASSERT_EQ(pattern(iovas[i] + j), buf[j]);
 		gpa = ~0ULL;
-		test_cmd_mock_dma_write(self->k.mock_fd, iovas[i], buf,
-					sizeof(buf), &gpa);
+		test_cmd_mock_dma_write(self->k.mock_fd, iovas[i], (void *)msg,
+					sizeof(msg), &gpa);
 		ASSERT_EQ(iovas[i], gpa);
+		ASSERT_EQ(0, memcmp(self->k.mem + iovas[i], msg, sizeof(msg)));
+		/* The byte after it is untouched */
+		if (iovas[i] + sizeof(msg) < MEM_SIZE)
+			ASSERT_EQ(pattern(iovas[i] + sizeof(msg)),
+				  self->k.mem[iovas[i] + sizeof(msg)]);
 	}
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(ARRAY_SIZE(iovas), info.out_shadow_entries);
+
+	/* Bad lookups */
+	test_err_mock_fault(EINVAL, self->k.mock_fd, 0, 0);
+	test_err_mock_fault(EINVAL, self->k.mock_fd, ~0ULL - 8, 16);
+	test_err_mock_fault(EINVAL, self->k.mock_fd, 0,
+			    (IOMMU_KVM_MOCK_FAULT_MAX_PAGES + 1) * PAGE);
+	ASSERT_ERRNO(EINVAL, _test_cmd_mock_fault(self->k.mock_fd, 0x80, 0,
+						  PAGE));
+	/* No memslot there: nothing to look up */
+	test_err_mock_fault(EFAULT, self->k.mock_fd, MEM_SIZE, PAGE);
+	test_err_dma(EFAULT, self->k.mock_fd, MEM_SIZE);
 	/* A shared format has nothing to sync */
 	test_err_mock_sync(EINVAL, self->k.mock_fd, 0, 0);
 	test_cmd_mock_detach(self->k.mock_fd);
@@ -2928,6 +2992,218 @@ TEST_F(kvm_shared, invalidate_two_domains)
 	test_cmd_mock_detach(mock2);
 	test_ioctl_destroy(hwpt1);
 	test_ioctl_destroy(hwpt2);
+}
+
+/*
+ * DMA after an invalidation: it faults until the mock IOMMU looks the page
+ * up in KVM again, and then lands in the new backing, never in the old page.
+ * Each of these tests keeps the old page observable where it can, so that a
+ * DMA that reached it would show.
+ */
+
+/* Bytes @len at @p all equal @c? */
+static bool all_bytes(const __u8 *p, __u8 c, size_t len)
+{
+	while (len--)
+		if (*p++ != c)
+			return false;
+	return true;
+}
+
+#define POISON_OFF 0x5000ULL
+
+/* A DMA write of @c to @gpa: 0 or the errno */
+static int dma_fill(int fd, __u64 gpa, __u8 c)
+{
+	__u8 buf[64];
+
+	memset(buf, c, sizeof(buf));
+	return _test_cmd_mock_dma(fd, IOMMU_KVM_MOCK_DMA_WRITE, gpa, buf,
+				  sizeof(buf), NULL) ? errno : 0;
+}
+
+/* A DMA read of 64 bytes at @gpa, all @c? -1 if the DMA failed */
+static int dma_all(int fd, __u64 gpa, __u8 c)
+{
+	__u8 buf[64];
+
+	if (_test_cmd_mock_dma(fd, 0, gpa, buf, sizeof(buf), NULL))
+		return -1;
+	return all_bytes(buf, c, sizeof(buf));
+}
+
+#define test_held(fd, n)                                      \
+	({                                                    \
+		struct iommu_kvm_mock_info __i;               \
+		test_cmd_mock_info(fd, &__i);                 \
+		ASSERT_EQ(n, __i.out_shadow_entries);         \
+	})
+
+/* The backing of slot 1 is replaced (munmap by MAP_FIXED) */
+TEST_F(kvm_shared, poison_remap)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 1,
+		.guest_phys_addr = SLOT1_GPA,
+		.memory_size = MEM_SIZE,
+	};
+	__u64 gpa = SLOT1_GPA + POISON_OFF;
+	__u8 *old, *p;
+	__u32 hwpt_id;
+	int memfd;
+
+	/* The old backing stays alive in a memfd, seen through @old */
+	memfd = memfd_create("kvm_domain_old", MFD_CLOEXEC);
+	ASSERT_LE(0, memfd);
+	ASSERT_EQ(0, ftruncate(memfd, MEM_SIZE));
+	old = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd,
+		   0);
+	ASSERT_NE(MAP_FAILED, old);
+	self->mem1 = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  memfd, 0);
+	ASSERT_NE(MAP_FAILED, self->mem1);
+	memset(old, 0x11, MEM_SIZE);
+	region.userspace_addr = (uintptr_t)self->mem1;
+	ASSERT_EQ(0, ioctl(self->k.vm_fd, KVM_SET_USER_MEMORY_REGION, &region));
+	test_cmd_hwpt_kvm_alloc(FMT_SHARED, &hwpt_id);
+	test_cmd_mock_attach(self->k.mock_fd, hwpt_id);
+
+	test_cmd_mock_fault(self->k.mock_fd, gpa, PAGE);
+	test_held(self->k.mock_fd, 1);
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, gpa, 0xa1));
+	ASSERT_TRUE(all_bytes(old + POISON_OFF, 0xa1, 64));
+
+	/* New memory at the same address: the old page must be unreachable */
+	p = mmap(self->mem1, MEM_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_EQ(self->mem1, p);
+	memset(self->mem1, 0x22, MEM_SIZE);
+	test_held(self->k.mock_fd, 0);
+	ASSERT_EQ(EFAULT, dma_fill(self->k.mock_fd, gpa, 0xee));
+	ASSERT_EQ(-1, dma_all(self->k.mock_fd, gpa, 0xa1));
+	ASSERT_TRUE(all_bytes(old + POISON_OFF, 0xa1, 64));
+
+	/* Looked up again: the new backing, and still never the old page */
+	test_cmd_mock_fault(self->k.mock_fd, gpa, PAGE);
+	ASSERT_EQ(1, dma_all(self->k.mock_fd, gpa, 0x22));
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, gpa, 0xb2));
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0xb2, 64));
+	ASSERT_TRUE(all_bytes(old + POISON_OFF, 0xa1, 64));
+
+	ASSERT_EQ(0, delete_slot(self->k.vm_fd, 1, SLOT1_GPA));
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+	munmap(old, MEM_SIZE);
+	close(memfd);
+}
+
+/* The page is dropped (MADV_DONTNEED): the new backing is a zero page */
+TEST_F(kvm_shared, poison_madvise)
+{
+	__u64 gpa = SLOT1_GPA + POISON_OFF;
+	__u32 hwpt_id;
+
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
+	test_cmd_mock_fault(self->k.mock_fd, gpa, PAGE);
+	ASSERT_EQ(1, dma_all(self->k.mock_fd, gpa, 0x11));
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, gpa, 0xa1));
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0xa1, 64));
+
+	ASSERT_EQ(0, madvise(self->mem1 + POISON_OFF, PAGE, MADV_DONTNEED));
+	test_held(self->k.mock_fd, 0);
+	ASSERT_EQ(-1, dma_all(self->k.mock_fd, gpa, 0xa1));
+	ASSERT_EQ(EFAULT, dma_fill(self->k.mock_fd, gpa, 0xee));
+
+	test_cmd_mock_fault(self->k.mock_fd, gpa, PAGE);
+	ASSERT_EQ(1, dma_all(self->k.mock_fd, gpa, 0));
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, gpa, 0xb2));
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0xb2, 64));
+
+	ASSERT_EQ(0, delete_slot(self->k.vm_fd, 1, SLOT1_GPA));
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+}
+
+/* The memslot goes: nothing is there to look up, the memory is untouched */
+TEST_F(kvm_shared, poison_memslot_delete)
+{
+	__u64 gpa = SLOT1_GPA + POISON_OFF;
+	__u32 hwpt_id;
+
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
+	test_cmd_mock_fault(self->k.mock_fd, gpa, 4 * PAGE);
+	test_held(self->k.mock_fd, 4);
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, gpa, 0xa1));
+
+	ASSERT_EQ(0, delete_slot(self->k.vm_fd, 1, SLOT1_GPA));
+	test_held(self->k.mock_fd, 0);
+	ASSERT_EQ(EFAULT, dma_fill(self->k.mock_fd, gpa, 0xee));
+	test_err_mock_fault(EFAULT, self->k.mock_fd, gpa, PAGE);
+	ASSERT_EQ(EFAULT, dma_fill(self->k.mock_fd, gpa, 0xee));
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0xa1, 64));
+
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+}
+
+/* The memslot moves: the old GPA reaches nothing, the new one that memory */
+TEST_F(kvm_shared, poison_memslot_move)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 1,
+		.guest_phys_addr = SLOT1_GPA + 4 * MEM_SIZE,
+		.memory_size = MEM_SIZE,
+	};
+	__u64 gpa = SLOT1_GPA + POISON_OFF;
+	__u64 moved = region.guest_phys_addr + POISON_OFF;
+	__u32 hwpt_id;
+
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
+	test_cmd_mock_fault(self->k.mock_fd, gpa, PAGE);
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, gpa, 0xa1));
+
+	region.userspace_addr = (uintptr_t)self->mem1;
+	ASSERT_EQ(0, ioctl(self->k.vm_fd, KVM_SET_USER_MEMORY_REGION, &region));
+	test_held(self->k.mock_fd, 0);
+	ASSERT_EQ(EFAULT, dma_fill(self->k.mock_fd, gpa, 0xee));
+	test_err_mock_fault(EFAULT, self->k.mock_fd, gpa, PAGE);
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0xa1, 64));
+
+	test_cmd_mock_fault(self->k.mock_fd, moved, PAGE);
+	ASSERT_EQ(1, dma_all(self->k.mock_fd, moved, 0xa1));
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, moved, 0xb2));
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0xb2, 64));
+
+	ASSERT_EQ(0, delete_slot(self->k.vm_fd, 1, region.guest_phys_addr));
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+}
+
+/* A page looked up for reading cannot be written; the VM's end drops all */
+TEST_F(kvm_shared, lookup_read_only_and_release)
+{
+	__u64 gpa = SLOT1_GPA + POISON_OFF;
+	__u32 hwpt_id;
+
+	shared_slot1(_metadata, &self->k, &self->mem1, &hwpt_id);
+	ASSERT_EQ(0, _test_cmd_mock_fault(self->k.mock_fd, 0, gpa, PAGE));
+	ASSERT_EQ(1, dma_all(self->k.mock_fd, gpa, 0x11));
+	ASSERT_EQ(EFAULT, dma_fill(self->k.mock_fd, gpa, 0xee));
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0x11, 64));
+	test_cmd_mock_fault(self->k.mock_fd, gpa, PAGE);
+	ASSERT_EQ(0, dma_fill(self->k.mock_fd, gpa, 0xa1));
+	test_held(self->k.mock_fd, 1);
+
+	/* The VM goes: every page is let go, nothing more is looked up */
+	ASSERT_EQ(0, close(self->k.vm_fd));
+	self->k.vm_fd = -1;
+	test_held(self->k.mock_fd, 0);
+	ASSERT_EQ(ENODEV, dma_fill(self->k.mock_fd, gpa, 0xee));
+	test_err_mock_fault(ENODEV, self->k.mock_fd, gpa, PAGE);
+	ASSERT_TRUE(all_bytes(self->mem1 + POISON_OFF, 0xa1, 64));
+
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
 }
 
 /* The tracefs directory, or NULL if tracefs is not there */
