@@ -99,8 +99,6 @@ struct iommu_kvm_domain_ops;
  * @dead: the VM went away; the driver has been told to block all DMA
  * @published: the domain is visible in debugfs (second phase of creation)
  * @node: entry in the core's list of domains, for debugfs
- * @shadow_node: entry in the list of shadow domains that parent unmaps are
- *               delivered to
  * @stats: event counters
  * @sync_key: for a shadow format, the architecture's handle of the device
  *            whose intercepted guest table updates reach the domain, if
@@ -133,7 +131,6 @@ struct iommu_kvm_domain {
 	bool dead;
 	bool published;
 	struct list_head node;
-	struct list_head shadow_node;
 	struct iommu_kvm_domain_stats stats;
 	u64 sync_key;
 	bool has_sync_key;
@@ -247,8 +244,6 @@ int iommu_kvm_domain_init(struct iommu_kvm_domain *kdom,
 			  const struct iommu_kvm_domain_cfg *cfg);
 void iommu_kvm_domain_deinit(struct iommu_kvm_domain *kdom);
 int iommu_kvm_domain_set_sync_key(struct iommu_kvm_domain *kdom, u64 key);
-void iommu_kvm_parent_unmapped(struct iommu_domain *parent, u64 iova,
-			       u64 size);
 int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
 			  size_t len);
 int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom, u64 gfn,
@@ -263,6 +258,9 @@ iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
 		       u32 format, struct iommu_domain *parent,
 		       const struct iommu_user_data *user_data);
 void iommu_kvm_domain_publish(struct iommu_kvm_domain *kdom);
+void iommu_kvm_domain_unpublish(struct iommu_kvm_domain *kdom);
+void iommu_kvm_domain_parent_unmapped(struct iommu_kvm_domain *kdom, u64 iova,
+				      u64 size);
 int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size);
 #if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN_TEST)
 int iommu_kvm_intercept_sync(int kvm_fd, u64 key, u64 iova, u64 size);
@@ -284,11 +282,6 @@ static inline int iommu_kvm_domain_set_sync_key(struct iommu_kvm_domain *kdom,
 						u64 key)
 {
 	return -EOPNOTSUPP;
-}
-
-static inline void iommu_kvm_parent_unmapped(struct iommu_domain *parent,
-					     u64 iova, u64 size)
-{
 }
 
 static inline int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom,

@@ -24,6 +24,18 @@
  * device to it (iommufd_hwpt_kvm_attach_check()). A release that races with
  * an attach is safe: the driver attaches the device blocked.
  *
+ * A shadow HWPT is on its parent's list of KVM shadows from before it is
+ * published (and so before KVM's intercepts can fill it) until its domain
+ * is freed. Every unmap from the parent's domain reaches each shadow on the
+ * list, after iommu_unmap() and before the pages are unpinned
+ * (iommufd_hwpt_kvm_parent_unmapped()); on destroy, syncs stop before the
+ * shadow leaves the list. Lock order: the IOAS's iopt->domains_rwsem (or,
+ * when a dma-buf is revoked, its dma_resv lock), then pages->mutex, then
+ * the parent's kvm_shadows_lock, then the shadow domain's lock, which its
+ * sync holds: so a driver's sync must never wait for the IOAS (pin, map or
+ * unmap through it) nor take a dma_resv lock; it reads the parent's
+ * translation only.
+ *
  * A shadow HWPT attaches like a nested HWPT: the device's reserved regions
  * are reserved in its parent's IOAS and its MSI window is set up there. A
  * shared HWPT has no IOAS, and its device's address space is the guest's
@@ -38,12 +50,66 @@
  * that nobody ever saw.
  */
 
+void iommufd_hwpt_kvm_parent_init(struct iommufd_hwpt_paging *hwpt_paging)
+{
+	mutex_init(&hwpt_paging->kvm_shadows_lock);
+	INIT_LIST_HEAD(&hwpt_paging->kvm_shadows);
+}
+
+void iommufd_hwpt_kvm_parent_destroy(struct iommufd_hwpt_paging *hwpt_paging)
+{
+	/* Every shadow holds a users count on its parent */
+	WARN_ON(!list_empty(&hwpt_paging->kvm_shadows));
+	mutex_destroy(&hwpt_paging->kvm_shadows_lock);
+}
+
+/*
+ * [@iova, @iova + @size) was just unmapped from @domain, and is about to be
+ * unpinned: if @domain is a nest parent's, every KVM-backed shadow built on
+ * it drops what it translated through the range. Called by pages.c for
+ * every unmap, under iopt->domains_rwsem (or a revoked dma-buf's dma_resv
+ * lock) and pages->mutex.
+ */
+void iommufd_hwpt_kvm_parent_unmapped(struct iommu_domain *domain,
+				      unsigned long iova, size_t size)
+{
+	struct iommufd_hwpt_paging *parent;
+	struct iommufd_hwpt_kvm *hwpt_kvm;
+
+	if (domain->cookie_type != IOMMU_COOKIE_IOMMUFD ||
+	    !hwpt_is_paging(domain->iommufd_hwpt))
+		return;
+	parent = to_hwpt_paging(domain->iommufd_hwpt);
+	if (!parent->nest_parent)
+		return;
+
+	mutex_lock(&parent->kvm_shadows_lock);
+	list_for_each_entry(hwpt_kvm, &parent->kvm_shadows, parent_item) {
+		struct iommu_domain *shadow = hwpt_kvm->common.domain;
+
+		iommu_kvm_domain_parent_unmapped(to_iommu_kvm_domain(shadow),
+						 iova, size);
+	}
+	mutex_unlock(&parent->kvm_shadows_lock);
+}
+
 void iommufd_hwpt_kvm_destroy(struct iommufd_object *obj)
 {
 	struct iommufd_hwpt_kvm *hwpt_kvm =
 		container_of(obj, struct iommufd_hwpt_kvm, common.obj);
 	struct iommu_domain *domain = hwpt_kvm->common.domain;
 
+	/*
+	 * No sync may fill the shadow from the parent once its unmaps stop
+	 * reaching it, and they stop before the domain goes
+	 */
+	if (domain)
+		iommu_kvm_domain_unpublish(to_iommu_kvm_domain(domain));
+	if (!list_empty(&hwpt_kvm->parent_item)) {
+		mutex_lock(&hwpt_kvm->parent->kvm_shadows_lock);
+		list_del_init(&hwpt_kvm->parent_item);
+		mutex_unlock(&hwpt_kvm->parent->kvm_shadows_lock);
+	}
 	if (domain) {
 		struct module *owner = domain->owner->owner;
 
@@ -196,6 +262,7 @@ int iommufd_hwpt_kvm_alloc(struct iommufd_ucmd *ucmd)
 		iommu_kvm_vm_put(vm);
 		goto out_put_parent;
 	}
+	INIT_LIST_HEAD(&hwpt_kvm->parent_item);
 	if (parent) {
 		refcount_inc(&parent->common.obj.users);
 		hwpt_kvm->parent = parent;
@@ -212,6 +279,12 @@ int iommufd_hwpt_kvm_alloc(struct iommufd_ucmd *ucmd)
 	/* The driver's code runs until the domain is freed */
 	__module_get(kdom->domain.owner->owner);
 	hwpt_kvm->common.domain = &kdom->domain;
+	/* Before a sync can fill the shadow from the parent */
+	if (parent) {
+		mutex_lock(&parent->kvm_shadows_lock);
+		list_add_tail(&hwpt_kvm->parent_item, &parent->kvm_shadows);
+		mutex_unlock(&parent->kvm_shadows_lock);
+	}
 
 	cmd->out_hwpt_id = hwpt_kvm->common.obj.id;
 	rc = iommufd_ucmd_respond(ucmd, sizeof(*cmd));

@@ -25,12 +25,14 @@
  * calls: it checks the request against what the driver offers the device
  * (&iommu_ops.kvm_formats), calls &iommu_ops.domain_alloc_kvm, in which the
  * driver allocates its structure, validates its data and calls
- * iommu_kvm_domain_init(), and then binds the VM handle to the domain and,
- * for a shadow format, enters it on the list parent unmaps are delivered
- * to. Nothing can be attached yet and nothing shows in debugfs.
- * iommu_kvm_domain_publish() makes it visible once the caller can no longer
- * fail. The driver's &iommu_domain_ops.free calls iommu_kvm_domain_deinit(),
- * which copes with both phases, before it frees its structure.
+ * iommu_kvm_domain_init(), and then binds the VM handle to the domain.
+ * Nothing can be attached yet, nothing shows in debugfs, and no sync runs.
+ * iommu_kvm_domain_publish() makes it visible, and lets KVM's intercepts
+ * sync a shadow, once the caller can no longer fail and, for a shadow
+ * format, delivers the parent's unmaps to it
+ * (iommu_kvm_domain_parent_unmapped()). The driver's
+ * &iommu_domain_ops.free calls iommu_kvm_domain_deinit(), which copes with
+ * both phases, before it frees its structure.
  *
  * Ownership: the domain belongs to the owner of its &struct iommu_domain,
  * iommufd's HWPT object, which also holds the driver's module for as long.
@@ -51,7 +53,8 @@
  *   only freed when the domain lets go of it, so the IOMMU never walks freed
  *   memory.
  * - The HWPT is destroyed, or iommufd closed: iommufd detaches every device
- *   first, then frees the domain; deinit stops KVM notifications (an RCU
+ *   first, stops syncs (iommu_kvm_domain_unpublish()) before a shadow's
+ *   parent unmaps stop reaching it, then frees the domain; deinit stops KVM notifications (an RCU
  *   grace period in KVM) before the driver frees its structure.
  * - Concurrent attach, release and sync serialise on the domain's lock:
  *   the driver's attach_dev takes it inside the iommu group mutex, release
@@ -62,13 +65,6 @@
 static DEFINE_MUTEX(iommu_kvm_domains_lock);
 static LIST_HEAD(iommu_kvm_domains);
 static DEFINE_IDA(iommu_kvm_ida);
-
-/*
- * The shadow domains that parent unmaps are delivered to, under their own
- * mutex, which is never taken in atomic context.
- */
-static DEFINE_MUTEX(iommu_kvm_shadow_lock);
-static LIST_HEAD(iommu_kvm_shadow_domains);
 
 /* The iommu_ops of the driver @dev sits behind, NULL if it has no IOMMU */
 static const struct iommu_ops *iommu_kvm_dev_ops(struct device *dev)
@@ -155,7 +151,6 @@ int iommu_kvm_domain_init(struct iommu_kvm_domain *kdom,
 	kdom->dead = false;
 	kdom->published = false;
 	INIT_LIST_HEAD(&kdom->node);
-	INIT_LIST_HEAD(&kdom->shadow_node);
 	atomic64_set(&kdom->stats.invalidations, 0);
 	atomic64_set(&kdom->stats.syncs, 0);
 	atomic64_set(&kdom->stats.faults, 0);
@@ -194,8 +189,9 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_set_sync_key, "IOMMU_KVM");
  *
  * The driver calls this from its &iommu_domain_ops.free (and its own error
  * paths after init), before it frees the structure. Stops KVM notifications
- * and parent unmaps to the domain, waiting for those in flight, and lets go
- * of the VM. No device may be attached. Process context.
+ * to the domain, waiting for those in flight, and lets go of the VM. No
+ * device may be attached, and the owner of the parent no longer delivers
+ * its unmaps. Process context.
  */
 void iommu_kvm_domain_deinit(struct iommu_kvm_domain *kdom)
 {
@@ -208,11 +204,6 @@ void iommu_kvm_domain_deinit(struct iommu_kvm_domain *kdom)
 		mutex_lock(&iommu_kvm_domains_lock);
 		list_del(&kdom->node);
 		mutex_unlock(&iommu_kvm_domains_lock);
-	}
-	if (!list_empty(&kdom->shadow_node)) {
-		mutex_lock(&iommu_kvm_shadow_lock);
-		list_del_init(&kdom->shadow_node);
-		mutex_unlock(&iommu_kvm_shadow_lock);
 	}
 
 	/* After this no KVM notification can reach the domain */
@@ -316,15 +307,9 @@ iommu_kvm_domain_alloc(struct device *dev, struct iommu_kvm_vm *vm,
 		iommu_domain_free(domain);
 		goto out_put_vm;
 	}
-	/* From here on the domain owns @vm */
-	if (kdom->shadow) {
-		mutex_lock(&iommu_kvm_shadow_lock);
-		list_add_tail(&kdom->shadow_node, &iommu_kvm_shadow_domains);
-		mutex_unlock(&iommu_kvm_shadow_lock);
-	}
 	/*
-	 * Only now may KVM's intercepts reach the domain: a sync fills the
-	 * shadow from the parent, whose unmaps must already reach it.
+	 * From here on the domain owns @vm. KVM's intercepts find the domain
+	 * by its key from now on, but are refused until it is published.
 	 */
 	if (kdom->has_sync_key) {
 		ret = vm->ops->set_sync_key(vm, kdom->sync_key);
@@ -347,16 +332,42 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_alloc, "IOMMU_KVM");
  * iommu_kvm_domain_publish() - Make a domain visible (second phase)
  * @kdom: from iommu_kvm_domain_alloc()
  *
- * Called once the owner can no longer fail the creation. Process context.
+ * Called once the owner can no longer fail the creation and, for a shadow
+ * format, delivers its parent's unmaps to the domain: from now on syncs
+ * run, and fill the shadow from the parent. Process context.
  */
 void iommu_kvm_domain_publish(struct iommu_kvm_domain *kdom)
 {
 	mutex_lock(&iommu_kvm_domains_lock);
 	list_add_tail(&kdom->node, &iommu_kvm_domains);
+	mutex_lock(&kdom->lock);
 	kdom->published = true;
+	mutex_unlock(&kdom->lock);
 	mutex_unlock(&iommu_kvm_domains_lock);
 }
 EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_publish, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_domain_unpublish() - Stop syncs, and hide a domain
+ * @kdom: from iommu_kvm_domain_alloc(), published or not
+ *
+ * The first step of the owner's teardown, before the parent's owner stops
+ * delivering unmaps to the domain: waits for a running sync, and from then
+ * on KVM's intercepts are refused (iommu_kvm_domain_sync() returns -ENOENT)
+ * and the domain is gone from debugfs. Process context.
+ */
+void iommu_kvm_domain_unpublish(struct iommu_kvm_domain *kdom)
+{
+	mutex_lock(&iommu_kvm_domains_lock);
+	if (kdom->published) {
+		list_del_init(&kdom->node);
+		mutex_lock(&kdom->lock);
+		kdom->published = false;
+		mutex_unlock(&kdom->lock);
+	}
+	mutex_unlock(&iommu_kvm_domains_lock);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_unpublish, "IOMMU_KVM");
 
 /*
  * The VM is gone: block all DMA through @kdom. Called by the VM handle's
@@ -383,8 +394,9 @@ EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_domain_release);
  * What a VM's intercept path (for example s390 RPCIT) reaches through
  * kvm_iommu_sync() and the domain's sync key. Process context.
  *
- * Return: -EINVAL for a domain of a shared format, -ENODEV once the VM is
- * gone, otherwise what ops->sync returns.
+ * Return: -EINVAL for a domain of a shared format, -ENOENT before the
+ * domain is published (KVM then leaves the intercept to userspace), -ENODEV
+ * once the VM is gone, otherwise what ops->sync returns.
  */
 int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 {
@@ -394,7 +406,9 @@ int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 		return -EINVAL;
 
 	mutex_lock(&kdom->lock);
-	if (kdom->dead) {
+	if (!kdom->published) {
+		ret = -ENOENT;
+	} else if (kdom->dead) {
 		ret = -ENODEV;
 	} else {
 		atomic64_inc(&kdom->stats.syncs);
@@ -442,39 +456,35 @@ void iommu_kvm_deliver_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 }
 
 /**
- * iommu_kvm_parent_unmapped() - A nest parent stopped mapping a range
- * @parent: a paging domain allocated with IOMMU_HWPT_ALLOC_NEST_PARENT
+ * iommu_kvm_domain_parent_unmapped() - The parent stopped mapping a range
+ * @kdom: a shadow domain
  * @iova: start of the range, a guest physical address
  * @size: length of the range in bytes
  *
- * An IOMMU driver that offers a shadow format calls this from the unmap path
- * of its nest-parent domains, after the range is unmapped from @parent and
- * before it returns to iommufd, which then unpins the pages. Every shadow
- * domain built on @parent drops its translations of the range before this
+ * The owner of @kdom's parent (iommufd, for the parent's HWPT) calls this
+ * for each shadow domain built on the parent, after the range is unmapped
+ * from the parent and before the memory behind it is unpinned. The driver
+ * drops its translations of the range (ops->invalidate) before this
  * returns, so no shadow entry outlives the pin it was made from. Process
- * context; takes each child's lock, so a running ops->sync finishes first.
+ * context; takes the domain's lock, so a running ops->sync finishes first,
+ * and a sync must therefore never wait for the parent's owner (iommufd's
+ * IOAS locks), which may hold its own locks around this call.
  */
-void iommu_kvm_parent_unmapped(struct iommu_domain *parent, u64 iova, u64 size)
+void iommu_kvm_domain_parent_unmapped(struct iommu_kvm_domain *kdom, u64 iova,
+				      u64 size)
 {
-	struct iommu_kvm_domain *kdom;
 	u64 last;
 
-	if (!size)
+	if (WARN_ON_ONCE(!kdom->shadow) || !size)
 		return;
 	if (check_add_overflow(iova, size - 1, &last))
 		last = U64_MAX;
 
-	mutex_lock(&iommu_kvm_shadow_lock);
-	list_for_each_entry(kdom, &iommu_kvm_shadow_domains, shadow_node) {
-		if (kdom->parent != parent)
-			continue;
-		mutex_lock(&kdom->lock);
-		iommu_kvm_deliver_invalidate(kdom, iova, last);
-		mutex_unlock(&kdom->lock);
-	}
-	mutex_unlock(&iommu_kvm_shadow_lock);
+	mutex_lock(&kdom->lock);
+	iommu_kvm_deliver_invalidate(kdom, iova, last);
+	mutex_unlock(&kdom->lock);
 }
-EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_unmapped, "IOMMU_KVM");
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_parent_unmapped, "IOMMU_KVM");
 
 /**
  * iommu_kvm_parent_read() - Read guest memory through the parent domain
@@ -485,8 +495,8 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_parent_unmapped, "IOMMU_KVM");
  *
  * For ops->sync: reads a guest table (or anything else the guest named)
  * through the pinned GPA to host mapping of @kdom's parent. The caller holds
- * the domain's lock, which keeps iommu_kvm_parent_unmapped() and so the
- * unpinning of the pages out until the caller is done.
+ * the domain's lock, which keeps iommu_kvm_domain_parent_unmapped() and so
+ * the unpinning of the pages out until the caller is done.
  *
  * Return: 0, -EFAULT if part of the range is not mapped by the parent, or
  * -EINVAL for a non-shadow domain or a range that wraps.

@@ -146,12 +146,10 @@ static struct iommu_domain mock_blocked_domain = {
  * @domain: the generic domain
  * @pfns: xa_mk_value(pfn) at index iova / MOCK_PAGE_SIZE. Its lock is held
  *        across a mock DMA's copy, so an unmap waits for DMA in flight
- * @nest_parent: allocated with IOMMU_HWPT_ALLOC_NEST_PARENT
  */
 struct mock_paging_domain {
 	struct iommu_domain domain;
 	struct xarray pfns;
-	bool nest_parent;
 };
 
 static struct mock_paging_domain *to_mock_paging(struct iommu_domain *domain)
@@ -196,11 +194,9 @@ static size_t mock_paging_unmap_pages(struct iommu_domain *domain,
 	struct mock_paging_domain *mpd = to_mock_paging(domain);
 	size_t i;
 
+	/* iommufd tells the shadows built on a nest parent, before unpin */
 	for (i = 0; i != pgcount; i++)
 		xa_erase(&mpd->pfns, iova / MOCK_PAGE_SIZE + i);
-	/* Shadows built on this parent must forget the range before unpin */
-	if (mpd->nest_parent)
-		iommu_kvm_parent_unmapped(domain, iova, pgsize * pgcount);
 	return pgsize * pgcount;
 }
 
@@ -240,7 +236,6 @@ static struct iommu_domain *mock_domain_alloc_paging_flags(u32 flags)
 	if (!mpd)
 		return ERR_PTR(-ENOMEM);
 	xa_init(&mpd->pfns);
-	mpd->nest_parent = flags & IOMMU_HWPT_ALLOC_NEST_PARENT;
 	mpd->domain.type = IOMMU_DOMAIN_UNMANAGED;
 	mpd->domain.ops = &mock_paging_ops;
 	mpd->domain.pgsize_bitmap = MOCK_PAGE_SIZE;

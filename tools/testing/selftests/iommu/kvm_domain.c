@@ -3661,13 +3661,17 @@ TEST_F(kvm_shadow, intercept_destroy_race)
 }
 
 /*
- * One thread keeps syncing and doing DMA through entry 1 (VICTIM_GPA) while
- * another unmaps that page from the parent and maps it again. Whenever the
- * unmap has returned, no DMA through the shadow may reach the page, however
- * the syncs interleave; DMA that succeeds reads the right bytes.
+ * One thread keeps syncing, by the mock's ioctl and by KVM's way in (the
+ * intercept), and doing DMA through entry 1 (VICTIM_GPA) while another
+ * unmaps that page from the parent and maps it again. Whenever the unmap
+ * has returned, no DMA through the shadow may reach the page, however the
+ * syncs interleave; DMA that succeeds reads the right bytes. With lockdep
+ * on, the lock order of sync against iommufd's unmap path is checked too.
  */
 struct sync_race {
 	int mock_fd;
+	int kvm_fd;
+	__u64 key;
 	int stop;
 	int errors;
 	int ok;
@@ -3681,8 +3685,15 @@ static void *sync_race_thread(void *arg)
 	__u64 gpa;
 	int ret;
 
+	bool intercept = false;
+
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
-		ret = _test_cmd_mock_sync(r->mock_fd, 0x1000, PAGE);
+		intercept = !intercept;
+		if (intercept)
+			ret = _test_cmd_mock_intercept(r->mock_fd, r->kvm_fd,
+						       r->key, 0x1000, PAGE);
+		else
+			ret = _test_cmd_mock_sync(r->mock_fd, 0x1000, PAGE);
 		if (ret && errno != EFAULT && !r->errors++)
 			snprintf(r->msg, sizeof(r->msg), "sync: %s",
 				 strerror(errno));
@@ -3706,6 +3717,7 @@ static void *sync_race_thread(void *arg)
 
 TEST_F(kvm_shadow, sync_unmap_race)
 {
+	struct iommu_kvm_mock_info info;
 	struct sync_race r = {};
 	pthread_t thread;
 	__u32 dev2;
@@ -3715,7 +3727,10 @@ TEST_F(kvm_shadow, sync_unmap_race)
 	set_pte(&self->k, 1, VICTIM_GPA);
 	shadow_attach(_metadata, &self->k, &self->hwpt_id);
 	test_cmd_mock_attach(mock2, self->hwpt_id);
+	test_cmd_mock_info(mock2, &info);
 	r.mock_fd = mock2;
+	r.kvm_fd = self->k.vm_fd;
+	r.key = info.out_domain_id;
 
 	ASSERT_EQ(0, pthread_create(&thread, NULL, sync_race_thread, &r));
 	for (i = 0; i < 200 && !r.errors; i++) {
