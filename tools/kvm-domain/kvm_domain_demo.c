@@ -81,7 +81,7 @@ static void edu_info(int iommufd)
 		.argsz = sizeof(bind),
 		.iommufd = iommufd,
 	};
-	struct iommu_hwpt_kvm_info info = { .size = sizeof(info) };
+	struct iommu_hw_info info = { .size = sizeof(info) };
 	char path[64], names[64];
 	int fd = -1;
 
@@ -97,9 +97,9 @@ static void edu_info(int iommufd)
 	     "VFIO_DEVICE_BIND_IOMMUFD %s -> dev_id %u", path,
 	     bind.out_devid);
 	info.dev_id = bind.out_devid;
-	step(!ioctl(iommufd, IOMMU_HWPT_KVM_INFO, &info),
-	     "IOMMU_HWPT_KVM_INFO(edu) -> formats: %s",
-	     fmt_names(info.out_formats, names));
+	step(!ioctl(iommufd, IOMMU_GET_HW_INFO, &info),
+	     "IOMMU_GET_HW_INFO(edu) -> KVM formats: %s",
+	     fmt_names(info.out_kvm_formats, names));
 	printf("  (this IOMMU driver has no KVM-backed domains yet, so no format is offered)\n");
 	close(fd);
 }
@@ -107,8 +107,14 @@ static void edu_info(int iommufd)
 int main(void)
 {
 	struct iommu_kvm_mock_bind bind = { .argsz = sizeof(bind) };
-	struct iommu_hwpt_kvm_info info = { .size = sizeof(info) };
-	struct iommu_hwpt_kvm_alloc alloc = { .size = sizeof(alloc) };
+	struct iommu_hw_info info = { .size = sizeof(info) };
+	struct iommu_hwpt_kvm kvm_data = {};
+	struct iommu_hwpt_alloc alloc = {
+		.size = sizeof(alloc),
+		.data_type = IOMMU_HWPT_DATA_KVM,
+		.data_len = sizeof(kvm_data),
+		.data_uptr = (uintptr_t)&kvm_data,
+	};
 	struct iommu_kvm_mock_attach attach = { .argsz = sizeof(attach) };
 	struct iommu_kvm_mock_info minfo = { .argsz = sizeof(minfo) };
 	struct iommu_destroy destroy = { .size = sizeof(destroy) };
@@ -148,17 +154,17 @@ int main(void)
 	step(!ioctl(mock, IOMMU_KVM_MOCK_BIND, &bind), "bind -> dev_id %u",
 	     bind.out_dev_id);
 	info.dev_id = bind.out_dev_id;
-	step(!ioctl(iommufd, IOMMU_HWPT_KVM_INFO, &info),
-	     "IOMMU_HWPT_KVM_INFO -> formats: %s(shadow: %s)",
-	     fmt_names(info.out_formats, names),
-	     fmt_names(info.out_shadow_formats, names2));
+	step(!ioctl(iommufd, IOMMU_GET_HW_INFO, &info),
+	     "IOMMU_GET_HW_INFO -> KVM formats: %s(shadow: %s)",
+	     fmt_names(info.out_kvm_formats, names),
+	     fmt_names(info.out_kvm_shadow_formats, names2));
 
 	printf("\n== A HWPT backed by the VM, no IO page table, nothing pinned\n");
 	alloc.dev_id = bind.out_dev_id;
-	alloc.kvm_fd = vm;
-	alloc.format = IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED;
-	step(!ioctl(iommufd, IOMMU_HWPT_KVM_ALLOC, &alloc),
-	     "IOMMU_HWPT_KVM_ALLOC(kvm_fd=%d, selftest-shared) -> hwpt %u",
+	kvm_data.kvm_fd = vm;
+	kvm_data.format = IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHARED;
+	step(!ioctl(iommufd, IOMMU_HWPT_ALLOC, &alloc),
+	     "IOMMU_HWPT_ALLOC(IOMMU_HWPT_DATA_KVM: kvm_fd=%d, selftest-shared) -> hwpt %u",
 	     vm, alloc.out_hwpt_id);
 	attach.pt_id = alloc.out_hwpt_id;
 	step(!ioctl(mock, IOMMU_KVM_MOCK_ATTACH, &attach),

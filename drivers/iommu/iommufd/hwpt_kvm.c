@@ -175,23 +175,14 @@ int iommufd_hwpt_kvm_attach_check(struct iommufd_hw_pagetable *hwpt,
 					iommufd_hwpt_kvm_check_resv);
 }
 
-int iommufd_hwpt_kvm_info(struct iommufd_ucmd *ucmd)
+/* IOMMU_GET_HW_INFO: the KVM-backed formats the device's IOMMU offers */
+void iommufd_hwpt_kvm_hw_info(struct iommufd_device *idev,
+			      struct iommu_hw_info *cmd)
 {
-	struct iommu_hwpt_kvm_info *cmd = ucmd->cmd;
-	struct iommufd_device *idev;
 	u64 shadow;
 
-	if (cmd->flags || cmd->__reserved)
-		return -EOPNOTSUPP;
-
-	idev = iommufd_get_device(ucmd, cmd->dev_id);
-	if (IS_ERR(idev))
-		return PTR_ERR(idev);
-	cmd->out_formats = iommu_kvm_formats(idev->dev, &shadow);
-	cmd->out_shadow_formats = shadow;
-	iommufd_put_object(ucmd->ictx, &idev->obj);
-
-	return iommufd_ucmd_respond(ucmd, sizeof(*cmd));
+	cmd->out_kvm_formats = iommu_kvm_formats(idev->dev, &shadow);
+	cmd->out_kvm_shadow_formats = shadow;
 }
 
 /* Look up @pt_id as a parent for a shadow format */
@@ -201,9 +192,10 @@ iommufd_hwpt_kvm_get_parent(struct iommufd_ucmd *ucmd, u32 pt_id)
 	struct iommufd_hwpt_paging *parent;
 	struct iommufd_object *pt_obj;
 
+	/* As IOMMU_HWPT_ALLOC answers a pt_id that names nothing */
 	pt_obj = iommufd_get_object(ucmd->ictx, pt_id, IOMMUFD_OBJ_ANY);
 	if (IS_ERR(pt_obj))
-		return ERR_CAST(pt_obj);
+		return ERR_PTR(-EINVAL);
 	if (pt_obj->type != IOMMUFD_OBJ_HWPT_PAGING) {
 		iommufd_put_object(ucmd->ictx, pt_obj);
 		return ERR_PTR(-EINVAL);
@@ -216,26 +208,41 @@ iommufd_hwpt_kvm_get_parent(struct iommufd_ucmd *ucmd, u32 pt_id)
 	return parent;
 }
 
+/* IOMMU_HWPT_ALLOC with IOMMU_HWPT_DATA_KVM */
 int iommufd_hwpt_kvm_alloc(struct iommufd_ucmd *ucmd)
 {
-	struct iommu_hwpt_kvm_alloc *cmd = ucmd->cmd;
-	const struct iommu_user_data user_data = {
+	struct iommu_hwpt_alloc *cmd = ucmd->cmd;
+	const struct iommu_user_data alloc_data = {
 		.type = cmd->data_type,
 		.uptr = u64_to_user_ptr(cmd->data_uptr),
 		.len = cmd->data_len,
 	};
 	struct iommufd_hwpt_paging *parent = NULL;
+	struct iommu_user_data user_data;
 	struct iommufd_hwpt_kvm *hwpt_kvm;
 	struct iommu_kvm_domain *kdom;
 	struct iommufd_device *idev;
+	struct iommu_hwpt_kvm data;
 	struct iommu_kvm_vm *vm;
 	int rc;
 
-	if (cmd->flags || cmd->__reserved)
+	/* No nest parent, no dirty tracking, no fault object, no PASID */
+	if (cmd->flags)
 		return -EOPNOTSUPP;
-	if ((cmd->data_type == IOMMU_HWPT_KVM_DATA_NONE && cmd->data_len) ||
-	    (cmd->data_type != IOMMU_HWPT_KVM_DATA_NONE && !cmd->data_len))
+	rc = iommu_copy_struct_from_user(&data, &alloc_data,
+					 IOMMU_HWPT_DATA_KVM, data_uptr);
+	if (rc)
+		return rc;
+	if (data.flags || data.__reserved)
+		return -EOPNOTSUPP;
+	if ((data.data_type == IOMMU_HWPT_KVM_DATA_NONE && data.data_len) ||
+	    (data.data_type != IOMMU_HWPT_KVM_DATA_NONE && !data.data_len))
 		return -EINVAL;
+	user_data = (struct iommu_user_data){
+		.type = data.data_type,
+		.uptr = u64_to_user_ptr(data.data_uptr),
+		.len = data.data_len,
+	};
 
 	idev = iommufd_get_device(ucmd, cmd->dev_id);
 	if (IS_ERR(idev))
@@ -249,7 +256,7 @@ int iommufd_hwpt_kvm_alloc(struct iommufd_ucmd *ucmd)
 		}
 	}
 
-	vm = iommu_kvm_vm_get(cmd->kvm_fd);
+	vm = iommu_kvm_vm_get(data.kvm_fd);
 	if (IS_ERR(vm)) {
 		rc = PTR_ERR(vm);
 		goto out_put_parent;
@@ -269,9 +276,9 @@ int iommufd_hwpt_kvm_alloc(struct iommufd_ucmd *ucmd)
 	}
 
 	/* Consumes vm */
-	kdom = iommu_kvm_domain_alloc(idev->dev, vm, cmd->format,
+	kdom = iommu_kvm_domain_alloc(idev->dev, vm, data.format,
 				      parent ? parent->common.domain : NULL,
-				      cmd->data_len ? &user_data : NULL);
+				      data.data_len ? &user_data : NULL);
 	if (IS_ERR(kdom)) {
 		rc = PTR_ERR(kdom);
 		goto out_abort;

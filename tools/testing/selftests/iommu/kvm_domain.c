@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Tests of KVM-backed IOMMU domains through iommufd: IOMMU_HWPT_KVM_INFO and
- * IOMMU_HWPT_KVM_ALLOC with a real KVM VM, and the mock backend of
- * CONFIG_IOMMU_KVM_DOMAIN_TEST (iommu_kvm_mock.ko), whose every open of
- * /dev/iommu_kvm_mock is a device that binds, attaches and does DMA.
+ * Tests of KVM-backed IOMMU domains through iommufd: IOMMU_GET_HW_INFO and
+ * IOMMU_HWPT_ALLOC with IOMMU_HWPT_DATA_KVM and a real KVM VM, and the mock
+ * backend of CONFIG_IOMMU_KVM_DOMAIN_TEST (iommu_kvm_mock.ko), whose every
+ * open of /dev/iommu_kvm_mock is a device that binds, attaches and does DMA.
  *
  * Needs root, /dev/kvm (VMs with memslots; on x86_64 one test runs a vCPU),
  * iommu_kvm_mock loaded and debugfs. Mock devices are platform devices
@@ -480,21 +480,21 @@ static int _test_cmd_hwpt_alloc(int fd, __u32 dev_id, __u32 pt_id, __u32 flags,
 static int _test_cmd_hwpt_kvm_info(int fd, __u32 dev_id, __u64 *formats,
 				   __u64 *shadow_formats)
 {
-	struct iommu_hwpt_kvm_info cmd = {
+	struct iommu_hw_info cmd = {
 		.size = sizeof(cmd),
 		.dev_id = dev_id,
-		.out_formats = 0xdeadbeef,
-		.out_shadow_formats = 0xdeadbeef,
+		.out_kvm_formats = 0xdeadbeef,
+		.out_kvm_shadow_formats = 0xdeadbeef,
 	};
 	int ret;
 
-	ret = ioctl(fd, IOMMU_HWPT_KVM_INFO, &cmd);
+	ret = ioctl(fd, IOMMU_GET_HW_INFO, &cmd);
 	if (ret)
 		return ret;
 	if (formats)
-		*formats = cmd.out_formats;
+		*formats = cmd.out_kvm_formats;
 	if (shadow_formats)
-		*shadow_formats = cmd.out_shadow_formats;
+		*shadow_formats = cmd.out_kvm_shadow_formats;
 	return 0;
 }
 
@@ -506,18 +506,33 @@ static int _test_cmd_hwpt_kvm_info(int fd, __u32 dev_id, __u64 *formats,
 						     dev_id, NULL, NULL))
 
 /*
- * A valid IOMMU_HWPT_KVM_ALLOC for @format on @dev_id and @kvm_fd: a shadow
- * HWPT goes on the fixture's nest parent with its guest table at TABLE_GPA,
- * described by @data. Tests change one field to check one error.
+ * An IOMMU_HWPT_ALLOC of a KVM-backed HWPT: the ioctl's structure and the
+ * struct iommu_hwpt_kvm its data_uptr points at. Not to be copied.
+ */
+struct kvm_alloc {
+	struct iommu_hwpt_alloc hwpt;
+	struct iommu_hwpt_kvm kvm;
+};
+
+/*
+ * A valid IOMMU_HWPT_ALLOC of a KVM-backed HWPT for @format on @dev_id and
+ * @kvm_fd: a shadow HWPT goes on the fixture's nest parent with its guest
+ * table at TABLE_GPA, described by @data. Tests change one field to check
+ * one error.
  */
 static void kvm_alloc_init(struct kvmdom *k, __u32 format, __u32 dev_id,
-			   int kvm_fd, struct iommu_hwpt_kvm_alloc *cmd,
+			   int kvm_fd, struct kvm_alloc *cmd,
 			   struct iommu_hwpt_kvm_selftest *data)
 {
 	*data = (struct iommu_hwpt_kvm_selftest){};
-	*cmd = (struct iommu_hwpt_kvm_alloc){
-		.size = sizeof(*cmd),
+	cmd->hwpt = (struct iommu_hwpt_alloc){
+		.size = sizeof(cmd->hwpt),
 		.dev_id = dev_id,
+		.data_type = IOMMU_HWPT_DATA_KVM,
+		.data_len = sizeof(cmd->kvm),
+		.data_uptr = (uintptr_t)&cmd->kvm,
+	};
+	cmd->kvm = (struct iommu_hwpt_kvm){
 		.kvm_fd = kvm_fd,
 		.format = format,
 	};
@@ -525,23 +540,23 @@ static void kvm_alloc_init(struct kvmdom *k, __u32 format, __u32 dev_id,
 		return;
 	data->nr_entries = NR_ENTRIES;
 	data->table_gpa = TABLE_GPA;
-	cmd->pt_id = k->parent_id;
-	cmd->data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-	cmd->data_len = sizeof(*data);
-	cmd->data_uptr = (uintptr_t)data;
+	cmd->hwpt.pt_id = k->parent_id;
+	cmd->kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+	cmd->kvm.data_len = sizeof(*data);
+	cmd->kvm.data_uptr = (uintptr_t)data;
 }
 
 static int _test_cmd_hwpt_kvm_alloc(struct kvmdom *k, __u32 format,
 				    __u32 dev_id, int kvm_fd, __u32 *hwpt_id)
 {
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	int ret;
 
 	kvm_alloc_init(k, format, dev_id, kvm_fd, &cmd, &data);
-	ret = ioctl(k->iommufd, IOMMU_HWPT_KVM_ALLOC, &cmd);
+	ret = ioctl(k->iommufd, IOMMU_HWPT_ALLOC, &cmd.hwpt);
 	if (!ret)
-		*hwpt_id = cmd.out_hwpt_id;
+		*hwpt_id = cmd.hwpt.out_hwpt_id;
 	return ret;
 }
 
@@ -560,9 +575,10 @@ static int _test_cmd_hwpt_kvm_alloc(struct kvmdom *k, __u32 format,
 	})
 /* A request built with kvm_alloc_init() */
 #define test_ioctl_hwpt_kvm_alloc(cmd) \
-	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_ALLOC, cmd))
-#define test_err_ioctl_hwpt_kvm_alloc(_errno, cmd) \
-	ASSERT_ERRNO(_errno, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_ALLOC, cmd))
+	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_HWPT_ALLOC, &(cmd)->hwpt))
+#define test_err_ioctl_hwpt_kvm_alloc(_errno, cmd)                    \
+	ASSERT_ERRNO(_errno, ioctl(self->k.iommufd, IOMMU_HWPT_ALLOC, \
+				   &(cmd)->hwpt))
 
 /* The mock device */
 
@@ -1015,7 +1031,7 @@ TEST_F(kvm_domain, info)
 {
 	__u64 other = MOCK_FORMATS & ~BIT_ULL(variant->format);
 	__u64 mine = BIT_ULL(variant->format);
-	struct iommu_hwpt_kvm_info cmd;
+	struct iommu_hw_info cmd;
 	__u64 formats, shadow;
 	int mock2;
 	__u32 dev2;
@@ -1024,19 +1040,24 @@ TEST_F(kvm_domain, info)
 	ASSERT_EQ(MOCK_FORMATS, formats);
 	ASSERT_EQ(BIT_ULL(FMT_SHADOW), shadow);
 
-	cmd = (struct iommu_hwpt_kvm_info){
+	/* IOMMU_GET_HW_INFO's own checks are unchanged */
+	cmd = (struct iommu_hw_info){
 		.size = sizeof(cmd),
 		.dev_id = self->k.dev_id,
 	};
-	cmd.flags = 1;
-	ASSERT_ERRNO(EOPNOTSUPP, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, &cmd));
 	cmd.flags = 1U << 31;
-	ASSERT_ERRNO(EOPNOTSUPP, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, &cmd));
+	ASSERT_ERRNO(EOPNOTSUPP, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, &cmd));
 	cmd.flags = 0;
-	cmd.__reserved = 1;
-	ASSERT_ERRNO(EOPNOTSUPP, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, &cmd));
-	cmd.__reserved = 1U << 31;
-	ASSERT_ERRNO(EOPNOTSUPP, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, &cmd));
+	cmd.__reserved[0] = 1;
+	ASSERT_ERRNO(EOPNOTSUPP, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, &cmd));
+	cmd.__reserved[0] = 0;
+	cmd.__reserved[2] = 0x80;
+	ASSERT_ERRNO(EOPNOTSUPP, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, &cmd));
+	cmd.__reserved[2] = 0;
+	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, &cmd));
+	/* The mock IOMMU has no hardware info of its own */
+	ASSERT_EQ(IOMMU_HW_INFO_TYPE_NONE, cmd.out_data_type);
+	ASSERT_EQ(MOCK_FORMATS, cmd.out_kvm_formats);
 
 	/* Objects that are not devices, and IDs that are nothing */
 	test_err_hwpt_kvm_info(ENOENT, self->k.ioas_id);
@@ -1074,106 +1095,93 @@ TEST_F(kvm_domain, info)
 	test_err_hwpt_kvm_info(ENOENT, dev2);
 }
 
+/*
+ * The KVM formats are appended to struct iommu_hw_info: a VMM built against
+ * the older structure still gets the rest, and nothing is written past the
+ * size it gave.
+ */
 TEST_F(kvm_domain, info_length)
 {
 	static __u8 raw[PAGE];
-	struct iommu_hwpt_kvm_info *cmd = (void *)raw;
-	/* out_shadow_formats, the last member of version 1, ends the struct */
-	size_t min = sizeof(struct iommu_hwpt_kvm_info);
+	struct iommu_hw_info *cmd = (void *)raw;
+	size_t old = offsetof(struct iommu_hw_info, out_kvm_formats);
 	size_t i;
 
 	memset(raw, 0, sizeof(raw));
 	cmd->dev_id = self->k.dev_id;
 
-	/* Shorter than the last field: EINVAL */
-	for (i = 0; i < min; i += 4) {
-		cmd->size = i;
-		ASSERT_ERRNO(EINVAL, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, raw));
-	}
-	cmd->size = min - 1;
-	ASSERT_ERRNO(EINVAL, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, raw));
+	/* The size before the KVM formats: the rest, and nothing past it */
+	memset(raw + old, 0xaa, sizeof(raw) - old);
+	cmd->size = old;
+	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, raw));
+	for (i = old; i < sizeof(raw); i++)
+		ASSERT_EQ(0xaa, raw[i]);
+
+	/* Only one of the two */
+	memset(raw + old, 0, sizeof(raw) - old);
+	cmd->size = old + 8;
+	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, raw));
+	ASSERT_EQ(MOCK_FORMATS, cmd->out_kvm_formats);
+	ASSERT_EQ(0, cmd->out_kvm_shadow_formats);
 
 	/* Longer than the kernel knows and not zero past that: E2BIG */
 	cmd->size = sizeof(*cmd) + 1;
 	raw[sizeof(*cmd)] = 0xff;
-	ASSERT_ERRNO(E2BIG, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, raw));
+	ASSERT_ERRNO(E2BIG, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, raw));
 	raw[sizeof(*cmd)] = 0;
-	cmd->size = sizeof(raw);
-	raw[sizeof(raw) - 1] = 1;
-	ASSERT_ERRNO(E2BIG, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, raw));
-	raw[sizeof(raw) - 1] = 0;
 
 	/* ... and zero past that: fine, and nothing is written past the struct */
-	cmd->size = sizeof(*cmd) + 1;
-	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, raw));
-	ASSERT_EQ(MOCK_FORMATS, cmd->out_formats);
-	ASSERT_EQ(BIT_ULL(FMT_SHADOW), cmd->out_shadow_formats);
 	cmd->size = sizeof(raw);
-	cmd->out_formats = 0;
-	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, raw));
-	ASSERT_EQ(MOCK_FORMATS, cmd->out_formats);
+	cmd->out_kvm_formats = 0;
+	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_GET_HW_INFO, raw));
+	ASSERT_EQ(MOCK_FORMATS, cmd->out_kvm_formats);
+	ASSERT_EQ(BIT_ULL(FMT_SHADOW), cmd->out_kvm_shadow_formats);
 	for (i = sizeof(*cmd); i < sizeof(raw); i++)
 		ASSERT_EQ(0, raw[i]);
-
-	/* Exactly the size: nothing past @size is written */
-	memset(raw + sizeof(*cmd), 0xaa, sizeof(raw) - sizeof(*cmd));
-	cmd->size = sizeof(*cmd);
-	cmd->out_formats = 0;
-	ASSERT_EQ(0, ioctl(self->k.iommufd, IOMMU_HWPT_KVM_INFO, raw));
-	ASSERT_EQ(MOCK_FORMATS, cmd->out_formats);
-	for (i = sizeof(*cmd); i < sizeof(raw); i++)
-		ASSERT_EQ(0xaa, raw[i]);
 }
 
+/*
+ * struct iommu_hwpt_kvm is IOMMU_HWPT_ALLOC data: its length is data_len,
+ * checked as for any data of that ioctl.
+ */
 TEST_F(kvm_domain, alloc_length)
 {
-	static __u8 raw[PAGE];
-	struct iommu_hwpt_kvm_alloc *cmd = (void *)raw;
-	/* __reserved, the last member of version 1, ends the struct */
-	size_t min = sizeof(struct iommu_hwpt_kvm_alloc);
+	/* data_uptr, the last member of version 1, ends the struct */
+	size_t min = offsetof(struct iommu_hwpt_kvm, data_uptr) + sizeof(__u64);
+	struct { struct iommu_hwpt_kvm kvm; __u8 more[16]; } big = {};
 	struct iommu_hwpt_kvm_selftest data;
+	struct kvm_alloc cmd;
 	size_t i;
 
-	memset(raw, 0, sizeof(raw));
 	kvm_alloc_init(&self->k, variant->format, self->k.dev_id,
-		       self->k.vm_fd, cmd, &data);
+		       self->k.vm_fd, &cmd, &data);
 
-	/* Shorter than the last field: EINVAL */
+	/* Shorter than the first version: EINVAL (0: no data at all) */
 	for (i = 0; i < min; i += 4) {
-		cmd->size = i;
-		test_err_ioctl_hwpt_kvm_alloc(EINVAL, raw);
+		cmd.hwpt.data_len = i;
+		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	}
-	cmd->size = min - 1;
-	test_err_ioctl_hwpt_kvm_alloc(EINVAL, raw);
+	cmd.hwpt.data_len = min - 1;
+	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 
-	/* Longer than the kernel knows and not zero past that: E2BIG */
-	cmd->size = sizeof(*cmd) + 1;
-	raw[sizeof(*cmd)] = 0xff;
-	test_err_ioctl_hwpt_kvm_alloc(E2BIG, raw);
-	raw[sizeof(*cmd)] = 0;
-	cmd->size = sizeof(raw);
-	raw[sizeof(raw) - 1] = 1;
-	test_err_ioctl_hwpt_kvm_alloc(E2BIG, raw);
-	raw[sizeof(raw) - 1] = 0;
+	/* Longer than the kernel knows, even if zero past that: EINVAL */
+	big.kvm = cmd.kvm;
+	cmd.hwpt.data_uptr = (uintptr_t)&big;
+	cmd.hwpt.data_len = sizeof(big.kvm) + 1;
+	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
+	cmd.hwpt.data_len = sizeof(big);
+	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	ASSERT_EQ(0, dbg_domains(self->k.pid, DBG_ANY, NULL));
 
-	/* ... and zero past that: allocated */
-	cmd->size = sizeof(*cmd) + 1;
-	test_ioctl_hwpt_kvm_alloc(raw);
-	test_ioctl_destroy(cmd->out_hwpt_id);
-	cmd->size = sizeof(raw);
-	test_ioctl_hwpt_kvm_alloc(raw);
-	test_ioctl_destroy(cmd->out_hwpt_id);
-	for (i = sizeof(*cmd); i < sizeof(raw); i++)
-		ASSERT_EQ(0, raw[i]);
+	/* Exactly the size: allocated */
+	cmd.hwpt.data_len = sizeof(big.kvm);
+	test_ioctl_hwpt_kvm_alloc(&cmd);
+	test_ioctl_destroy(cmd.hwpt.out_hwpt_id);
 
-	/* Exactly the size: nothing past @size is written */
-	memset(raw + sizeof(*cmd), 0xaa, sizeof(raw) - sizeof(*cmd));
-	cmd->size = sizeof(*cmd);
-	test_ioctl_hwpt_kvm_alloc(raw);
-	for (i = sizeof(*cmd); i < sizeof(raw); i++)
-		ASSERT_EQ(0xaa, raw[i]);
-	test_ioctl_destroy(cmd->out_hwpt_id);
+	/* An IOMMU_HWPT_ALLOC of the size before fault_id is enough */
+	cmd.hwpt.size = offsetof(struct iommu_hwpt_alloc, fault_id);
+	test_ioctl_hwpt_kvm_alloc(&cmd);
+	test_ioctl_destroy(cmd.hwpt.out_hwpt_id);
 	ASSERT_EQ(0, dbg_domains(self->k.pid, DBG_ANY, NULL));
 }
 
@@ -1219,7 +1227,7 @@ TEST_F(kvm_domain, alloc_destroy)
 	kvm_refs = read_long(KVM_REFCNT);
 	{
 		struct iommu_hwpt_kvm_selftest data;
-		struct iommu_hwpt_kvm_alloc *cmd;
+		struct kvm_alloc *cmd;
 		void *page;
 
 		page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
@@ -1284,7 +1292,7 @@ TEST_F(kvm_domain, not_paging_nor_nested)
 TEST_F(kvm_domain, bad_kvm_fd)
 {
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	int null_fd, closed_fd, stats_fd, pipe_fd[2];
 	unsigned int i;
 	long kvm_refs;
@@ -1324,7 +1332,7 @@ TEST_F(kvm_domain, bad_kvm_fd)
 
 		kvm_alloc_init(&self->k, variant->format, self->k.dev_id,
 			       cases[i].fd, &cmd, &data);
-		ret = ioctl(self->k.iommufd, IOMMU_HWPT_KVM_ALLOC, &cmd);
+		ret = ioctl(self->k.iommufd, IOMMU_HWPT_ALLOC, &cmd.hwpt);
 		err = errno;
 		ASSERT_EQ(-1, ret) TH_LOG("kvm_fd is %s", cases[i].what);
 		ASSERT_EQ(cases[i].err, err) TH_LOG("kvm_fd is %s", cases[i].what);
@@ -1412,7 +1420,7 @@ TEST_F(kvm_domain, kvm_fd_clone_vm)
 	ASSERT_EQ(child, waitpid(child, &status, 0));
 	ASSERT_EQ(0, munmap(stack, stack_size));
 	ASSERT_EQ(0, a.ret)
-		TH_LOG("IOMMU_HWPT_KVM_ALLOC in a CLONE_VM child: %s",
+		TH_LOG("IOMMU_HWPT_ALLOC (KVM) in a CLONE_VM child: %s",
 		       strerror(a.err));
 	ASSERT_EQ(1, dbg_domains(child, DBG_ANY, NULL));
 
@@ -1427,27 +1435,43 @@ TEST_F(kvm_domain, kvm_fd_clone_vm)
 TEST_F(kvm_domain, flags_reserved)
 {
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	__u32 hwpt_id;
 
 	kvm_alloc_init(&self->k, variant->format, self->k.dev_id,
 		       self->k.vm_fd, &cmd, &data);
-	cmd.flags = 1;
+	static const __u32 hwpt_flags[] = {
+		IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+		IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_ALLOC_PASID, 1U << 31,
+		UINT_MAX,
+	};
+	unsigned int i;
+
+	/* No flag of IOMMU_HWPT_ALLOC applies to a KVM-backed HWPT */
+	for (i = 0; i < ARRAY_SIZE(hwpt_flags); i++) {
+		cmd.hwpt.flags = hwpt_flags[i];
+		test_err_ioctl_hwpt_kvm_alloc(EOPNOTSUPP, &cmd);
+	}
+	cmd.hwpt.flags = 0;
+	cmd.hwpt.__reserved = 1;
 	test_err_ioctl_hwpt_kvm_alloc(EOPNOTSUPP, &cmd);
-	cmd.flags = 1U << 31;
+	cmd.hwpt.__reserved = 0;
+
+	/* Nor any of its own yet */
+	cmd.kvm.flags = 1;
 	test_err_ioctl_hwpt_kvm_alloc(EOPNOTSUPP, &cmd);
-	cmd.flags = UINT_MAX;
+	cmd.kvm.flags = 1U << 31;
 	test_err_ioctl_hwpt_kvm_alloc(EOPNOTSUPP, &cmd);
-	cmd.flags = 0;
-	cmd.__reserved = 1;
+	cmd.kvm.flags = 0;
+	cmd.kvm.__reserved = 1;
 	test_err_ioctl_hwpt_kvm_alloc(EOPNOTSUPP, &cmd);
-	cmd.__reserved = 1U << 31;
+	cmd.kvm.__reserved = 1U << 31;
 	test_err_ioctl_hwpt_kvm_alloc(EOPNOTSUPP, &cmd);
 	ASSERT_EQ(0, dbg_domains(self->k.pid, DBG_ANY, NULL));
 
-	cmd.__reserved = 0;
+	cmd.kvm.__reserved = 0;
 	test_ioctl_hwpt_kvm_alloc(&cmd);
-	hwpt_id = cmd.out_hwpt_id;
+	hwpt_id = cmd.hwpt.out_hwpt_id;
 	test_ioctl_destroy(hwpt_id);
 }
 
@@ -1456,7 +1480,7 @@ TEST_F(kvm_domain, bad_format)
 	static const __u32 formats[] = { 0, 1, 5, 47, 48, 61, 64, 65, 128,
 					 0x80000000, 0xffffffff };
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(formats); i++) {
@@ -1464,8 +1488,8 @@ TEST_F(kvm_domain, bad_format)
 
 		kvm_alloc_init(&self->k, variant->format, self->k.dev_id,
 			       self->k.vm_fd, &cmd, &data);
-		cmd.format = formats[i];
-		ret = ioctl(self->k.iommufd, IOMMU_HWPT_KVM_ALLOC, &cmd);
+		cmd.kvm.format = formats[i];
+		ret = ioctl(self->k.iommufd, IOMMU_HWPT_ALLOC, &cmd.hwpt);
 		err = errno;
 		ASSERT_EQ(-1, ret) TH_LOG("format %u", formats[i]);
 		ASSERT_EQ(EOPNOTSUPP, err) TH_LOG("format %u", formats[i]);
@@ -1476,7 +1500,7 @@ TEST_F(kvm_domain, bad_format)
 TEST_F(kvm_domain, driver_data)
 {
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	bool shadow = variant->format == FMT_SHADOW;
 	__u8 *pages;
 
@@ -1485,40 +1509,40 @@ TEST_F(kvm_domain, driver_data)
 
 	/* Driver data that is valid for the format */
 	init();
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-	cmd.data_len = sizeof(data);
-	cmd.data_uptr = (uintptr_t)&data;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+	cmd.kvm.data_len = sizeof(data);
+	cmd.kvm.data_uptr = (uintptr_t)&data;
 	test_ioctl_hwpt_kvm_alloc(&cmd);
-	test_ioctl_destroy(cmd.out_hwpt_id);
+	test_ioctl_destroy(cmd.hwpt.out_hwpt_id);
 
 	/* @data_type and @data_len disagree */
 	init();
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_NONE;
-	cmd.data_len = sizeof(data);
-	cmd.data_uptr = (uintptr_t)&data;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_NONE;
+	cmd.kvm.data_len = sizeof(data);
+	cmd.kvm.data_uptr = (uintptr_t)&data;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	init();
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-	cmd.data_len = 0;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+	cmd.kvm.data_len = 0;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 
 	/* A data type the backend does not know */
 	init();
-	cmd.data_type = 0x1234;
-	cmd.data_len = sizeof(data);
-	cmd.data_uptr = (uintptr_t)&data;
+	cmd.kvm.data_type = 0x1234;
+	cmd.kvm.data_len = sizeof(data);
+	cmd.kvm.data_uptr = (uintptr_t)&data;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST + 1;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST + 1;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 
 	/* Shorter than the backend's struct */
 	init();
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-	cmd.data_uptr = (uintptr_t)&data;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+	cmd.kvm.data_uptr = (uintptr_t)&data;
 	/* table_gpa, the last member of version 1, ends the struct */
-	cmd.data_len = sizeof(struct iommu_hwpt_kvm_selftest) - 1;
+	cmd.kvm.data_len = sizeof(struct iommu_hwpt_kvm_selftest) - 1;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-	cmd.data_len = 4;
+	cmd.kvm.data_len = 4;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 
 	/* @data_uptr cannot be read */
@@ -1527,23 +1551,23 @@ TEST_F(kvm_domain, driver_data)
 	ASSERT_NE(MAP_FAILED, pages);
 	ASSERT_EQ(0, mprotect(pages + PAGE, PAGE, PROT_NONE));
 	init();
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-	cmd.data_len = sizeof(data);
-	cmd.data_uptr = 0;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+	cmd.kvm.data_len = sizeof(data);
+	cmd.kvm.data_uptr = 0;
 	test_err_ioctl_hwpt_kvm_alloc(EFAULT, &cmd);
-	cmd.data_uptr = (uintptr_t)(pages + PAGE);
+	cmd.kvm.data_uptr = (uintptr_t)(pages + PAGE);
 	test_err_ioctl_hwpt_kvm_alloc(EFAULT, &cmd);
 	/* Straddling into the page that cannot be read */
 	memcpy(pages + PAGE - 8, &data, 8);
-	cmd.data_uptr = (uintptr_t)(pages + PAGE - 8);
+	cmd.kvm.data_uptr = (uintptr_t)(pages + PAGE - 8);
 	test_err_ioctl_hwpt_kvm_alloc(EFAULT, &cmd);
 	munmap(pages, 2 * PAGE);
 
 	/* Values the backend refuses */
 	init();
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-	cmd.data_len = sizeof(data);
-	cmd.data_uptr = (uintptr_t)&data;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+	cmd.kvm.data_len = sizeof(data);
+	cmd.kvm.data_uptr = (uintptr_t)&data;
 	data.flags = 1;
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	data.flags = 1U << 31;
@@ -1563,13 +1587,13 @@ TEST_F(kvm_domain, driver_data)
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 		data.table_gpa = TABLE_GPA;
 		test_ioctl_hwpt_kvm_alloc(&cmd);
-		test_ioctl_destroy(cmd.out_hwpt_id);
+		test_ioctl_destroy(cmd.hwpt.out_hwpt_id);
 
 		/* A shadow format needs to know where the guest table is */
 		init();
-		cmd.data_type = IOMMU_HWPT_KVM_DATA_NONE;
-		cmd.data_len = 0;
-		cmd.data_uptr = 0;
+		cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_NONE;
+		cmd.kvm.data_len = 0;
+		cmd.kvm.data_uptr = 0;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	} else {
 		data.nr_entries = 1;
@@ -1590,15 +1614,15 @@ TEST_F(kvm_domain, driver_data_too_long)
 		__u64 tail;
 	} big;
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 
 	kvm_alloc_init(&self->k, variant->format, self->k.dev_id,
 		       self->k.vm_fd, &cmd, &data);
 	big.data = data;
 	big.tail = 1;
-	cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-	cmd.data_len = sizeof(big);
-	cmd.data_uptr = (uintptr_t)&big;
+	cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+	cmd.kvm.data_len = sizeof(big);
+	cmd.kvm.data_uptr = (uintptr_t)&big;
 	/* Driver data is never longer than the kernel's, as for HWPT_ALLOC */
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	big.tail = 1ULL << 63;
@@ -1607,18 +1631,18 @@ TEST_F(kvm_domain, driver_data_too_long)
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	ASSERT_EQ(0, dbg_domains(self->k.pid, DBG_ANY, NULL));
 	/* Shorter than the first version */
-	cmd.data_len = offsetof(struct iommu_hwpt_kvm_selftest, table_gpa);
+	cmd.kvm.data_len = offsetof(struct iommu_hwpt_kvm_selftest, table_gpa);
 	test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	/* Exactly the kernel's structure */
-	cmd.data_len = sizeof(big.data);
+	cmd.kvm.data_len = sizeof(big.data);
 	test_ioctl_hwpt_kvm_alloc(&cmd);
-	test_ioctl_destroy(cmd.out_hwpt_id);
+	test_ioctl_destroy(cmd.hwpt.out_hwpt_id);
 }
 
 TEST_F(kvm_domain, pt_id)
 {
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	__u32 paging_id, kvm_id;
 
 	/* A paging HWPT that is not a nest parent */
@@ -1629,27 +1653,28 @@ TEST_F(kvm_domain, pt_id)
 
 	if (variant->format == FMT_SHARED) {
 		/* A shared format has no parent */
-		cmd.pt_id = self->k.parent_id;
+		cmd.hwpt.pt_id = self->k.parent_id;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-		cmd.pt_id = paging_id;
+		cmd.hwpt.pt_id = paging_id;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-		cmd.pt_id = self->k.ioas_id;
+		cmd.hwpt.pt_id = self->k.ioas_id;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	} else {
-		cmd.pt_id = 0;
+		cmd.hwpt.pt_id = 0;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-		cmd.pt_id = self->k.ioas_id;
+		cmd.hwpt.pt_id = self->k.ioas_id;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-		cmd.pt_id = paging_id;
+		cmd.hwpt.pt_id = paging_id;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-		cmd.pt_id = self->k.dev_id;
+		cmd.hwpt.pt_id = self->k.dev_id;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-		cmd.pt_id = kvm_id;
+		cmd.hwpt.pt_id = kvm_id;
 		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
-		cmd.pt_id = 0xffffff;
-		test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
-		cmd.pt_id = UINT_MAX;
-		test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
+		/* Nothing: EINVAL, as IOMMU_HWPT_ALLOC says for any pt_id */
+		cmd.hwpt.pt_id = 0xffffff;
+		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
+		cmd.hwpt.pt_id = UINT_MAX;
+		test_err_ioctl_hwpt_kvm_alloc(EINVAL, &cmd);
 	}
 	ASSERT_EQ(1, dbg_domains(self->k.pid, DBG_ANY, NULL));
 
@@ -1660,7 +1685,7 @@ TEST_F(kvm_domain, pt_id)
 TEST_F(kvm_domain, bad_dev_id)
 {
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	int mock2;
 	__u32 dev2, hwpt_id;
 
@@ -1670,18 +1695,18 @@ TEST_F(kvm_domain, bad_dev_id)
 
 	kvm_alloc_init(&self->k, variant->format, self->k.dev_id,
 		       self->k.vm_fd, &cmd, &data);
-	cmd.dev_id = self->k.ioas_id;
+	cmd.hwpt.dev_id = self->k.ioas_id;
 	test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
-	cmd.dev_id = self->k.parent_id;
+	cmd.hwpt.dev_id = self->k.parent_id;
 	test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
-	cmd.dev_id = hwpt_id;
+	cmd.hwpt.dev_id = hwpt_id;
 	test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
-	cmd.dev_id = 0;
+	cmd.hwpt.dev_id = 0;
 	test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
-	cmd.dev_id = 0xffffff;
+	cmd.hwpt.dev_id = 0xffffff;
 	test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
 	/* The ID of a device that was unplugged */
-	cmd.dev_id = dev2;
+	cmd.hwpt.dev_id = dev2;
 	test_err_ioctl_hwpt_kvm_alloc(ENOENT, &cmd);
 	ASSERT_EQ(1, dbg_domains(self->k.pid, DBG_ANY, NULL));
 	test_ioctl_destroy(hwpt_id);
@@ -3553,13 +3578,13 @@ TEST_F(kvm_shadow, unmap_other_parent)
 	shadow_attach(_metadata, &self->k, &self->hwpt_id);
 	{
 		struct iommu_hwpt_kvm_selftest data;
-		struct iommu_hwpt_kvm_alloc cmd;
+		struct kvm_alloc cmd;
 
 		kvm_alloc_init(&self->k, FMT_SHADOW, dev2, self->k.vm_fd, &cmd,
 			       &data);
-		cmd.pt_id = parent2;
+		cmd.hwpt.pt_id = parent2;
 		test_ioctl_hwpt_kvm_alloc(&cmd);
-		hwpt2 = cmd.out_hwpt_id;
+		hwpt2 = cmd.hwpt.out_hwpt_id;
 	}
 	test_attach_ready(mock2, hwpt2, FMT_SHADOW);
 	test_cmd_hwpt_kvm_alloc(FMT_SHADOW, &hwpt3);
@@ -3755,7 +3780,7 @@ TEST_F(kvm_shadow, sync_unmap_race)
 TEST_F(kvm_shadow, sync_errors)
 {
 	struct iommu_hwpt_kvm_selftest data;
-	struct iommu_hwpt_kvm_alloc cmd;
+	struct kvm_alloc cmd;
 	int ret;
 
 	shadow_attach(_metadata, &self->k, &self->hwpt_id);
@@ -3788,17 +3813,17 @@ TEST_F(kvm_shadow, sync_errors)
 		       &cmd, &data);
 	data.table_gpa = MEM_SIZE - 4 * 8;
 	memset(self->k.mem + data.table_gpa, 0, 4 * 8);
-	ret = ioctl(self->k.iommufd, IOMMU_HWPT_KVM_ALLOC, &cmd);
+	ret = ioctl(self->k.iommufd, IOMMU_HWPT_ALLOC, &cmd.hwpt);
 	if (ret) {
 		/* Refusing it up front is fine too */
 		ASSERT_EQ(EINVAL, errno);
 	} else {
-		test_cmd_mock_attach(self->k.mock_fd, cmd.out_hwpt_id);
+		test_cmd_mock_attach(self->k.mock_fd, cmd.hwpt.out_hwpt_id);
 		test_cmd_mock_sync(self->k.mock_fd, 0, 4 * PAGE);
 		test_err_mock_sync(EFAULT, self->k.mock_fd, 4 * PAGE, PAGE);
 		test_err_mock_sync(EFAULT, self->k.mock_fd, 0, 0);
 		test_cmd_mock_detach(self->k.mock_fd);
-		test_ioctl_destroy(cmd.out_hwpt_id);
+		test_ioctl_destroy(cmd.hwpt.out_hwpt_id);
 	}
 }
 
@@ -3993,19 +4018,26 @@ static int nth_sequence(struct kvmdom *k, __u32 format, struct nth_objs *o)
 		.nr_entries = NR_ENTRIES,
 		.table_gpa = TABLE_GPA,
 	};
-	struct iommu_hwpt_kvm_alloc cmd = {
-		.size = sizeof(cmd),
-		.dev_id = k->dev_id,
-		.kvm_fd = k->vm_fd,
-		.format = format,
+	struct kvm_alloc cmd = {
+		.hwpt = {
+			.size = sizeof(cmd.hwpt),
+			.dev_id = k->dev_id,
+			.data_type = IOMMU_HWPT_DATA_KVM,
+			.data_len = sizeof(cmd.kvm),
+			.data_uptr = (uintptr_t)&cmd.kvm,
+		},
+		.kvm = {
+			.kvm_fd = k->vm_fd,
+			.format = format,
+		},
 	};
-	struct iommu_hwpt_kvm_info info = {
+	struct iommu_hw_info info = {
 		.size = sizeof(info),
 		.dev_id = k->dev_id,
 	};
 
 	memset(o, 0, sizeof(*o));
-	if (ioctl(k->iommufd, IOMMU_HWPT_KVM_INFO, &info))
+	if (ioctl(k->iommufd, IOMMU_GET_HW_INFO, &info))
 		return -1;
 	if (format == FMT_SHADOW) {
 		if (_test_ioctl_ioas_map(k->iommufd, k->ioas_id, k->mem,
@@ -4017,15 +4049,15 @@ static int nth_sequence(struct kvmdom *k, __u32 format, struct nth_objs *o)
 					 &o->parent_id))
 			return -1;
 		o->parent = true;
-		cmd.pt_id = o->parent_id;
-		cmd.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
-		cmd.data_len = sizeof(data);
-		cmd.data_uptr = (uintptr_t)&data;
+		cmd.hwpt.pt_id = o->parent_id;
+		cmd.kvm.data_type = IOMMU_HWPT_KVM_DATA_SELFTEST;
+		cmd.kvm.data_len = sizeof(data);
+		cmd.kvm.data_uptr = (uintptr_t)&data;
 	}
-	if (ioctl(k->iommufd, IOMMU_HWPT_KVM_ALLOC, &cmd))
+	if (ioctl(k->iommufd, IOMMU_HWPT_ALLOC, &cmd.hwpt))
 		return -1;
 	o->hwpt = true;
-	o->hwpt_id = cmd.out_hwpt_id;
+	o->hwpt_id = cmd.hwpt.out_hwpt_id;
 	if (_test_cmd_mock_attach(k->mock_fd, o->hwpt_id))
 		return -1;
 	o->attached = true;
