@@ -228,10 +228,15 @@ static const struct iommu_domain_ops mock_paging_ops = {
 	.free = mock_paging_free,
 };
 
-static struct iommu_domain *mock_domain_alloc_paging_flags(u32 flags)
+/* A nest parent is an ordinary paging domain: iommufd tells its shadows */
+static struct iommu_domain *
+mock_domain_alloc_paging(struct device *dev, u32 flags,
+			 const struct iommu_user_data *user_data)
 {
 	struct mock_paging_domain *mpd;
 
+	if (user_data || (flags & ~IOMMU_HWPT_ALLOC_NEST_PARENT))
+		return ERR_PTR(-EOPNOTSUPP);
 	mpd = kzalloc_obj(*mpd, GFP_KERNEL_ACCOUNT);
 	if (!mpd)
 		return ERR_PTR(-ENOMEM);
@@ -242,15 +247,6 @@ static struct iommu_domain *mock_domain_alloc_paging_flags(u32 flags)
 	mpd->domain.geometry.aperture_end = MOCK_APERTURE_END;
 	mpd->domain.geometry.force_aperture = true;
 	return &mpd->domain;
-}
-
-static struct iommu_domain *
-mock_domain_alloc_paging(struct device *dev, u32 flags,
-			 const struct iommu_user_data *user_data)
-{
-	if (user_data || (flags & ~IOMMU_HWPT_ALLOC_NEST_PARENT))
-		return ERR_PTR(-EOPNOTSUPP);
-	return mock_domain_alloc_paging_flags(flags);
 }
 
 /* The KVM-backed domains of the mock IOMMU */
