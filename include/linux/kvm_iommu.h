@@ -8,6 +8,7 @@
 #ifndef __LINUX_KVM_IOMMU_H
 #define __LINUX_KVM_IOMMU_H
 
+#include <linux/bits.h>
 #include <linux/limits.h>
 #include <linux/list.h>
 #include <linux/types.h>
@@ -39,8 +40,9 @@ struct kvm_iommu_listener;
  *   primary MMU, under KVM's invalidation protocol, for a domain that keeps
  *   translations of its own and drops them on the listener's invalidate.
  *
- * KVM keeps its listeners on an RCU list under its own mutex: this is a
- * locked registration point, not a bare pointer table.
+ * KVM keeps its listeners on a list written under its own mutex and read
+ * inside kvm->srcu: this is a locked registration point, not a bare
+ * pointer table.
  */
 
 /**
@@ -50,30 +52,40 @@ struct kvm_iommu_listener;
  * holds for all of them, s390 included (on 7.3 it uses the generic MMU
  * notifier):
  *
- * - **Invalidation before reuse.** Every change of what a guest physical
- *   address maps to that the primary MMU makes (unmap, migration, reclaim,
- *   NUMA balancing, KSM) reaches kvm_mmu_unmap_gfn_range() from
- *   invalidate_range_start, and guest_memfd invalidation does too; both are
- *   reported there, after KVM zapped its own mappings and before the primary
- *   MMU can free or reuse the page. A memslot deletion or move is reported
- *   from kvm_invalidate_memslot(), after KVM flushed, before the ioctl
- *   returns and userspace can reuse the memory.
+ * - **Invalidation before reuse.** Each of these is reported after KVM
+ *   zapped and flushed its own mappings, and before the memory can be
+ *   freed or reused:
+ *
+ *   - every change of what a guest physical address maps to that the
+ *     primary MMU makes (unmap, migration, reclaim, NUMA balancing, KSM),
+ *     from the MMU notifier's invalidate_range_start, filter
+ *     %KVM_IOMMU_INV_SHARED (such memory has a host mapping);
+ *   - guest_memfd invalidation (truncation, hole punching, the file's
+ *     release), from __kvm_gmem_invalidate_start(), with the file's filter;
+ *   - memory-attribute changes (KVM_SET_MEMORY_ATTRIBUTES), from
+ *     kvm_vm_set_mem_attributes() before the new attributes are stored,
+ *     filter %KVM_IOMMU_INV_SHARED when memory becomes private and
+ *     %KVM_IOMMU_INV_PRIVATE when it becomes shared: the mappings of the
+ *     old attribute go;
+ *   - a memslot deletion or move, from kvm_invalidate_memslot(), both
+ *     filters, before the ioctl returns and userspace can reuse the memory.
+ *
+ *   The first three are reported only when a memslot covers part of the
+ *   range, while the range is in mmu_invalidate_in_progress, so KVM cannot
+ *   map it again until the invalidation ends; all four after KVM dropped
+ *   its mmu_lock. Only address space 0 is reported (not x86's SMM
+ *   address space), as guest frame numbers.
  * - **Release before teardown.** The release is reported once, from
  *   kvm_vm_release() before the file's VM reference is put, or from
  *   kvm_mmu_notifier_release() before kvm_flush_shadow_all() tears down
  *   KVM's tables, whichever comes first. A listener that registers later is
  *   refused.
- * - **Context.** An invalidation may come in atomic context: under KVM's
- *   mmu_lock (held for write on x86 for MMU-notifier ranges) or under RCU.
- *   The release comes in process context.
+ * - **Context.** An invalidation comes without KVM's mmu_lock, inside
+ *   kvm->srcu, from a context that may not sleep (an MMU notifier range
+ *   need not be blockable). The release comes in process context.
  *
  * Not reported, and what stands in for it:
  *
- * - Memory-attribute changes (KVM_SET_MEMORY_ATTRIBUTES) go to
- *   kvm_unmap_gfn_range() directly, and the attribute filter of a range is
- *   not passed on. Both matter only for a VM with private memory, which
- *   the IOMMU side refuses for every format that walks KVM's table
- *   (kvm_iommu_vm_has_private_mem()).
  * - Changes KVM makes to its own table without the primary MMU: zaps of
  *   the architecture's MMU (on x86 kvm_zap_gfn_range(), NX huge-page
  *   recovery, dirty-log write-protection, access aging, the fast zap of
@@ -81,9 +93,10 @@ struct kvm_iommu_listener;
  *   freeing of its page-table pages. They matter only to a format whose
  *   IOMMU walks KVM's table, which must hook KVM's own flush points; the
  *   listener alone is not enough for it.
- * - Reporting outside mmu_lock. mmu_invalidate_in_progress keeps KVM from
- *   re-populating a range between invalidate_range_start and _end, so the
- *   report could move out of the lock; it has not yet.
+ * - Dirty logging. KVM's dirty log records what vCPUs write, not what a
+ *   device writes through an IOMMU, and enabling it on a memslot is not
+ *   reported. A VMM that migrates a VM with a KVM-backed domain attached
+ *   must account for DMA writes itself (see the userspace-api page).
  *
  * The way in from KVM's intercepts (s390 RPCIT) to a shadow domain:
  * kvm_iommu_sync() finds the listener whose sync key is the device's handle
@@ -96,15 +109,19 @@ struct kvm_iommu_listener;
 /**
  * struct kvm_iommu_listener_ops - What KVM reports to a listener
  * @invalidate: guest frames [@gfn_start, @gfn_end) no longer map what they
- *	did: KVM zapped them because the backing memory is being unmapped,
- *	migrated or reclaimed, or because the memslot is deleted or moved.
+ *	did in the memory @filter names (%KVM_IOMMU_INV_SHARED,
+ *	%KVM_IOMMU_INV_PRIVATE or both): KVM zapped them because the backing
+ *	memory is being unmapped, migrated, reclaimed or truncated, because
+ *	its attributes change, or because the memslot is deleted or moved.
  *	Called after KVM's own page tables stopped using the range and before
- *	the memory can be reused, in atomic context (KVM's mmu_lock may be
- *	held): must not sleep.
- * @release: the VM is going away: userspace released its last VM file
- *	reference, or the process that owns the VM exited. Called once per
- *	listener, in process context, and may sleep. No @invalidate follows
- *	that could make anything valid again.
+ *	the memory can be reused, without KVM's mmu_lock, inside kvm->srcu:
+ *	must not sleep.
+ * @release: the VM is going away for its users: userspace released its
+ *	last VM file reference (vCPU files may keep it running a little
+ *	longer), or the process that owns the VM exited. Called once per
+ *	listener, in process context, with KVM's listener mutex held: may
+ *	sleep, but must not unregister or set a sync key. No @invalidate
+ *	follows that could make anything valid again.
  * @sync: optional. The guest changed its DMA table for IOVA [@iova,
  *	@iova + @size) of the device the listener's sync key names (@size 0:
  *	all of it), and told KVM with an intercepted instruction (s390
@@ -114,7 +131,7 @@ struct kvm_iommu_listener;
  */
 struct kvm_iommu_listener_ops {
 	void (*invalidate)(struct kvm_iommu_listener *listener, u64 gfn_start,
-			   u64 gfn_end);
+			   u64 gfn_end, unsigned int filter);
 	void (*release)(struct kvm_iommu_listener *listener);
 	int (*sync)(struct kvm_iommu_listener *listener, u64 iova, u64 size);
 };
@@ -134,6 +151,10 @@ struct kvm_iommu_listener {
 };
 
 #define KVM_IOMMU_NO_SYNC_KEY U64_MAX
+
+/* The memory an invalidation concerns; KVM's KVM_FILTER_* values */
+#define KVM_IOMMU_INV_SHARED	BIT(0)	/* memory with a host mapping */
+#define KVM_IOMMU_INV_PRIVATE	BIT(1)	/* private (guest_memfd) memory */
 
 /*
  * Exported by kvm.ko; the framework calls them only through symbol_get().

@@ -17,8 +17,12 @@
  *
  * An IOMMU domain that translates through a VM registers a
  * &struct kvm_iommu_listener on it. The list is written under
- * &kvm.iommu_lock and read under RCU, so KVM can report an invalidation from
- * under its mmu_lock. The release is reported once, under &kvm.iommu_lock,
+ * &kvm.iommu_lock and read inside kvm->srcu, which a report may enter from
+ * any context that cannot sleep. KVM reports an invalidation after it
+ * dropped its mmu_lock, while the range is still being invalidated
+ * (mmu_invalidate_in_progress), so that a listener's flush does not hold up
+ * KVM's vCPUs and KVM cannot map the range again before the listener is
+ * done. The release is reported once, under &kvm.iommu_lock,
  * either when userspace drops its last VM file reference or when the owning
  * mm exits, whichever comes first. A listener that registers after that is
  * refused.
@@ -104,17 +108,23 @@ EXPORT_SYMBOL_GPL(kvm_iommu_listener_register);
  * @kvm: the VM
  * @listener: a registered listener
  *
- * Process context, not inside kvm->srcu. When this returns no callback
- * runs or will run on @listener.
+ * Process context, not inside kvm->srcu, and holding nothing that a
+ * listener's callback or KVM's reporting paths wait for (the domain's lock,
+ * mmap_lock, kvm->slots_lock): this waits for kvm->srcu readers. Not from
+ * the listener's own release. When this returns no callback runs or will
+ * run on @listener; unregistering it again is a bug (WARN).
  */
 void kvm_iommu_listener_unregister(struct kvm *kvm,
 				   struct kvm_iommu_listener *listener)
 {
 	mutex_lock(&kvm->iommu_lock);
-	hlist_del_rcu(&listener->node);
+	if (WARN_ON(hlist_unhashed(&listener->node))) {
+		mutex_unlock(&kvm->iommu_lock);
+		return;
+	}
+	hlist_del_init_rcu(&listener->node);
 	mutex_unlock(&kvm->iommu_lock);
-	/* Invalidations run under RCU, syncs inside kvm->srcu */
-	synchronize_rcu();
+	/* Invalidations and syncs run inside kvm->srcu */
 	synchronize_srcu(&kvm->srcu);
 }
 EXPORT_SYMBOL_GPL(kvm_iommu_listener_unregister);
@@ -201,8 +211,9 @@ EXPORT_SYMBOL_GPL(kvm_iommu_sync);
  *
  * For an IOMMU domain that keeps translations of guest memory of its own
  * and drops them when its listener's invalidate says so. @gfn is looked up
- * in the memslots and faulted in from the primary MMU as a vCPU fault
- * would, and the page is returned pinned, since the caller may write to it
+ * in the memslots and faulted in through the memslot's userspace mapping
+ * from the primary MMU (never from guest_memfd: this is shared memory
+ * only), and the page is returned pinned, since the caller may write to it
  * through a kernel mapping. It is returned only if no invalidation of @gfn
  * was in progress, and none completed, between the lookup and a check
  * under mmu_lock, so it is what @gfn maps to at that check. An
@@ -270,27 +281,41 @@ int kvm_iommu_pin_gfn(struct kvm *kvm, u64 gfn, bool write, struct page **page)
 EXPORT_SYMBOL_GPL(kvm_iommu_pin_gfn);
 
 /*
- * Guest frames [@start, @end) changed. Called after KVM stopped using the
- * range and before the memory behind it can be reused; any context.
+ * Lockless, and not a data race: hlist_empty() reads the head with
+ * READ_ONCE() and the RCU list helpers write it with marked stores. A
+ * listener that is being added can miss a range reported meanwhile; it
+ * holds no translation yet, since no domain can be attached before
+ * kvm_iommu_listener_register() returned.
  */
-void kvm_iommu_notify_invalidate(struct kvm *kvm, gfn_t start, gfn_t end)
+bool kvm_iommu_has_listeners(struct kvm *kvm)
+{
+	return !hlist_empty(&kvm->iommu_listeners);
+}
+
+/*
+ * Guest frames [@start, @end) changed, in the memory @filter names. Called
+ * after KVM stopped using the range, outside mmu_lock, and before the
+ * memory behind it can be reused; any context that cannot sleep.
+ */
+void kvm_iommu_notify_invalidate(struct kvm *kvm, gfn_t start, gfn_t end,
+				 enum kvm_gfn_range_filter filter)
 {
 	struct kvm_iommu_listener *listener;
+	unsigned int which;
+	int idx;
 
-	/*
-	 * Lockless, and not a data race: hlist_empty() reads the head with
-	 * READ_ONCE() and the RCU list helpers write it with marked stores.
-	 * A listener that is being added can miss this range; it holds no
-	 * translation yet, since no domain can be attached before
-	 * kvm_iommu_listener_register() returned.
-	 */
-	if (hlist_empty(&kvm->iommu_listeners))
+	BUILD_BUG_ON(KVM_FILTER_SHARED != KVM_IOMMU_INV_SHARED);
+	BUILD_BUG_ON(KVM_FILTER_PRIVATE != KVM_IOMMU_INV_PRIVATE);
+
+	if (!kvm_iommu_has_listeners(kvm) || start >= end)
 		return;
+	which = filter & (KVM_IOMMU_INV_SHARED | KVM_IOMMU_INV_PRIVATE);
 
-	rcu_read_lock();
-	hlist_for_each_entry_rcu(listener, &kvm->iommu_listeners, node)
-		listener->ops->invalidate(listener, start, end);
-	rcu_read_unlock();
+	idx = srcu_read_lock(&kvm->srcu);
+	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
+				  srcu_read_lock_held(&kvm->srcu))
+		listener->ops->invalidate(listener, start, end, which);
+	srcu_read_unlock(&kvm->srcu, idx);
 }
 
 /* The VM is going away for its users. Process context. */

@@ -445,7 +445,7 @@ void iommu_kvm_domains_show(struct seq_file *s)
 
 /*
  * Tell the driver that [start, last] of guest physical space changed. Any
- * context: called under KVM's mmu_lock and under the domain's lock alike.
+ * context: called from KVM's reports and under the domain's lock alike.
  */
 void iommu_kvm_deliver_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 				  u64 last)

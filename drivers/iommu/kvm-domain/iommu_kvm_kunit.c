@@ -852,6 +852,9 @@ static void test_pin_gfn(struct kunit *test)
 	iommu_domain_free(&kdom->domain);
 }
 
+#define SHARED_MEM	KVM_IOMMU_INV_SHARED
+#define ALL_MEM		(KVM_IOMMU_INV_SHARED | KVM_IOMMU_INV_PRIVATE)
+
 static void test_invalidate_shared(struct kunit *test)
 {
 	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
@@ -859,14 +862,14 @@ static void test_invalidate_shared(struct kunit *test)
 	struct iommu_kvm_vm *vm = fake_vm(test), *vm2;
 
 	/* Before a domain is bound there is nothing to tell */
-	vm->listener.ops->invalidate(&vm->listener, 0x10, 0x20);
+	vm->listener.ops->invalidate(&vm->listener, 0x10, 0x20, SHARED_MEM);
 	KUNIT_EXPECT_EQ(test, fake.invalidations, 0);
 
 	kdom = iommu_kvm_domain_alloc(dev, vm, SHARED, NULL, NULL);
 	KUNIT_ASSERT_NOT_ERR_OR_NULL(test, kdom);
 	kdom2 = alloc_ok(test, dev, SHARED, NULL, &vm2);
 
-	vm->listener.ops->invalidate(&vm->listener, 0x10, 0x20);
+	vm->listener.ops->invalidate(&vm->listener, 0x10, 0x20, SHARED_MEM);
 	KUNIT_EXPECT_EQ(test, fake.invalidations, 1);
 	KUNIT_EXPECT_PTR_EQ(test, fake.inv_kdom, kdom);
 	KUNIT_EXPECT_EQ(test, fake.inv_start, 0x10ULL << PAGE_SHIFT);
@@ -875,13 +878,25 @@ static void test_invalidate_shared(struct kunit *test)
 	/* Only the domain of that VM hears it */
 	KUNIT_EXPECT_EQ(test, atomic64_read(&kdom2->stats.invalidations), 0);
 
-	/* An empty or reversed range is not delivered */
-	vm->listener.ops->invalidate(&vm->listener, 0x20, 0x20);
-	vm->listener.ops->invalidate(&vm->listener, 0x21, 0x20);
+	/*
+	 * Private memory alone concerns no translation of a shared format;
+	 * a report that includes shared memory is delivered whole.
+	 */
+	vm->listener.ops->invalidate(&vm->listener, 0x30, 0x40,
+				     KVM_IOMMU_INV_PRIVATE);
 	KUNIT_EXPECT_EQ(test, fake.invalidations, 1);
-
-	vm2->listener.ops->invalidate(&vm2->listener, 0, 1);
+	vm->listener.ops->invalidate(&vm->listener, 0x30, 0x40, ALL_MEM);
 	KUNIT_EXPECT_EQ(test, fake.invalidations, 2);
+	KUNIT_EXPECT_EQ(test, fake.inv_start, 0x30ULL << PAGE_SHIFT);
+	KUNIT_EXPECT_EQ(test, fake.inv_last, (0x40ULL << PAGE_SHIFT) - 1);
+
+	/* An empty or reversed range is not delivered */
+	vm->listener.ops->invalidate(&vm->listener, 0x20, 0x20, SHARED_MEM);
+	vm->listener.ops->invalidate(&vm->listener, 0x21, 0x20, SHARED_MEM);
+	KUNIT_EXPECT_EQ(test, fake.invalidations, 2);
+
+	vm2->listener.ops->invalidate(&vm2->listener, 0, 1, SHARED_MEM);
+	KUNIT_EXPECT_EQ(test, fake.invalidations, 3);
 	KUNIT_EXPECT_PTR_EQ(test, fake.inv_kdom, kdom2);
 	KUNIT_EXPECT_EQ(test, fake.inv_start, 0);
 	KUNIT_EXPECT_EQ(test, fake.inv_last, PAGE_SIZE - 1);
@@ -902,7 +917,7 @@ static void test_invalidate_shadow(struct kunit *test)
 	iommu_kvm_domain_publish(kdom2);
 
 	/* A shadow translates through its parent: KVM changes do not reach it */
-	vm->listener.ops->invalidate(&vm->listener, 0, 0x100);
+	vm->listener.ops->invalidate(&vm->listener, 0, 0x100, ALL_MEM);
 	KUNIT_EXPECT_EQ(test, fake.invalidations, 0);
 
 	/* The parent's owner tells one shadow; the driver hears it locked */

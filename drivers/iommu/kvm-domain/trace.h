@@ -11,6 +11,7 @@
 #define _TRACE_IOMMU_KVM_H
 
 #include <linux/device.h>
+#include <linux/kvm_iommu.h>
 #include <linux/tracepoint.h>
 
 TRACE_EVENT(iommu_kvm_domain_alloc,
@@ -58,6 +59,28 @@ TRACE_EVENT(iommu_kvm_invalidate,
 			   __entry->last = last;),
 	    TP_printk("domain=%u start=0x%llx last=0x%llx", __entry->id,
 		      __entry->start, __entry->last)
+);
+
+TRACE_EVENT(iommu_kvm_vm_report,
+	    TP_PROTO(unsigned int id, u64 start, u64 last, unsigned int filter,
+		     bool delivered),
+	    TP_ARGS(id, start, last, filter, delivered),
+	    TP_STRUCT__entry(__field(unsigned int, id)
+			     __field(u64, start)
+			     __field(u64, last)
+			     __field(unsigned int, filter)
+			     __field(bool, delivered)),
+	    TP_fast_assign(__entry->id = id;
+			   __entry->start = start;
+			   __entry->last = last;
+			   __entry->filter = filter;
+			   __entry->delivered = delivered;),
+	    TP_printk("domain=%u start=0x%llx last=0x%llx filter=%s delivered=%d",
+		      __entry->id, __entry->start, __entry->last,
+		      __print_flags(__entry->filter, "|",
+				    { KVM_IOMMU_INV_SHARED, "shared" },
+				    { KVM_IOMMU_INV_PRIVATE, "private" }),
+		      __entry->delivered)
 );
 
 TRACE_EVENT(iommu_kvm_sync,

@@ -14,6 +14,7 @@
 #include <linux/slab.h>
 
 #include "iommu_kvm_priv.h"
+#include "trace.h"
 
 /**
  * DOC: Coupling to KVM
@@ -44,20 +45,32 @@
  * -ENOENT.
  */
 
+/*
+ * KVM reports what it zapped, for shared or private memory (@filter). A
+ * shared format translates only memory with a host mapping: a VM with
+ * private memory is refused for it (kvm_iommu_vm_has_private_mem()), and a
+ * report for private memory alone concerns nothing it maps. A shadow
+ * format translates through its parent, not through KVM, and hears of
+ * changes from the parent's owner. Every report is traced, delivered or
+ * not.
+ */
 static void iommu_kvm_vm_invalidate(struct kvm_iommu_listener *listener,
-				    u64 gfn_start, u64 gfn_end)
+				    u64 gfn_start, u64 gfn_end,
+				    unsigned int filter)
 {
 	struct iommu_kvm_vm *vm =
 		container_of(listener, struct iommu_kvm_vm, listener);
 	/* Pairs with iommu_kvm_vm_bind(): a published domain is whole */
 	struct iommu_kvm_domain *kdom = smp_load_acquire(&vm->kdom);
+	u64 start = gfn_start << PAGE_SHIFT, last = (gfn_end << PAGE_SHIFT) - 1;
+	bool deliver;
 
-	/* Shadow formats translate through their parent, not through KVM */
-	if (!kdom || kdom->shadow ||
-	    gfn_end <= gfn_start)
+	if (!kdom || gfn_end <= gfn_start)
 		return;
-	iommu_kvm_deliver_invalidate(kdom, gfn_start << PAGE_SHIFT,
-				     (gfn_end << PAGE_SHIFT) - 1);
+	deliver = !kdom->shadow && (filter & KVM_IOMMU_INV_SHARED);
+	trace_iommu_kvm_vm_report(kdom->id, start, last, filter, deliver);
+	if (deliver)
+		iommu_kvm_deliver_invalidate(kdom, start, last);
 }
 
 static void iommu_kvm_vm_release(struct kvm_iommu_listener *listener)
