@@ -135,7 +135,8 @@ struct iommu_kvm_mock_sync {
 
 /**
  * struct iommu_kvm_mock_info - IOMMU_KVM_MOCK_INFO
- * @argsz: sizeof(struct iommu_kvm_mock_info)
+ * @argsz: sizeof(struct iommu_kvm_mock_info); a smaller size that still
+ *         covers @out_shadow_entries gets the fields it covers
  * @out_flags: IOMMU_KVM_MOCK_INFO_KVM if attached to a KVM domain,
  *             IOMMU_KVM_MOCK_INFO_DEAD if that domain's VM is gone
  * @out_domain_id: the core's id of that KVM domain (as in debugfs)
@@ -146,6 +147,11 @@ struct iommu_kvm_mock_sync {
  * @out_shadow_entries: valid entries in the shadow table; for a shared
  *                      format, the guest pages the mock IOMMU holds
  *                      translations of (IOMMU_KVM_MOCK_FAULT)
+ * @out_atomic_invalidations: invalidations that reached the domain with
+ *                            preemption off, i.e. reported from under a
+ *                            spinlock such as KVM's mmu_lock; U64_MAX
+ *                            if the kernel cannot tell (no
+ *                            CONFIG_PREEMPT_COUNT)
  */
 struct iommu_kvm_mock_info {
 	__u32 argsz;
@@ -156,6 +162,7 @@ struct iommu_kvm_mock_info {
 	__aligned_u64 out_inv_start;
 	__aligned_u64 out_inv_last;
 	__aligned_u64 out_shadow_entries;
+	__aligned_u64 out_atomic_invalidations;
 };
 
 #define IOMMU_KVM_MOCK_INFO_KVM 0x1

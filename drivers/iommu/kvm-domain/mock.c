@@ -26,6 +26,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/platform_device.h>
+#include <linux/preempt.h>
 #include <linux/property.h>
 #include <linux/rwsem.h>
 #include <linux/seq_file.h>
@@ -271,6 +272,7 @@ struct mock_shadow_entry {
  * @inv_start: first address of the last invalidation
  * @inv_last: last address of the last invalidation
  * @inv_seq: bumped by every invalidation and by the block
+ * @inv_atomic: invalidations that reached the mock with preemption off
  * @pages: shared format: what the mock IOMMU found when it looked a guest
  *         frame up in KVM (IOMMU_KVM_MOCK_FAULT), its "walk" of KVM's
  *         table: at index gfn, the pinned page, tagged MOCK_PAGE_WRITABLE
@@ -287,6 +289,7 @@ struct mock_kvm_domain {
 	u64 inv_start;
 	u64 inv_last;
 	u64 inv_seq;
+	u64 inv_atomic;
 	struct xarray pages;
 	unsigned long nr_pages;
 	u64 table_gpa;
@@ -456,6 +459,8 @@ static void mock_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 				u64 last)
 {
 	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
+	/* Reported with preemption off: from under a spinlock (mmu_lock) */
+	bool atomic = !preemptible();
 	unsigned long flags;
 	u32 i;
 
@@ -463,6 +468,7 @@ static void mock_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 	mkd->inv_start = start;
 	mkd->inv_last = last;
 	mkd->inv_seq++;
+	mkd->inv_atomic += atomic;
 	mock_kvm_drop_pages(mkd, start >> PAGE_SHIFT, last >> PAGE_SHIFT);
 	for (i = 0; i < mkd->nr_entries; i++)
 		if (mkd->shadow[i].valid && mkd->shadow[i].gpa >= start &&
@@ -930,10 +936,12 @@ static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
 	struct iommu_kvm_mock_info cmd = {};
 	struct mock_kvm_domain *mkd;
 	unsigned long flags;
+	u32 argsz;
 
-	if (get_user(cmd.argsz, (u32 __user *)arg))
+	if (get_user(argsz, (u32 __user *)arg))
 		return -EFAULT;
-	if (cmd.argsz < sizeof(cmd))
+	/* A caller of before out_atomic_invalidations gets what it knows */
+	if (argsz < offsetofend(struct iommu_kvm_mock_info, out_shadow_entries))
 		return -EINVAL;
 	down_read(&mock_hw_lock);
 	mkd = mock_dev_kvm_domain(mdev);
@@ -947,13 +955,16 @@ static int mock_dev_info(struct mock_dev *mdev, void __user *arg)
 			cmd.out_flags |= IOMMU_KVM_MOCK_INFO_DEAD;
 		cmd.out_inv_start = mkd->inv_start;
 		cmd.out_inv_last = mkd->inv_last;
+		/* Without a preempt count, preemptible() is always false */
+		cmd.out_atomic_invalidations =
+			IS_ENABLED(CONFIG_PREEMPT_COUNT) ? mkd->inv_atomic : U64_MAX;
 		cmd.out_shadow_entries = mkd->shadow ?
 			mock_kvm_shadow_count(mkd) : mkd->nr_pages;
 		spin_unlock_irqrestore(&mkd->lock, flags);
 	}
 	up_read(&mock_hw_lock);
-	cmd.argsz = sizeof(cmd);
-	return copy_to_user(arg, &cmd, sizeof(cmd)) ? -EFAULT : 0;
+	cmd.argsz = min_t(u32, argsz, sizeof(cmd));
+	return copy_to_user(arg, &cmd, cmd.argsz) ? -EFAULT : 0;
 }
 
 static int mock_dev_bind(struct mock_dev *mdev, void __user *arg)

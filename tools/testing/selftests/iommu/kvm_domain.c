@@ -2847,7 +2847,11 @@ static int delete_slot(int vm_fd, __u32 slot, __u64 gpa)
 	return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region);
 }
 
-/* The last invalidation @fd's domain got covers [start, last], in slot 1 */
+/*
+ * The last invalidation @fd's domain got covers [start, last], in slot 1.
+ * KVM reported every one after it dropped its mmu_lock: none reached the
+ * domain with preemption off.
+ */
 #define test_invalidated_fd(fd, before, start, last)                       \
 	({                                                                 \
 		struct iommu_kvm_mock_info __info;                         \
@@ -2855,6 +2859,8 @@ static int delete_slot(int vm_fd, __u32 slot, __u64 gpa)
 		test_cmd_mock_info(fd, &__info);                           \
 		ASSERT_LT((before).out_invalidations,                      \
 			  __info.out_invalidations);                       \
+		if (__info.out_atomic_invalidations != ~0ULL)              \
+			ASSERT_EQ(0, __info.out_atomic_invalidations);     \
 		ASSERT_GE(start, __info.out_inv_start);                    \
 		ASSERT_LE(last, __info.out_inv_last);                      \
 		ASSERT_LE(SLOT1_GPA, __info.out_inv_start);                \
@@ -3343,6 +3349,10 @@ TEST_F(kvm_shared, tracepoints)
 	snprintf(want, sizeof(want), "domain=%u start=0x%llx last=0x%llx", id,
 		 SLOT1_GPA, SLOT1_GPA + 0xfff);
 	EXPECT_TRUE(traced(buf, "iommu_kvm_invalidate", want));
+	snprintf(want, sizeof(want),
+		 "domain=%u start=0x%llx last=0x%llx filter=shared delivered=1",
+		 id, SLOT1_GPA, SLOT1_GPA + 0xfff);
+	EXPECT_TRUE(traced(buf, "iommu_kvm_vm_report", want));
 	snprintf(want, sizeof(want), "domain=%u", id);
 	EXPECT_TRUE(traced(buf, "iommu_kvm_block", want));
 	EXPECT_TRUE(traced(buf, "iommu_kvm_domain_free", want));
@@ -3452,6 +3462,81 @@ TEST_F(kvm_shadow, intercept_sync)
 	test_ioctl_destroy(self->hwpt_id);
 	test_err_mock_intercept(ENOENT, self->k.mock_fd, self->k.vm_fd, key,
 				0, 0);
+}
+
+/*
+ * KVM reports a memory-attribute change to the VM's domains, with the
+ * memory whose mappings go: shared memory when a range becomes private,
+ * private memory when it becomes shared. A shadow domain hears it (traced)
+ * but takes nothing from it: it translates through its parent.
+ */
+TEST_F(kvm_shadow, attributes_reported)
+{
+#ifdef __x86_64__
+	struct kvm_userspace_memory_region region = {
+		.slot = 0,
+		.memory_size = MEM_SIZE,
+	};
+	struct kvm_memory_attributes attrs = {
+		.address = 0x2000,
+		.size = 0x3000,
+		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+	};
+	char enable[160], trace[160], want[128];
+	struct iommu_kvm_mock_info info;
+	const char *dir = tracefs();
+	static char buf[1 << 16];
+	__u32 hwpt_id;
+	int types, vm;
+
+	if (!dir)
+		SKIP(return, "no tracefs (CONFIG_TRACING)");
+	types = ioctl(self->k.kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+	if (types < 0 || !(types & (1 << KVM_X86_SW_PROTECTED_VM)))
+		SKIP(return,
+		     "no KVM_X86_SW_PROTECTED_VM (CONFIG_KVM_SW_PROTECTED_VM)");
+	snprintf(enable, sizeof(enable),
+		 "%s/events/iommu_kvm/iommu_kvm_vm_report/enable", dir);
+	snprintf(trace, sizeof(trace), "%s/trace", dir);
+
+	vm = ioctl(self->k.kvm_fd, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+	ASSERT_LE(0, vm);
+	region.userspace_addr = (uintptr_t)self->k.mem;
+	ASSERT_EQ(0, ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region));
+	ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(&self->k, FMT_SHADOW,
+					      self->k.dev_id, vm, &hwpt_id));
+	test_attach_ready(self->k.mock_fd, hwpt_id, FMT_SHADOW);
+	test_cmd_mock_info(self->k.mock_fd, &info);
+
+	ASSERT_EQ(0, write_file(trace, "\n"));	/* clear */
+	ASSERT_EQ(0, write_file(enable, "1"));
+	ASSERT_EQ(0, ioctl(vm, KVM_SET_MEMORY_ATTRIBUTES, &attrs));
+	attrs.attributes = 0;
+	ASSERT_EQ(0, ioctl(vm, KVM_SET_MEMORY_ATTRIBUTES, &attrs));
+	ASSERT_EQ(0, write_file(enable, "0"));
+	ASSERT_LT(0, read_file(trace, buf, sizeof(buf)));
+
+	snprintf(want, sizeof(want),
+		 "domain=%u start=0x2000 last=0x4fff filter=shared delivered=0",
+		 info.out_domain_id);
+	EXPECT_TRUE(traced(buf, "iommu_kvm_vm_report", want));
+	snprintf(want, sizeof(want),
+		 "domain=%u start=0x2000 last=0x4fff filter=private delivered=0",
+		 info.out_domain_id);
+	EXPECT_TRUE(traced(buf, "iommu_kvm_vm_report", want));
+	if (!__test_passed(_metadata))
+		fprintf(stderr, "# trace:\n%s", buf);
+
+	/* The shadow still translates: nothing was taken from it */
+	test_dma_ok(self->k.mock_fd, FMT_SHADOW);
+	test_cmd_mock_info(self->k.mock_fd, &info);
+	ASSERT_EQ(0, info.out_invalidations);
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+	ASSERT_EQ(0, close(vm));
+#else
+	SKIP(return, "private memory VMs are tested on x86_64");
+#endif
 }
 
 TEST_F(kvm_shadow, dma)
