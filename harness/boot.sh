@@ -33,18 +33,21 @@ HUGEPAGES=256
 case $arch-$variant in
 x86_64-flts|x86_64-sl)
 	iommu=intel-iommu,intremap=on,x-scalable-mode=on
-	upstream=
 	if [ "$variant" = flts ]; then
 		iommu=$iommu,x-flts=on
 		# Upstream's iommufd selftests run on this boot (make check)
-		upstream="kvmdom.upstream=1 hugepages=$HUGEPAGES"
+		suites="kvmdom.upstream=1 hugepages=$HUGEPAGES"
+	else
+		# KUnit and the mock's kselftest do not touch VT-d: they run
+		# on the first-stage boot only (make check)
+		suites="kvmdom.mock=0 kunit.enable=0"
 	fi
 	qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off
 	      -M q35,kernel-irqchip=split -device "$iommu"
 	      -device edu,dma_mask=0xffffffffffffffff
 	      -m 3G -smp 2 -nographic -no-reboot -nic none
 	      -kernel "$out/arch/x86/boot/bzImage" -initrd "$initrd"
-	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on $quiet kvmdom.mode=$mode $upstream ${KVMDOM_APPEND:-}")
+	      -append "console=ttyS0 panic=-1 intel_iommu=on,sm_on $quiet kvmdom.mode=$mode $suites ${KVMDOM_APPEND:-}")
 	;;
 s390x-zpci)
 	qemu=(qemu-system-s390x -M s390-ccw-virtio -nographic -no-reboot -m 1G

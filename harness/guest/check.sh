@@ -27,7 +27,7 @@ elif [ "$arch" = s390x ]; then
 	modprobe kvm 2>&1 | sed 's/^/# modprobe kvm: /'
 fi
 
-if [ -x /kvmdom/bin/kvm_domain ]; then
+if [ "${KVMDOM_MOCK:-1}" = 1 ] && [ -x /kvmdom/bin/kvm_domain ]; then
 	begin kselftest-kvm_domain
 	if modprobe iommu_kvm_mock 2>&1 | sed 's/^/# modprobe: /'; then :; fi
 	/kvmdom/bin/kvm_domain
