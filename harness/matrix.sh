@@ -7,14 +7,20 @@
 # requested combination is configured (tinyconfig + the test kernel's
 # fragments + the combination, merge_config.sh + olddefconfig) and the
 # resulting .config is compared with the request:
-#   - every symbol as requested: build vmlinux + modules in the
-#     combination's own directory $CACHE/build/matrix-<arch>/<combination>
-#     and count the build as one check.  A new directory starts as a copy of
-#     the built directory whose .config is nearest, so kbuild rebuilds only
-#     what the difference touches (and ccache has many of those objects
-#     from another directory); a re-run rebuilds only what changed since
-#     the directory's last build;
-#   - otherwise: "n/a (Kconfig: X forced to Y)", not built, not counted.
+#   - a symbol not as requested: "n/a (Kconfig: X forced to Y)", not built,
+#     not counted;
+#   - every symbol as requested: the combination is allowed.
+# Of the allowed combinations a pairwise cover is built (harness/pairwise.py:
+# the test kernel's own combination, then enough others that every value of
+# each symbol is built together with every value of each other symbol);
+# the rest are reported "n/a (not built: ... pairwise)" and not counted.
+# KVMDOM_MATRIX_FULL=1 builds every allowed combination.  A built
+# combination is vmlinux + modules in its own directory
+# $CACHE/build/matrix-<arch>/<combination>, counted as one check.  A new
+# directory starts as a copy of the built directory whose .config is
+# nearest, so kbuild rebuilds only what the difference touches (and ccache
+# has many of those objects from another directory); a re-run rebuilds only
+# what changed since the directory's last build.
 #
 # Configuring is deterministic in its inputs: the Kconfig files of the tree
 # (pristine, named by the base version, plus the project's own and patched
@@ -116,19 +122,16 @@ nearest_seed() {
 	echo "$best"
 }
 
-rc=0 built=0 na=0 cached=0
-keep=() built_dirs=()
+rc=0 built=0 na=0 cached=0 skipped=0
+keep=() built_dirs=() allowed=()
+declare -A keys
+# 1. Configure every combination; those Kconfig does not allow are n/a.
 for c in "${combos[@]}"; do
 	c=${c# }
-	seed=
 	name="matrix $arch: $c"
-	slug=$(echo "$c" | tr " =" --)
-	dir=$out/$slug
 	printf '%s\n' $c | sed 's/^/CONFIG_/' >"$cfg/combo.config"
 	key=$(cat "${frags[@]}" "$cfg/combo.config" | digest)
 	if [ -f "$cfg/cache/$key.config" ] && [ -f "$cfg/cache/$key.log" ]; then
-		cp "$cfg/cache/$key.config" "$cfg/.config"
-		cp "$cfg/cache/$key.log" "$cfg/log"
 		cached=$((cached + 1))
 	else
 		cp "$cfg/cache/$kfp.tiny" "$cfg/.config"
@@ -137,22 +140,50 @@ for c in "${combos[@]}"; do
 		cp "$cfg/.config" "$cfg/cache/$key.config"
 		cp "$cfg/log" "$cfg/cache/$key.log"
 	fi
+	cp "$cfg/cache/$key.config" "$cfg/.config"
 	forced= produced=
 	for kv in $c; do
 		s=${kv%%=*} want=${kv#*=} have=$(got "${kv%%=*}")
 		produced="$produced $s=$have"
-		if grep -q "unknown symbol: $s\$" "$cfg/log"; then
+		if grep -q "unknown symbol: $s\$" "$cfg/cache/$key.log"; then
 			[ "$want" = n ] || forced="$forced $s unknown"
 		elif [ "$have" != "$want" ]; then
 			forced="$forced $s forced to $have,"
 		fi
 	done
-	extra="IOMMUFD=$(got IOMMUFD) VFIO=$(got VFIO)"
 	if [ -n "$forced" ]; then
 		result NA "$name" "Kconfig:${forced%,}; olddefconfig produced${produced}"
 		na=$((na + 1))
 		continue
 	fi
+	allowed+=("$c")
+	keys[$c]=$key
+done
+
+# 2. Of the allowed ones, build a pairwise cover (harness/pairwise.py):
+# every value of every symbol meets every value of every other symbol in
+# at least one built combination.  KVMDOM_MATRIX_FULL=1 builds them all.
+if [ "${KVMDOM_MATRIX_FULL:-0}" = 1 ]; then
+	build=("${allowed[@]}")
+else
+	mapfile -t build < <(printf '%s\n' "${allowed[@]}" | "$HARNESS_DIR/pairwise.py")
+fi
+info "matrix $arch: ${#allowed[@]} combinations allowed, ${#build[@]} to build${KVMDOM_MATRIX_FULL:+ (KVMDOM_MATRIX_FULL)}"
+
+# 3. Build, in table order.
+for c in "${allowed[@]}"; do
+	seed=
+	name="matrix $arch: $c"
+	case " $(printf '[%s] ' "${build[@]}")" in
+	*" [$c] "*) ;;
+	*)	result NA "$name" "not built: each pair of its values is built in another combination (pairwise; KVMDOM_MATRIX_FULL=1 builds it)"
+		skipped=$((skipped + 1))
+		continue ;;
+	esac
+	slug=$(echo "$c" | tr " =" --)
+	dir=$out/$slug
+	cp "$cfg/cache/${keys[$c]}.config" "$cfg/.config"
+	extra="IOMMUFD=$(got IOMMUFD) VFIO=$(got VFIO)"
 	keep+=("$slug")
 	if [ ! -f "$dir/.config" ]; then
 		# Seed: of the directories built so far (the test kernel's and
@@ -190,5 +221,5 @@ done
 find "$out" -mindepth 1 -maxdepth 1 -print0 | while IFS= read -r -d '' d; do
 	case " ${keep[*]} " in *" ${d##*/} "*) ;; *) rm -rf "$d" ;; esac
 done
-info "matrix $arch: $built built, $na n/a; $cached of ${#combos[@]} configurations reused (Kconfig inputs unchanged)"
+info "matrix $arch: $built built, $skipped covered pairwise, $na n/a; $cached of ${#combos[@]} configurations reused (Kconfig inputs unchanged)"
 exit $rc
