@@ -2997,6 +2997,59 @@ TEST_F(kvm_shared, invalidate_memslot_move)
 	test_ioctl_destroy(hwpt_id);
 }
 
+/*
+ * guest_memfd memory that starts out shared: a hole punched into the file
+ * reaches the domain through guest_memfd's own invalidation (nothing maps
+ * the file in userspace, so no MMU notifier fires), outside KVM's
+ * mmu_lock.
+ */
+TEST_F(kvm_shared, invalidate_guest_memfd)
+{
+	const __u64 flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+	struct kvm_create_guest_memfd gmem = {
+		.size = MEM_SIZE,
+		.flags = flags,
+	};
+	struct kvm_userspace_memory_region2 region = {
+		.slot = 1,
+		.flags = KVM_MEM_GUEST_MEMFD,
+		.guest_phys_addr = SLOT1_GPA,
+		.memory_size = MEM_SIZE,
+	};
+	struct iommu_kvm_mock_info before;
+	__u32 hwpt_id;
+	int caps, fd;
+
+	caps = ioctl(self->k.vm_fd, KVM_CHECK_EXTENSION,
+		     KVM_CAP_GUEST_MEMFD_FLAGS);
+	if (caps < 0 || (caps & flags) != flags)
+		SKIP(return, "no shared guest_memfd (KVM_CAP_GUEST_MEMFD_FLAGS)");
+	fd = ioctl(self->k.vm_fd, KVM_CREATE_GUEST_MEMFD, &gmem);
+	ASSERT_LE(0, fd);
+	/* The slot's host mapping is other memory: only guest_memfd reports */
+	self->mem1 = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->mem1);
+	region.userspace_addr = (uintptr_t)self->mem1;
+	region.guest_memfd = fd;
+	ASSERT_EQ(0, ioctl(self->k.vm_fd, KVM_SET_USER_MEMORY_REGION2,
+			   &region));
+	ASSERT_EQ(0, _test_cmd_hwpt_kvm_alloc(&self->k, FMT_SHARED,
+					      self->k.dev_id, self->k.vm_fd,
+					      &hwpt_id));
+	test_cmd_mock_attach(self->k.mock_fd, hwpt_id);
+
+	test_cmd_mock_info(self->k.mock_fd, &before);
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			       0x10000, 0x4000));
+	test_invalidated(before, SLOT1_GPA + 0x10000, SLOT1_GPA + 0x14000 - 1);
+
+	ASSERT_EQ(0, delete_slot(self->k.vm_fd, 1, SLOT1_GPA));
+	test_cmd_mock_detach(self->k.mock_fd);
+	test_ioctl_destroy(hwpt_id);
+	ASSERT_EQ(0, close(fd));
+}
+
 /* Every domain on the VM hears of a change */
 TEST_F(kvm_shared, invalidate_two_domains)
 {
