@@ -28,13 +28,14 @@ def pairs(line):
 def cover(lines):
     if not lines:
         return []
-    want = set().union(*(pairs(l) for l in lines))
+    built = [pairs(l) for l in lines]
+    want = set().union(*built)
     chosen = [0]
-    want -= pairs(lines[0])
+    want -= built[0]
     while want:
         best = max(range(len(lines)),
-                   key=lambda i: (len(pairs(lines[i]) & want), -i))
-        gain = pairs(lines[best]) & want
+                   key=lambda i: (len(built[i] & want), -i))
+        gain = built[best] & want
         if not gain:
             break
         chosen.append(best)
