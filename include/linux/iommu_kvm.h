@@ -172,6 +172,15 @@ struct iommu_kvm_domain {
  *	-EINVAL for a malformed guest entry or a range outside the table, or
  *	-ENOMEM.
  *
+ * @set_table: Optional, shadow formats only. The guest registered the table
+ *	its device translates through, with @anchor the architecture's
+ *	designation of it (s390: the IOTA) for DMA addresses [@first,
+ *	@last], or deregistered it (@anchor 0); the shadow follows. Called
+ *	like @sync. Returns 0, -EBUSY if the request is out of sequence
+ *	(registering over a registration, deregistering none), or -EINVAL
+ *	for a table or range the device cannot use. Without it, KVM leaves
+ *	such requests to userspace.
+ *
  * @debugfs_show: Optional. Print driver state of the domain into @s, one
  *	"  key=value" line or more, and one "  dev <name>" line for each
  *	device the driver has attached to it. Called with the domain's lock
@@ -182,6 +191,8 @@ struct iommu_kvm_domain_ops {
 	void (*invalidate)(struct iommu_kvm_domain *kdom, u64 start, u64 last);
 	void (*block)(struct iommu_kvm_domain *kdom);
 	int (*sync)(struct iommu_kvm_domain *kdom, u64 iova, u64 size);
+	int (*set_table)(struct iommu_kvm_domain *kdom, u64 anchor, u64 first,
+			 u64 last);
 	void (*debugfs_show)(struct iommu_kvm_domain *kdom, struct seq_file *s);
 };
 
@@ -264,6 +275,8 @@ void iommu_kvm_domain_unpublish(struct iommu_kvm_domain *kdom);
 void iommu_kvm_domain_parent_unmapped(struct iommu_kvm_domain *kdom, u64 iova,
 				      u64 size);
 int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size);
+int iommu_kvm_domain_set_table(struct iommu_kvm_domain *kdom, u64 anchor,
+			       u64 first, u64 last);
 #if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN_TEST)
 int iommu_kvm_intercept_sync(int kvm_fd, u64 key, u64 iova, u64 size);
 #endif

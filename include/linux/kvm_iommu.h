@@ -35,7 +35,8 @@ struct kvm_iommu_listener;
  * - kvm_iommu_vm_has_private_mem() tells whether the VM has private memory,
  *   which no format that walks KVM's table may expose to a device;
  * - kvm_iommu_listener_set_sync_key() names the device whose guest table
- *   updates, intercepted by KVM, go to the listener (kvm_iommu_sync());
+ *   updates and registrations, intercepted by KVM, go to the listener
+ *   (kvm_iommu_sync(), kvm_iommu_set_table());
  * - kvm_iommu_pin_gfn() resolves a guest frame through the memslots and the
  *   primary MMU, under KVM's invalidation protocol, for a domain that keeps
  *   translations of its own and drops them on the listener's invalidate.
@@ -98,12 +99,13 @@ struct kvm_iommu_listener;
  *   reported. A VMM that migrates a VM with a KVM-backed domain attached
  *   must account for DMA writes itself (see the userspace-api page).
  *
- * The way in from KVM's intercepts (s390 RPCIT) to a shadow domain:
- * kvm_iommu_sync() finds the listener whose sync key is the device's handle
- * and calls its sync, inside kvm->srcu, which kvm_iommu_listener_unregister()
- * waits for, so the domain cannot be freed under a sync. KVM links against
- * nothing of the IOMMU side: the listener brought the callback. No
- * architecture's intercept calls it yet; the s390 backend adds that.
+ * The way in from KVM's intercepts (s390 RPCIT and MPCIFC) to a shadow
+ * domain: kvm_iommu_sync() and kvm_iommu_set_table() find the listener
+ * whose sync key is the device's handle and call its sync or set_table,
+ * inside kvm->srcu, which kvm_iommu_listener_unregister() waits for, so the
+ * domain cannot be freed under the call. KVM links against nothing of the
+ * IOMMU side: the listener brought the callback. s390's intercept handlers
+ * (arch/s390/kvm/s390/pci_iommu.c) are the callers.
  */
 
 /**
@@ -128,12 +130,19 @@ struct kvm_iommu_listener;
  *	RPCIT). Called by kvm_iommu_sync() in process context, inside
  *	kvm->srcu, and may sleep. Returns 0 or a negative errno for KVM's
  *	intercept handler to turn into the guest's answer.
+ * @set_table: optional. The guest registered the DMA table of the device
+ *	the listener's sync key names, for DMA addresses [@first, @last],
+ *	with @anchor the architecture's designation of it (s390: the IOTA of
+ *	MPCIFC register-IOAT); or deregistered it (@anchor 0). Called by
+ *	kvm_iommu_set_table() in the same context as @sync.
  */
 struct kvm_iommu_listener_ops {
 	void (*invalidate)(struct kvm_iommu_listener *listener, u64 gfn_start,
 			   u64 gfn_end, unsigned int filter);
 	void (*release)(struct kvm_iommu_listener *listener);
 	int (*sync)(struct kvm_iommu_listener *listener, u64 iova, u64 size);
+	int (*set_table)(struct kvm_iommu_listener *listener, u64 anchor,
+			 u64 first, u64 last);
 };
 
 /**
@@ -172,6 +181,9 @@ int kvm_iommu_listener_set_sync_key(struct kvm *kvm,
 				    struct kvm_iommu_listener *listener,
 				    u64 key);
 int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size);
+int kvm_iommu_set_table(struct kvm *kvm, u64 key, u64 anchor, u64 first,
+			u64 last);
+bool kvm_iommu_has_sync_key(struct kvm *kvm, u64 key);
 int kvm_iommu_pin_gfn(struct kvm *kvm, u64 gfn, bool write,
 		      struct page **page);
 

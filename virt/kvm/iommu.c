@@ -202,6 +202,77 @@ int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size)
 EXPORT_SYMBOL_GPL(kvm_iommu_sync);
 
 /**
+ * kvm_iommu_set_table() - Hand an intercepted table registration to the IOMMU
+ * @kvm: the VM whose guest issued it
+ * @key: the architecture's handle of the device it names
+ * @anchor: the architecture's designation of the table (s390: the IOTA), or
+ *          0 to deregister it
+ * @first: first DMA address the table translates
+ * @last: last DMA address it translates
+ *
+ * For an architecture's intercept handler (s390 MPCIFC register-IOAT and
+ * deregister-IOAT), with the guarantees of kvm_iommu_sync(). Process
+ * context; may sleep.
+ *
+ * Return: -ENOENT if no listener has @key or it takes no registrations (the
+ * intercept then goes to userspace as before), else what the listener's
+ * set_table returns.
+ */
+int kvm_iommu_set_table(struct kvm *kvm, u64 key, u64 anchor, u64 first,
+			u64 last)
+{
+	struct kvm_iommu_listener *listener;
+	int idx, ret = -ENOENT;
+
+	if (key == KVM_IOMMU_NO_SYNC_KEY)
+		return -ENOENT;
+	idx = srcu_read_lock(&kvm->srcu);
+	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
+				  srcu_read_lock_held(&kvm->srcu)) {
+		if (READ_ONCE(listener->sync_key) == key) {
+			if (listener->ops->set_table)
+				ret = listener->ops->set_table(listener, anchor,
+							       first, last);
+			break;
+		}
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+	return ret;
+}
+
+/**
+ * kvm_iommu_has_sync_key() - Does a listener take the intercepts for @key?
+ * @kvm: the VM
+ * @key: the architecture's handle of a device
+ *
+ * For an intercept handler that must know whether an instruction is the
+ * IOMMU's before it touches guest memory for it. The answer can change
+ * right after; kvm_iommu_sync() and kvm_iommu_set_table() then return
+ * -ENOENT.
+ *
+ * Return: true if a listener of @kvm has @key.
+ */
+bool kvm_iommu_has_sync_key(struct kvm *kvm, u64 key)
+{
+	struct kvm_iommu_listener *listener;
+	bool found = false;
+	int idx;
+
+	if (key == KVM_IOMMU_NO_SYNC_KEY)
+		return false;
+	idx = srcu_read_lock(&kvm->srcu);
+	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
+				  srcu_read_lock_held(&kvm->srcu)) {
+		if (READ_ONCE(listener->sync_key) == key) {
+			found = true;
+			break;
+		}
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+	return found;
+}
+
+/**
  * kvm_iommu_pin_gfn() - Pin the page behind a guest frame, as KVM maps it
  * @kvm: the VM; the caller holds a reference and runs in the VM's mm
  * @gfn: the guest frame, in address space 0

@@ -420,6 +420,43 @@ int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 }
 EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_sync, "IOMMU_KVM");
 
+/**
+ * iommu_kvm_domain_set_table() - The guest (de)registered its table
+ * @kdom: a domain of a shadow format
+ * @anchor: the architecture's designation of the table, 0 to deregister
+ * @first: first DMA address the table translates
+ * @last: last DMA address it translates
+ *
+ * What a VM's intercept path (for example s390 MPCIFC register-IOAT)
+ * reaches through kvm_iommu_set_table() and the domain's sync key, with
+ * the context and locking of iommu_kvm_domain_sync().
+ *
+ * Return: -EINVAL for a domain of a shared format, -ENOENT before the
+ * domain is published or if the driver takes no registrations (KVM then
+ * leaves the intercept to userspace), -ENODEV once the VM is gone,
+ * otherwise what ops->set_table returns.
+ */
+int iommu_kvm_domain_set_table(struct iommu_kvm_domain *kdom, u64 anchor,
+			       u64 first, u64 last)
+{
+	int ret;
+
+	if (!kdom->shadow)
+		return -EINVAL;
+
+	mutex_lock(&kdom->lock);
+	if (!kdom->published || !kdom->ops->set_table)
+		ret = -ENOENT;
+	else if (kdom->dead)
+		ret = -ENODEV;
+	else
+		ret = kdom->ops->set_table(kdom, anchor, first, last);
+	mutex_unlock(&kdom->lock);
+	trace_iommu_kvm_set_table(kdom->id, anchor, first, last, ret);
+	return ret;
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_set_table, "IOMMU_KVM");
+
 /* Print every published domain, for debugfs */
 void iommu_kvm_domains_show(struct seq_file *s)
 {
@@ -518,7 +555,8 @@ int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
 		if (!phys || !pfn_valid(PHYS_PFN(phys)))
 			return -EFAULT;
 		va = kmap_local_page(pfn_to_page(PHYS_PFN(phys)));
-		memcpy(buf, va + offset_in_page(phys), chunk);
+		/* Not phys's offset: drivers differ in whether they add it */
+		memcpy(buf, va + offset_in_page(gpa), chunk);
 		kunmap_local(va);
 		buf += chunk;
 		gpa += chunk;

@@ -41,6 +41,7 @@ static struct {
 	bool set_type;
 	const struct iommu_kvm_domain_ops *vendor_ops;
 	int sync_ret;
+	int set_table_ret;
 	bool set_key;
 	int set_key_ret;
 	/* Did */
@@ -56,6 +57,9 @@ static struct {
 	unsigned int pins;
 	u64 pin_gfn;
 	bool pin_write;
+	unsigned int set_tables;
+	u64 table_anchor, table_first, table_last;
+	bool table_locked;
 } fake;
 
 static unsigned int fake_vm_unbinds;
@@ -129,6 +133,17 @@ static int fake_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 	return fake.sync_ret;
 }
 
+static int fake_set_table(struct iommu_kvm_domain *kdom, u64 anchor,
+			  u64 first, u64 last)
+{
+	fake.set_tables++;
+	fake.table_anchor = anchor;
+	fake.table_first = first;
+	fake.table_last = last;
+	fake.table_locked = mutex_is_locked(&kdom->lock);
+	return fake.set_table_ret;
+}
+
 static void fake_debugfs_show(struct iommu_kvm_domain *kdom,
 			      struct seq_file *s)
 {
@@ -140,6 +155,7 @@ static const struct iommu_kvm_domain_ops fake_ops = {
 	.invalidate = fake_invalidate,
 	.block = fake_block,
 	.sync = fake_sync,
+	.set_table = fake_set_table,
 	.debugfs_show = fake_debugfs_show,
 };
 
@@ -353,6 +369,47 @@ static int alloc_err(struct kunit *test, struct device *dev, u32 format,
 	return 0;
 }
 
+static void test_set_table(struct kunit *test)
+{
+	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
+	struct iommu_kvm_domain *kdom, *shadow;
+
+	kdom = alloc_ok(test, dev, SHARED, NULL, NULL);
+	shadow = alloc_ok(test, dev, SHADOW, &fake_parent, NULL);
+
+	KUNIT_EXPECT_EQ(test, -EINVAL,
+			iommu_kvm_domain_set_table(kdom, 0x4000, 0, 0xfff));
+	/* Not before it is published: KVM leaves it to userspace */
+	KUNIT_EXPECT_EQ(test, -ENOENT,
+			iommu_kvm_domain_set_table(shadow, 0x4000, 0, 0xfff));
+	KUNIT_EXPECT_EQ(test, fake.set_tables, 0);
+	iommu_kvm_domain_publish(shadow);
+
+	KUNIT_EXPECT_EQ(test, 0,
+			iommu_kvm_domain_set_table(shadow, 0x8804, 0x1000,
+						   0x1fff));
+	KUNIT_EXPECT_EQ(test, fake.set_tables, 1);
+	KUNIT_EXPECT_EQ(test, fake.table_anchor, 0x8804);
+	KUNIT_EXPECT_EQ(test, fake.table_first, 0x1000);
+	KUNIT_EXPECT_EQ(test, fake.table_last, 0x1fff);
+	KUNIT_EXPECT_TRUE(test, fake.table_locked);
+	/* A sync is not a registration, nor the other way round */
+	KUNIT_EXPECT_EQ(test, fake.syncs, 0);
+
+	fake.set_table_ret = -EBUSY;
+	KUNIT_EXPECT_EQ(test, -EBUSY,
+			iommu_kvm_domain_set_table(shadow, 0, 0, 0));
+	KUNIT_EXPECT_EQ(test, fake.table_anchor, 0);
+
+	iommu_kvm_domain_unpublish(shadow);
+	KUNIT_EXPECT_EQ(test, -ENOENT,
+			iommu_kvm_domain_set_table(shadow, 0x4000, 0, 0xfff));
+	KUNIT_EXPECT_EQ(test, fake.set_tables, 2);
+
+	iommu_domain_free(&shadow->domain);
+	iommu_domain_free(&kdom->domain);
+}
+
 static int attach(struct iommu_kvm_domain *kdom, struct device *dev)
 {
 	return kdom->domain.ops->attach_dev(&kdom->domain, dev, NULL);
@@ -383,9 +440,10 @@ static void test_ops_complete(struct kunit *test)
 					       shadow);
 		}
 
-		/* debugfs_show is optional */
+		/* debugfs_show and set_table are optional */
 		ops = fake_ops;
 		ops.debugfs_show = NULL;
+		ops.set_table = NULL;
 		KUNIT_EXPECT_TRUE(test, iommu_kvm_ops_complete(&ops, shadow));
 	}
 
@@ -1126,6 +1184,7 @@ static struct kunit_case iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_invalidate_shadow),
 	KUNIT_CASE(test_release_blocks),
 	KUNIT_CASE(test_sync),
+	KUNIT_CASE(test_set_table),
 	KUNIT_CASE(test_parent_read),
 	{}
 };

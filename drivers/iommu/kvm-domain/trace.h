@@ -98,6 +98,24 @@ TRACE_EVENT(iommu_kvm_sync,
 		      __entry->iova, __entry->size, __entry->ret)
 );
 
+TRACE_EVENT(iommu_kvm_set_table,
+	    TP_PROTO(unsigned int id, u64 anchor, u64 first, u64 last, int ret),
+	    TP_ARGS(id, anchor, first, last, ret),
+	    TP_STRUCT__entry(__field(unsigned int, id)
+			     __field(u64, anchor)
+			     __field(u64, first)
+			     __field(u64, last)
+			     __field(int, ret)),
+	    TP_fast_assign(__entry->id = id;
+			   __entry->anchor = anchor;
+			   __entry->first = first;
+			   __entry->last = last;
+			   __entry->ret = ret;),
+	    TP_printk("domain=%u anchor=0x%llx first=0x%llx last=0x%llx ret=%d",
+		      __entry->id, __entry->anchor, __entry->first,
+		      __entry->last, __entry->ret)
+);
+
 #endif /* _TRACE_IOMMU_KVM_H */
 
 /* This part must be outside protection */

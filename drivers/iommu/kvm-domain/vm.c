@@ -102,10 +102,25 @@ static int iommu_kvm_vm_sync(struct kvm_iommu_listener *listener, u64 iova,
 	return iommu_kvm_domain_sync(kdom, iova, size);
 }
 
+/* KVM intercepted a table registration for the device of our sync key */
+static int iommu_kvm_vm_set_table(struct kvm_iommu_listener *listener,
+				  u64 anchor, u64 first, u64 last)
+{
+	struct iommu_kvm_vm *vm =
+		container_of(listener, struct iommu_kvm_vm, listener);
+	/* Pairs with iommu_kvm_vm_bind(): a published domain is whole */
+	struct iommu_kvm_domain *kdom = smp_load_acquire(&vm->kdom);
+
+	if (!kdom)
+		return -ENOENT;
+	return iommu_kvm_domain_set_table(kdom, anchor, first, last);
+}
+
 static const struct kvm_iommu_listener_ops iommu_kvm_listener_ops = {
 	.invalidate = iommu_kvm_vm_invalidate,
 	.release = iommu_kvm_vm_release,
 	.sync = iommu_kvm_vm_sync,
+	.set_table = iommu_kvm_vm_set_table,
 };
 
 void iommu_kvm_vm_init(struct iommu_kvm_vm *vm,
