@@ -1,0 +1,862 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KVM-backed domains of the s390 IOMMU: the DMA translation table a guest
+ * registered for a zPCI function, shadowed into a host table in the kernel
+ * when the guest refreshes it.
+ *
+ * Copyright (C) 2026 The KVM-backed IOMMU domain authors
+ */
+#define pr_fmt(fmt) "s390-iommu-kvm: " fmt
+
+#include <linux/iommu_kvm.h>
+#include <linux/pci.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/xarray.h>
+#include <asm/pci_insn.h>
+
+#include "s390-iommu.h"
+
+/**
+ * DOC: s390 zPCI shadow domains
+ *
+ * A guest registers a DMA translation table for a zPCI function (MPCIFC
+ * register-IOAT, with an I/O translation anchor, IOTA, and the range of DMA
+ * addresses pba..pal) and tells the function about every change it makes to
+ * it (RPCIT, for a range of DMA addresses). Without this driver KVM hands
+ * each RPCIT to the VMM, which walks the guest's table and maps or unmaps
+ * every page with its own ioctl.
+ *
+ * A domain of format IOMMU_HWPT_KVM_FORMAT_S390_ZPCI has a host table of
+ * its own, set up for the function's aperture as a paging domain's is
+ * (s390_domain_init()), and a parent: a paging domain of this driver that
+ * maps all guest memory at its guest physical addresses, pinned and
+ * accounted by iommufd. KVM hands the RPCITs of the function (the domain's
+ * sync key is the guest's function handle) to ops->sync, which:
+ *
+ * 1. walks the guest's tables for the refreshed range, region-first,
+ *    region-second, region-third, segment and page tables, as far as the
+ *    IOTA's designation type allows, reading them through the parent;
+ * 2. checks every entry it uses: invalid and protection bits, the table
+ *    type of each level, table length and offset, and that origins are
+ *    guest memory (the parent maps them); the range must meet pba..pal,
+ *    and only the part inside it is shadowed;
+ * 3. translates each guest frame through the parent. A frame the parent
+ *    does not map is an error: nothing outside guest memory is ever put
+ *    in the host table;
+ * 4. compares each guest entry with the host entry (new, replaced,
+ *    invalidated or unchanged), updates the host table with the driver's
+ *    own helpers, and refreshes the function's TLB once per sync, only if
+ *    something changed (new entries only for a function that caches
+ *    invalid ones, as the driver's iotlb_sync_map does).
+ *
+ * Nothing is pinned on this path: every host frame comes from the parent.
+ * The domain remembers the guest physical address behind each host entry,
+ * so that when iommufd unmaps a range from the parent (before unpinning
+ * it), every host entry that points into it is removed first.
+ *
+ * A sync does at most %S390_KVM_SYNC_BUDGET entries' worth of work. A
+ * larger refresh returns -EAGAIN with its progress saved, and KVM makes
+ * the guest execute the instruction again, which continues where the last
+ * part stopped: the work per intercept is bounded, and a vCPU stays
+ * responsive to signals and interrupts in between.
+ *
+ * A bad table, a range outside pba..pal or a refresh without a registered
+ * table puts the function in the error state, as the architecture and
+ * QEMU do: every host entry is removed, and further refreshes are answered
+ * with the error-state status until the guest registers its table again.
+ */
+
+/* Entries (page table entries and upper-level entries) per sync call */
+#define S390_KVM_SYNC_BUDGET	8192
+
+/* Not in asm/pci_dma.h: a segment entry that maps a 1 MiB frame */
+#define S390_KVM_STE_FC		0x400UL
+#define S390_KVM_SFAA_MASK	(~((1UL << ZPCI_ST_SHIFT) - 1))
+/* IOTA bits besides the origin: translation, key, type, protection */
+#define S390_KVM_IOTA_DT_MASK	(7 << 2)
+#define S390_KVM_IOTA_FLAGS	(ZPCI_IOTA_IOT_ENABLED | (0xf << 5) | \
+				 S390_KVM_IOTA_DT_MASK | ZPCI_TABLE_PROT_MASK)
+
+/* The guest's table levels, highest first; the value is the entry type */
+enum s390_kvm_level {
+	S390_KVM_RF = 3,
+	S390_KVM_RS = 2,
+	S390_KVM_RT = 1,
+	S390_KVM_ST = 0,
+};
+
+/**
+ * struct s390_kvm_stats - What the shadow did, for debugfs and KUnit
+ * @new: host entries made where there was none
+ * @replaced: valid host entries that now map another frame or protection
+ * @invalidated: host entries removed because the guest's entry is invalid
+ * @unchanged: guest entries whose host entry was already right
+ * @dropped: host entries removed because the parent unmapped their frame
+ * @refreshes: host RPCITs issued, one per device and sync that needed one
+ * @errors: refreshes that put the function in the error state
+ * @splits: syncs that stopped at the budget and asked to be called again
+ */
+struct s390_kvm_stats {
+	u64 new;
+	u64 replaced;
+	u64 invalidated;
+	u64 unchanged;
+	u64 dropped;
+	u64 refreshes;
+	u64 errors;
+	u64 splits;
+};
+
+/**
+ * struct s390_kvm_domain - A zPCI function's shadowed guest table
+ * @kdom: the core's part; kdom.domain is what the iommu core and iommufd see
+ * @host: the host table the function translates through once attached. Its
+ *        domain member is never handed out; it carries the geometry and
+ *        the list of attached functions for the driver's helpers
+ * @parent: the nest parent, mapping guest physical to host physical
+ * @zdev: the function the domain was made for; the only one it takes
+ * @dev: its device
+ * @fh: the guest's handle of the function: the sync key
+ * @iota: the guest's IOTA, 0 if none is registered
+ * @pba: first DMA address the guest registered
+ * @pal: last DMA address the guest registered
+ * @error: the function is in the error state (DMA blocked)
+ * @gpas: guest physical frame behind each valid host entry, by DMA frame
+ * @resume_iova: with @resume_next, the refresh a sync stopped in
+ * @resume_size: its size
+ * @resume_next: where it continues; 0 when no refresh is pending
+ * @stats: counters
+ * @ptes: a guest page table, as read for a sync
+ *
+ * Everything but @host's device list is written under the core's domain
+ * lock (ops->sync, ops->invalidate, ops->block and attach all hold it).
+ */
+struct s390_kvm_domain {
+	struct iommu_kvm_domain kdom;
+	struct s390_domain host;
+	struct s390_domain *parent;
+	struct zpci_dev *zdev;
+	struct device *dev;
+	u32 fh;
+	u64 iota;
+	u64 pba;
+	u64 pal;
+	bool error;
+	struct xarray gpas;
+	u64 resume_iova;
+	u64 resume_size;
+	u64 resume_next;
+	struct s390_kvm_stats stats;
+	u64 ptes[ZPCI_PT_ENTRIES];
+};
+
+static inline struct s390_kvm_domain *
+to_s390_kvm_domain(struct iommu_kvm_domain *kdom)
+{
+	return container_of(kdom, struct s390_kvm_domain, kdom);
+}
+
+/* What one sync changed, for the refresh at its end */
+struct s390_kvm_changes {
+	u64 first;	/* lowest DMA address changed */
+	u64 last;	/* highest */
+	bool narrowed;	/* an entry was invalidated or replaced */
+};
+
+static void s390_kvm_changed(struct s390_kvm_changes *c, u64 iova,
+			     bool narrowed)
+{
+	c->first = min(c->first, iova);
+	c->last = max(c->last, iova + PAGE_SIZE - 1);
+	c->narrowed |= narrowed;
+}
+
+/*
+ * Refresh the function's TLB for what changed. An entry that became valid
+ * only needs it on a function that caches invalid entries (tlb_refresh),
+ * as in the driver's iotlb_sync_map. Returns -ENOMEM if the function
+ * (its hypervisor) is out of resources even after a global refresh.
+ */
+static int s390_kvm_refresh(struct s390_kvm_domain *skd,
+			    struct s390_kvm_changes *c)
+{
+	struct zpci_dev *zdev;
+	int ret = 0, rc;
+
+	if (c->first > c->last)
+		return 0;
+
+	rcu_read_lock();
+	list_for_each_entry_rcu(zdev, &skd->host.devices, iommu_list) {
+		if (!c->narrowed && !zdev->tlb_refresh)
+			continue;
+		skd->stats.refreshes++;
+		atomic64_inc(&skd->host.ctrs.sync_rpcits);
+		rc = zpci_refresh_trans((u64)zdev->fh << 32, c->first,
+					c->last - c->first + 1);
+		if (rc == -ENOMEM) {
+			/* Let the hypervisor find invalidated entries */
+			skd->stats.refreshes++;
+			atomic64_inc(&skd->host.ctrs.global_rpcits);
+			rc = zpci_refresh_trans((u64)zdev->fh << 32,
+						zdev->start_dma,
+						zdev->end_dma - zdev->start_dma + 1);
+		}
+		if (rc && !ret)
+			ret = rc == -ENOMEM ? -ENOMEM : 0;
+	}
+	rcu_read_unlock();
+	return ret;
+}
+
+/* Remove the host entry of @iova, if there is one */
+static void s390_kvm_host_clear(struct s390_kvm_domain *skd, u64 iova,
+				struct s390_kvm_changes *c)
+{
+	unsigned long *ptep = dma_lookup_cpu_trans(&skd->host, iova);
+
+	xa_erase(&skd->gpas, iova >> PAGE_SHIFT);
+	if (ptep && !(READ_ONCE(*ptep) & ZPCI_PTE_INVALID)) {
+		dma_update_cpu_trans(ptep, 0, ZPCI_PTE_INVALID);
+		s390_kvm_changed(c, iova, true);
+	}
+}
+
+/* Remove every host entry in [@first, @last]; counts them as invalidated */
+static void s390_kvm_host_clear_range(struct s390_kvm_domain *skd, u64 first,
+				      u64 last, struct s390_kvm_changes *c)
+{
+	unsigned long index;
+	void *entry;
+
+	xa_for_each_range(&skd->gpas, index, entry, first >> PAGE_SHIFT,
+			  last >> PAGE_SHIFT) {
+		s390_kvm_host_clear(skd, (u64)index << PAGE_SHIFT, c);
+		skd->stats.invalidated++;
+	}
+}
+
+/* Block all DMA: remove every host entry and refresh everything */
+static void s390_kvm_host_clear_all(struct s390_kvm_domain *skd)
+{
+	struct s390_kvm_changes c = { .first = U64_MAX };
+	unsigned long index;
+	void *entry;
+
+	xa_for_each(&skd->gpas, index, entry)
+		s390_kvm_host_clear(skd, (u64)index << PAGE_SHIFT, &c);
+	s390_kvm_refresh(skd, &c);
+}
+
+/* The function goes to the error state: no DMA until a new registration */
+static int s390_kvm_error(struct s390_kvm_domain *skd, int err)
+{
+	skd->error = true;
+	skd->stats.errors++;
+	skd->resume_next = 0;
+	s390_kvm_host_clear_all(skd);
+	return err;
+}
+
+/*
+ * Translate guest frame @gpa through the parent. Returns the host frame, or
+ * 0 if the parent does not map it; *@prot is set if the parent maps it
+ * read-only.
+ */
+static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
+					 bool *prot)
+{
+	struct s390_domain *parent = skd->parent;
+	unsigned long *ptep;
+	unsigned long pte;
+
+	/* Beyond the parent's table an index would wrap: never look there */
+	if (gpa < parent->domain.geometry.aperture_start ||
+	    gpa > parent->domain.geometry.aperture_end)
+		return 0;
+	ptep = dma_lookup_cpu_trans(parent, gpa);
+	if (!ptep)
+		return 0;
+	pte = READ_ONCE(*ptep);
+	if (pte & ZPCI_PTE_INVALID)
+		return 0;
+	*prot = pte & ZPCI_TABLE_PROT_MASK;
+	return pte & ZPCI_PTE_ADDR_MASK;
+}
+
+/* Make the host entry of @iova map guest frame @gpa, if the parent maps it */
+static int s390_kvm_host_set(struct s390_kvm_domain *skd, u64 iova, u64 gpa,
+			     bool prot, struct s390_kvm_changes *c)
+{
+	unsigned long *ptep, old;
+	bool parent_prot = false;
+	phys_addr_t hpa;
+	void *cur;
+	int flags;
+
+	hpa = s390_kvm_parent_frame(skd, gpa, &parent_prot);
+	if (!hpa)
+		return -EFAULT;
+	prot |= parent_prot;
+	flags = ZPCI_PTE_VALID | (prot ? ZPCI_TABLE_PROTECTED : 0);
+
+	ptep = dma_walk_cpu_trans(&skd->host, iova, GFP_KERNEL_ACCOUNT);
+	if (!ptep)
+		return -ENOMEM;
+	old = READ_ONCE(*ptep);
+	cur = xa_load(&skd->gpas, iova >> PAGE_SHIFT);
+	if (!(old & ZPCI_PTE_INVALID) && (old & ZPCI_PTE_ADDR_MASK) == hpa &&
+	    !(old & ZPCI_TABLE_PROT_MASK) == !prot &&
+	    cur == xa_mk_value(gpa >> PAGE_SHIFT)) {
+		skd->stats.unchanged++;
+		return 0;
+	}
+	/* Known before the entry is valid: a parent unmap must find it */
+	if (xa_err(xa_store(&skd->gpas, iova >> PAGE_SHIFT,
+			    xa_mk_value(gpa >> PAGE_SHIFT), GFP_KERNEL_ACCOUNT)))
+		return -ENOMEM;
+	if (old & ZPCI_PTE_INVALID) {
+		skd->stats.new++;
+		s390_kvm_changed(c, iova, false);
+		dma_update_cpu_trans(ptep, hpa, flags);
+	} else if ((old & ZPCI_PTE_ADDR_MASK) == hpa &&
+		   !(old & ZPCI_TABLE_PROT_MASK) == !prot) {
+		/* Only the guest address behind it changed (an alias) */
+		skd->stats.unchanged++;
+	} else {
+		/* Never invalid on the way: DMA in flight sees old or new */
+		skd->stats.replaced++;
+		s390_kvm_changed(c, iova, true);
+		dma_replace_cpu_trans(ptep, hpa, flags);
+	}
+	return 0;
+}
+
+/* Index of @iova in a table of level @level (page tables: ZPCI_PT_BITS) */
+static unsigned int s390_kvm_index(u64 iova, int level)
+{
+	static const unsigned int shift[] = {
+		[S390_KVM_ST] = ZPCI_ST_SHIFT, [S390_KVM_RT] = ZPCI_RT_SHIFT,
+		[S390_KVM_RS] = ZPCI_RS_SHIFT, [S390_KVM_RF] = ZPCI_RF_SHIFT,
+	};
+
+	return (iova >> shift[level]) & ZPCI_INDEX_MASK;
+}
+
+/* Bytes one entry of a table of @level covers */
+static u64 s390_kvm_entry_span(int level)
+{
+	static const unsigned int shift[] = {
+		[S390_KVM_ST] = ZPCI_ST_SHIFT, [S390_KVM_RT] = ZPCI_RT_SHIFT,
+		[S390_KVM_RS] = ZPCI_RS_SHIFT, [S390_KVM_RF] = ZPCI_RF_SHIFT,
+	};
+
+	return 1ULL << shift[level];
+}
+
+/*
+ * The level of the table an IOTA designates, or -EINVAL. Only translation
+ * through tables is shadowed (not direct addressing), and only with the
+ * translation bit set.
+ */
+static int s390_kvm_iota_level(u64 iota)
+{
+	unsigned int dt = (iota & S390_KVM_IOTA_DT_MASK) >> 2;
+
+	if (!(iota & ZPCI_IOTA_IOT_ENABLED))
+		return -EINVAL;
+	switch (dt) {
+	case ZPCI_IOTA_STO:
+		return S390_KVM_ST;
+	case ZPCI_IOTA_RTTO:
+		return S390_KVM_RT;
+	case ZPCI_IOTA_RSTO:
+		return S390_KVM_RS;
+	case ZPCI_IOTA_RFTO:
+		return S390_KVM_RF;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* The DMA addresses the table an IOTA designates can translate: 0..reach */
+static u64 s390_kvm_iota_reach(int level)
+{
+	return level == S390_KVM_RF ? U64_MAX :
+	       s390_kvm_entry_span(level) * ZPCI_TABLE_ENTRIES - 1;
+}
+
+/* Where the walk for one DMA address ended */
+struct s390_kvm_walk {
+	u64 pt;		/* guest physical origin of the page table */
+	bool frame;	/* the segment entry maps a 1 MiB frame at @pt */
+	bool prot;	/* an upper level (or the IOTA) is protected */
+	u64 invalid_last; /* != 0: invalid up to here, no page table */
+};
+
+/*
+ * Walk the guest's upper levels for @iova, down to the page table. Every
+ * entry is read once through the parent; nothing is followed twice, and
+ * the depth is fixed by the IOTA, so tables that point at themselves or
+ * at each other cannot make the walk loop.
+ */
+static int s390_kvm_walk_upper(struct s390_kvm_domain *skd, u64 iova,
+			       struct s390_kvm_walk *w, unsigned int *cost)
+{
+	int level = s390_kvm_iota_level(skd->iota);
+	u64 table = skd->iota & ZPCI_RTE_ADDR_MASK;
+	u64 entry;
+	int ret;
+
+	w->prot = skd->iota & ZPCI_TABLE_PROT_MASK;
+	w->invalid_last = 0;
+	w->frame = false;
+	for (; level >= S390_KVM_ST; level--) {
+		unsigned int idx = s390_kvm_index(iova, level);
+		u64 span = s390_kvm_entry_span(level);
+
+		(*cost)++;
+		ret = iommu_kvm_parent_read(&skd->kdom, table + idx * 8,
+					    &entry, sizeof(entry));
+		if (ret)
+			return ret;
+		/* An all-zero entry is no entry (QEMU: invalid entry) */
+		if (!entry)
+			return -EINVAL;
+		if (entry & ZPCI_TABLE_VALID_MASK) {
+			/* Invalid: nothing under this entry is mapped */
+			w->invalid_last = (iova | (span - 1));
+			return 0;
+		}
+		if ((entry & ZPCI_TABLE_TYPE_MASK) != level << 2)
+			return -EINVAL;
+		if (entry & ZPCI_TABLE_PROT_MASK)
+			w->prot = true;
+		if (level == S390_KVM_ST) {
+			if (entry & S390_KVM_STE_FC) {
+				w->frame = true;
+				w->pt = entry & S390_KVM_SFAA_MASK;
+			} else {
+				w->pt = entry & ZPCI_STE_ADDR_MASK;
+			}
+			return 0;
+		}
+		/*
+		 * A region entry designates the next table: its length
+		 * (the last quarter of it that exists) and offset (the
+		 * first) bound the next level's index.
+		 */
+		if ((entry & ZPCI_TABLE_OFFSET_MASK) >> 6 >
+		    (entry & ZPCI_TABLE_LEN_RTX))
+			return -EINVAL;
+		idx = s390_kvm_index(iova, level - 1) >> 9;
+		if (idx < (entry & ZPCI_TABLE_OFFSET_MASK) >> 6 ||
+		    idx > (entry & ZPCI_TABLE_LEN_RTX))
+			return -EINVAL;
+		table = entry & ZPCI_RTE_ADDR_MASK;
+	}
+	return -EINVAL;
+}
+
+/*
+ * Shadow [@iova, @last] (in one segment) from the page table or 1 MiB frame
+ * the walk found.
+ */
+static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
+				 u64 last, struct s390_kvm_walk *w,
+				 struct s390_kvm_changes *c)
+{
+	unsigned int first = (iova >> PAGE_SHIFT) & ZPCI_PT_MASK;
+	unsigned int n = ((last - iova) >> PAGE_SHIFT) + 1, i;
+	u64 *ptes = skd->ptes;
+	int ret;
+
+	/* One read: each entry is looked at once, as it was at the read */
+	if (!w->frame) {
+		ret = iommu_kvm_parent_read(&skd->kdom, w->pt + first * 8,
+					    ptes, n * 8);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < n; i++, iova += PAGE_SIZE) {
+		u64 pte, gpa;
+
+		if (w->frame) {
+			gpa = w->pt + ((u64)(first + i) << PAGE_SHIFT);
+			pte = gpa;
+		} else {
+			pte = ptes[i];
+			if (!pte)
+				return -EINVAL;
+			gpa = pte & ZPCI_PTE_ADDR_MASK;
+		}
+		if (pte & ZPCI_PTE_INVALID) {
+			if (xa_load(&skd->gpas, iova >> PAGE_SHIFT)) {
+				skd->stats.invalidated++;
+				s390_kvm_host_clear(skd, iova, c);
+			}
+			continue;
+		}
+		ret = s390_kvm_host_set(skd, iova, gpa,
+					w->prot || (pte & ZPCI_TABLE_PROT_MASK), c);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/**
+ * s390_kvm_sync() - ops->sync: shadow the guest's refresh of a range
+ * @kdom: the domain
+ * @iova: first DMA address the guest refreshed
+ * @size: bytes refreshed; 0 for everything the guest registered
+ *
+ * Return: 0; -EAGAIN if the budget ran out first (call again with the same
+ * range to continue); -EIO if the function is in the error state; -EINVAL
+ * (no table registered, a range outside it, a bad table) or -EFAULT (a
+ * table or frame outside guest memory), after which the function is in the
+ * error state; -ENOMEM if the host table could not grow.
+ */
+static int s390_kvm_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
+{
+	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
+	struct s390_kvm_changes c = { .first = U64_MAX };
+	unsigned int cost = 0;
+	u64 first, last, cur;
+	int ret = 0;
+
+	if (skd->error)
+		return -EIO;
+	if (!skd->iota)
+		return s390_kvm_error(skd, -EINVAL);
+	if (!size) {
+		first = skd->pba;
+		last = skd->pal;
+	} else {
+		if (check_add_overflow(iova, size - 1, &last) ||
+		    last < skd->pba || iova > skd->pal)
+			return s390_kvm_error(skd, -EINVAL);
+		/* Only what the guest registered is ever shadowed */
+		first = max(iova, skd->pba);
+		last = min(last, skd->pal);
+	}
+	first &= PAGE_MASK;
+
+	cur = first;
+	if (skd->resume_next && skd->resume_iova == iova &&
+	    skd->resume_size == size && skd->resume_next > first &&
+	    skd->resume_next <= last)
+		cur = skd->resume_next;
+	skd->resume_next = 0;
+
+	while (cur <= last) {
+		struct s390_kvm_walk w;
+		u64 seg_last = cur | (s390_kvm_entry_span(S390_KVM_ST) - 1);
+
+		if (cost >= S390_KVM_SYNC_BUDGET) {
+			skd->resume_iova = iova;
+			skd->resume_size = size;
+			skd->resume_next = cur;
+			skd->stats.splits++;
+			ret = -EAGAIN;
+			break;
+		}
+		ret = s390_kvm_walk_upper(skd, cur, &w, &cost);
+		if (ret)
+			break;
+		if (w.invalid_last) {
+			u64 end = min(w.invalid_last, last);
+
+			s390_kvm_host_clear_range(skd, cur, end, &c);
+			if (end == U64_MAX)
+				break;
+			cur = end + 1;
+			continue;
+		}
+		seg_last = min(seg_last, last);
+		ret = s390_kvm_sync_segment(skd, cur, seg_last, &w, &c);
+		if (ret)
+			break;
+		cost += (seg_last - cur) >> PAGE_SHIFT;
+		if (seg_last == U64_MAX)
+			break;
+		cur = seg_last + 1;
+	}
+
+	if (ret == -EINVAL || ret == -EFAULT)
+		return s390_kvm_error(skd, ret);
+	/* What was done stays done; refresh it even if the rest failed */
+	if (s390_kvm_refresh(skd, &c) && !ret)
+		ret = -ENOMEM;
+	return ret;
+}
+
+/*
+ * Check an IOTA and range the guest registers against what the function
+ * and the host table can do.
+ */
+static int s390_kvm_check_ioat(struct s390_kvm_domain *skd, u64 iota, u64 pba,
+			       u64 pal)
+{
+	int level = s390_kvm_iota_level(iota);
+
+	if (level < 0)
+		return -EINVAL;
+	/* A region table is 16K, a segment table too */
+	if (iota & ~ZPCI_RTE_ADDR_MASK & ~S390_KVM_IOTA_FLAGS)
+		return -EINVAL;
+	if (pba & ~PAGE_MASK || (pal & ~PAGE_MASK) != ~PAGE_MASK || pba > pal)
+		return -EINVAL;
+	/* Inside the function's DMA range, which the host table covers */
+	if (pba < skd->zdev->start_dma || pal > skd->zdev->end_dma ||
+	    pal > skd->kdom.domain.geometry.aperture_end ||
+	    pal > s390_kvm_iota_reach(level))
+		return -EINVAL;
+	return 0;
+}
+
+/**
+ * s390_kvm_set_table() - ops->set_table: the guest (de)registered its table
+ * @kdom: the domain
+ * @iota: the IOTA, or 0 to deregister
+ * @pba: first DMA address
+ * @pal: last DMA address
+ *
+ * Registering over a registration is out of sequence, except in the error
+ * state: a guest that recovers its function re-enables it (which the VMM
+ * handles) and registers again, and that ends the error state.
+ *
+ * Return: 0, -EBUSY out of sequence, -EINVAL for an IOTA or range the
+ * function cannot use.
+ */
+static int s390_kvm_set_table(struct iommu_kvm_domain *kdom, u64 iota, u64 pba,
+			      u64 pal)
+{
+	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
+	int ret;
+
+	if (!iota) {
+		if (!skd->iota)
+			return -EBUSY;
+		s390_kvm_host_clear_all(skd);
+		skd->iota = 0;
+		skd->pba = 0;
+		skd->pal = 0;
+		skd->resume_next = 0;
+		return 0;
+	}
+	if (skd->iota && !skd->error)
+		return -EBUSY;
+	ret = s390_kvm_check_ioat(skd, iota, pba, pal);
+	if (ret)
+		return ret;
+	s390_kvm_host_clear_all(skd);
+	skd->iota = iota;
+	skd->pba = pba;
+	skd->pal = pal;
+	skd->error = false;
+	skd->resume_next = 0;
+	return 0;
+}
+
+/* ops->invalidate: the parent unmapped guest physical [@start, @last] */
+static void s390_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
+				u64 last)
+{
+	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
+	struct s390_kvm_changes c = { .first = U64_MAX };
+	unsigned long index;
+	void *entry;
+
+	xa_for_each(&skd->gpas, index, entry) {
+		u64 gpa = xa_to_value(entry) << PAGE_SHIFT;
+
+		if (gpa < start || gpa > last)
+			continue;
+		s390_kvm_host_clear(skd, (u64)index << PAGE_SHIFT, &c);
+		skd->stats.dropped++;
+	}
+	s390_kvm_refresh(skd, &c);
+}
+
+/* ops->block: the VM is gone */
+static void s390_kvm_block(struct iommu_kvm_domain *kdom)
+{
+	s390_kvm_host_clear_all(to_s390_kvm_domain(kdom));
+}
+
+static void s390_kvm_debugfs_show(struct iommu_kvm_domain *kdom,
+				  struct seq_file *s)
+{
+	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
+	struct s390_kvm_stats *st = &skd->stats;
+	struct zpci_dev *zdev;
+	bool attached = false;
+
+	seq_printf(s, "  fh=0x%08x iota=0x%llx pba=0x%llx pal=0x%llx error=%d\n",
+		   skd->fh, skd->iota, skd->pba, skd->pal, skd->error);
+	seq_printf(s, "  new=%llu replaced=%llu invalidated=%llu unchanged=%llu dropped=%llu refreshes=%llu errors=%llu splits=%llu\n",
+		   st->new, st->replaced, st->invalidated, st->unchanged,
+		   st->dropped, st->refreshes, st->errors, st->splits);
+	rcu_read_lock();
+	list_for_each_entry_rcu(zdev, &skd->host.devices, iommu_list)
+		attached |= zdev == skd->zdev;
+	rcu_read_unlock();
+	if (attached)
+		seq_printf(s, "  dev %s\n", dev_name(skd->dev));
+}
+
+static const struct iommu_kvm_domain_ops s390_kvm_ops = {
+	.name = "s390-iommu",
+	.invalidate = s390_kvm_invalidate,
+	.block = s390_kvm_block,
+	.sync = s390_kvm_sync,
+	.set_table = s390_kvm_set_table,
+	.debugfs_show = s390_kvm_debugfs_show,
+};
+
+static int s390_kvm_attach_dev(struct iommu_domain *domain, struct device *dev,
+			       struct iommu_domain *old)
+{
+	struct iommu_kvm_domain *kdom = to_iommu_kvm_domain(domain);
+	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
+	int ret;
+
+	/*
+	 * The guest's table belongs to one function, and the host table
+	 * was set up for its aperture.
+	 */
+	if (!dev_is_pci(dev) || to_zpci_dev(dev) != skd->zdev) {
+		dev_err(dev, "s390 KVM-backed domain: not the function it was made for\n");
+		return -EINVAL;
+	}
+	iommu_kvm_domain_lock(kdom);
+	ret = s390_iommu_attach_device(&skd->host.domain, dev, old);
+	iommu_kvm_domain_unlock(kdom);
+	return ret;
+}
+
+static phys_addr_t s390_kvm_iova_to_phys(struct iommu_domain *domain,
+					 dma_addr_t iova)
+{
+	struct s390_kvm_domain *skd =
+		to_s390_kvm_domain(to_iommu_kvm_domain(domain));
+
+	return s390_iommu_iova_to_phys(&skd->host.domain, iova);
+}
+
+static void s390_kvm_rcu_free(struct rcu_head *head)
+{
+	struct s390_kvm_domain *skd =
+		container_of(head, struct s390_kvm_domain, host.rcu);
+
+	dma_cleanup_tables(&skd->host);
+	kfree(skd);
+}
+
+static void s390_kvm_domain_free(struct iommu_domain *domain)
+{
+	struct s390_kvm_domain *skd =
+		to_s390_kvm_domain(to_iommu_kvm_domain(domain));
+
+	/* Stops syncs and notifications before anything goes */
+	iommu_kvm_domain_deinit(&skd->kdom);
+	WARN_ON(!list_empty(&skd->host.devices));
+	xa_destroy(&skd->gpas);
+	/* Refreshes walk the device list under RCU */
+	call_rcu(&skd->host.rcu, s390_kvm_rcu_free);
+}
+
+static const struct iommu_domain_ops s390_kvm_domain_ops = {
+	.attach_dev = s390_kvm_attach_dev,
+	.iova_to_phys = s390_kvm_iova_to_phys,
+	.free = s390_kvm_domain_free,
+};
+
+/* iommu_ops->kvm_formats */
+u64 s390_kvm_formats(struct device *dev, u64 *shadow_formats)
+{
+	u64 formats = BIT_ULL(IOMMU_HWPT_KVM_FORMAT_S390_ZPCI);
+
+	if (!dev_is_pci(dev) || !to_zpci_dev(dev)) {
+		*shadow_formats = 0;
+		return 0;
+	}
+	*shadow_formats = formats;
+	return formats;
+}
+
+/* iommu_ops->domain_alloc_kvm */
+struct iommu_domain *
+s390_kvm_domain_alloc(struct device *dev,
+		      const struct iommu_kvm_domain_cfg *cfg)
+{
+	struct iommu_hwpt_kvm_s390 data;
+	struct s390_kvm_domain *skd;
+	struct zpci_dev *zdev;
+	int ret;
+
+	zdev = dev_is_pci(dev) ? to_zpci_dev(dev) : NULL;
+	if (!zdev)
+		return ERR_PTR(-ENODEV);
+	if (cfg->format != IOMMU_HWPT_KVM_FORMAT_S390_ZPCI || !cfg->parent)
+		return ERR_PTR(-EOPNOTSUPP);
+	/* The function handle is not optional */
+	if (!cfg->user_data)
+		return ERR_PTR(-EINVAL);
+	ret = iommu_copy_struct_from_user(&data, cfg->user_data,
+					  IOMMU_HWPT_KVM_DATA_S390, pal);
+	if (ret)
+		return ERR_PTR(ret);
+	if (data.flags || (!data.iota && (data.pba || data.pal)))
+		return ERR_PTR(-EINVAL);
+
+	skd = kzalloc_obj(*skd, GFP_KERNEL_ACCOUNT);
+	if (!skd)
+		return ERR_PTR(-ENOMEM);
+	ret = s390_domain_init(&skd->host, zdev);
+	if (ret) {
+		kfree(skd);
+		return ERR_PTR(ret);
+	}
+	/* Never handed to the iommu core: the type says whose it is */
+	skd->host.domain.type = IOMMU_DOMAIN_KVM;
+	skd->zdev = zdev;
+	skd->dev = dev;
+	skd->parent = to_s390_domain(cfg->parent);
+	skd->fh = data.fh;
+	xa_init(&skd->gpas);
+	skd->kdom.domain.geometry = skd->host.domain.geometry;
+	skd->kdom.domain.pgsize_bitmap = skd->host.domain.pgsize_bitmap;
+
+	ret = iommu_kvm_domain_init(&skd->kdom, &s390_kvm_ops, cfg);
+	if (ret)
+		goto out_free;
+	skd->kdom.domain.ops = &s390_kvm_domain_ops;
+
+	if (data.iota) {
+		ret = s390_kvm_check_ioat(skd, data.iota, data.pba, data.pal);
+		if (ret)
+			goto out_deinit;
+		skd->iota = data.iota;
+		skd->pba = data.pba;
+		skd->pal = data.pal;
+	}
+	ret = iommu_kvm_domain_set_sync_key(&skd->kdom, data.fh);
+	if (ret)
+		goto out_deinit;
+	return &skd->kdom.domain;
+
+out_deinit:
+	iommu_kvm_domain_deinit(&skd->kdom);
+out_free:
+	xa_destroy(&skd->gpas);
+	dma_cleanup_tables(&skd->host);
+	kfree(skd);
+	return ERR_PTR(ret);
+}
+
+#if IS_ENABLED(CONFIG_S390_IOMMU_KVM_DOMAIN_KUNIT_TEST)
+#include "kvm_shadow_kunit.c"
+#endif
