@@ -4,6 +4,7 @@
 #
 #   make run          build the x86_64 kernel, boot it in QEMU, run the demo
 #   make check        the whole test matrix; last line "N passed, N failed"
+#   make bench        the benchmarks, as a table and as JSON
 #   make series       write the patch series to $(KVMDOM_CACHE)/series/
 #   make shell        boot the x86_64 test VM to a shell
 #   make setup        install what is missing (done by run/check anyway)
@@ -18,7 +19,7 @@
 KVMDOM_CACHE ?= $(HOME)/.cache/kvm-domain
 export KVMDOM_CACHE
 
-.PHONY: all help run check series shell setup prepare clean-cache fresh-root-check \
+.PHONY: all help run check bench series shell setup prepare clean-cache fresh-root-check \
 	iommufd-baseline preflight
 
 all: help
@@ -31,6 +32,9 @@ run:
 
 check:
 	@harness/check.sh
+
+bench:
+	@harness/bench.sh
 
 series:
 	@harness/setup.sh disk build kernel

@@ -7,7 +7,7 @@
 #   x86_64 flts  VT-d scalable mode, first-stage translation (x-flts=on)
 #   x86_64 sl    VT-d scalable mode, second-stage translation
 #   s390x  zpci  s390-ccw-virtio with one zPCI NVMe function
-# MODE is check, demo or shell (kvmdom.mode= for the guest's init).
+# MODE is check, demo, bench or shell (kvmdom.mode= for the guest's init).
 # The console goes to LOG (default $CACHE/logs/boot-ARCH-VARIANT-MODE.log);
 # in demo and shell mode it is also shown.  QEMU runs under a timeout
 # (KVMDOM_BOOT_TIMEOUT, default 600 s); exit status is QEMU's (124: timeout).

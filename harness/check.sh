@@ -155,7 +155,7 @@ stage s390x prepare -- arch_build s390x
 stage s390x-boot s390x -- boot_check s390x zpci
 stage arm64 prepare -- "$HARNESS_DIR/build.sh" arm64
 stage series prepare -- "$HARNESS_DIR/series.sh" --check
-stage static x86_64 -- "$HARNESS_DIR/static.sh"
+stage static x86_64 s390x -- "$HARNESS_DIR/static.sh"
 stage matrix-x86_64 prepare -- "$HARNESS_DIR/matrix.sh" x86_64
 stage matrix-s390x prepare -- "$HARNESS_DIR/matrix.sh" s390x
 wait_background

@@ -9,10 +9,14 @@
 #                         make series), which covers every added line: the new
 #                         files as patches plus patches/series
 #   W=1, sparse           every kbuild directory that compiles a new .c file,
-#                         in an x86_64 build directory of its own (same
-#                         .config as the test kernel); the new files' objects
-#                         are deleted first so they are always recompiled.
-#                         Only findings in the project's new files count.
+#                         in a build directory of its own for its
+#                         architecture (x86_64, or s390x for arch/s390/ and
+#                         drivers/iommu/s390/; same .config as that test
+#                         kernel); the new files' objects are deleted first
+#                         so they are always recompiled.  Only findings in
+#                         the project's new files count.  A .c file that
+#                         another one #includes (a KUnit suite) is checked
+#                         as part of it.
 #   coccicheck            MODE=report, on each directory that is entirely the
 #                         project's and on each new file in a shared directory
 #   kernel-doc -none -Wall  the new .c/.h files, per directory
@@ -27,8 +31,7 @@
 
 . "$(dirname "$0")/lib.sh"
 
-ST=$BUILD/x86_64-static
-mkdir -p "$ST" "$LOGS"
+mkdir -p "$BUILD/x86_64-static" "$LOGS"
 ovl=$CACHE/overlay.list
 rc=0
 
@@ -128,33 +131,53 @@ drop_modinfo_findings() {
 	echo "$n"
 }
 
-# The kbuild directory that compiles a new .c file.  virt/kvm/ is built as
-# part of arch/<arch>/kvm/.
-kdirs=$(grep '\.c$' "$ovl" | grep -v '^tools/' | while read -r f; do
-		case $f in
-		virt/kvm/*)	echo arch/x86/kvm/ ;;
-		*)		echo "$(dirname "$f")/" ;;
-		esac
-	done | LC_ALL=C sort -u)
+# The .c files the build compiles: not those another new .c file #includes
+# (kvm_shadow.c includes its KUnit suite), which are checked inside it.
+compiled_c() {
+	local f inc
+	grep '\.c$' "$ovl" | grep -v '^tools/' | while read -r f; do
+		inc=$(basename "$f")
+		if ! grep -lsF "#include \"$inc\"" $(grep '\.c$' "$ovl" | grep -v '^tools/' | sed "s|^|$SRC/|") |
+		     grep -q .; then
+			echo "$f"
+		fi
+	done
+}
 
-if [ -n "$kdirs" ]; then
-	cmp -s "$BUILD/x86_64/.config" "$ST/.config" || cp "$BUILD/x86_64/.config" "$ST/.config"
+# The architecture that builds a new file: s390 code only builds for s390x.
+file_arch() {
+	case $1 in
+	arch/s390/*|drivers/iommu/s390/*) echo s390x ;;
+	*) echo x86_64 ;;
+	esac
+}
+
+# w1_sparse ARCH: W=1 and sparse on the kbuild directories of ARCH's new .c
+# files.  The kbuild directory that compiles a new .c file: virt/kvm/ is
+# built as part of arch/<arch>/kvm/.
+w1_sparse() {
+	local arch=$1 st=$BUILD/$1-static files kdirs d pat f missing note n log
+	files=$(compiled_c | while read -r f; do
+			if [ "$(file_arch "$f")" = "$arch" ]; then echo "$f"; fi
+		done)
+	kdirs=$(for f in $files; do
+			case $f in
+			virt/kvm/*)	echo arch/x86/kvm/ ;;
+			*)		echo "$(dirname "$f")/" ;;
+			esac
+		done | LC_ALL=C sort -u)
+	[ -n "$kdirs" ] || return 0
+	mkdir -p "$st"
+	cmp -s "$BUILD/$arch/.config" "$st/.config" || cp "$BUILD/$arch/.config" "$st/.config"
 	# Force recompilation of our objects: compiler warnings only show
 	# when a file is compiled.
-	grep '\.c$' "$ovl" | sed 's/\.c$/.o/' | while read -r o; do rm -f "$ST/$o"; done
-	log=$LOGS/static-w1-sparse.log
-	# A sparse that predates __typeof_unqual__ (see sparse-wrap.sh)
-	sparse_note=
-	if [ "$(sh "$SRC/scripts/checker-valid.sh" sparse -m64)" != 1 ]; then
-		export KVMDOM_SPARSE_TYPEOF_UNQUAL=1
-		sparse_note="sparse $(sparse --version) lacks __typeof_unqual__: mapped to __typeof__"
-		info "$sparse_note"
-	fi
-	info "W=1 + sparse: make C=1 W=1 $(echo $kdirs) (log: $log)"
-	if ! kmake x86_64 "$ST" W=1 C=1 CHECK="$HARNESS_DIR/sparse-wrap.sh" olddefconfig $kdirs >"$log" 2>&1; then
+	grep '\.c$' "$ovl" | sed 's/\.c$/.o/' | while read -r o; do rm -f "$st/$o"; done
+	log=$LOGS/static-w1-sparse-$arch.log
+	info "W=1 + sparse ($arch): make C=1 W=1 $(echo $kdirs) (log: $log)"
+	if ! kmake "$arch" "$st" W=1 C=1 CHECK="$HARNESS_DIR/sparse-wrap.sh" olddefconfig $kdirs >"$log" 2>&1; then
 		grep -E 'error' "$log" | head -n 20 || true
 		show_tail "$log" 20
-		result FAIL "static: W=1/sparse build" "make failed, see $log"
+		result FAIL "static: W=1/sparse build ($arch)" "make failed, see $log"
 		rc=1
 	fi
 	for d in $kdirs; do
@@ -168,7 +191,7 @@ if [ -n "$kdirs" ]; then
 		ours_filter <"$log" | sed -n 's/^\[sparse\] //p' | grep -E "$pat" | LC_ALL=C sort -u >"$LOGS/static.tmp" || true
 		# sparse ran on each of our files of this directory?
 		missing=
-		for f in $(grep '\.c$' "$ovl" | grep -E "$pat"); do
+		for f in $(echo "$files" | grep -E "$pat"); do
 			grep -q "CHECK .*/${f#*/}\$" "$log" || missing="$missing $f"
 		done
 		if [ -n "$missing" ]; then
@@ -183,7 +206,18 @@ if [ -n "$kdirs" ]; then
 			count_findings "sparse $d" "$LOGS/static.tmp" "$note"
 		fi
 	done
+}
+
+# A sparse that predates __typeof_unqual__ (see sparse-wrap.sh)
+sparse_note=
+if [ "$(sh "$SRC/scripts/checker-valid.sh" sparse -m64)" != 1 ]; then
+	export KVMDOM_SPARSE_TYPEOF_UNQUAL=1
+	sparse_note="sparse $(sparse --version) lacks __typeof_unqual__: mapped to __typeof__"
+	info "$sparse_note"
 fi
+ST=$BUILD/x86_64-static
+w1_sparse x86_64
+w1_sparse s390x
 
 # ---- coccicheck --------------------------------------------------------------
 command -v spatch >/dev/null || die "spatch missing: harness/setup.sh static"
