@@ -122,7 +122,9 @@ struct s390_kvm_stats {
  * @pba: first DMA address the guest registered
  * @pal: last DMA address the guest registered
  * @error: the function is in the error state (DMA blocked)
- * @gpas: guest physical frame behind each valid host entry, by DMA frame
+ * @segs: a &struct s390_kvm_seg for each segment (1 MiB of DMA addresses)
+ *        that had a valid host entry, by segment number
+ * @nr_mapped: valid host entries
  * @resume_iova: with @resume_next, the refresh a sync stopped in
  * @resume_size: its size
  * @resume_next: where it continues; 0 when no refresh is pending
@@ -143,7 +145,8 @@ struct s390_kvm_domain {
 	u64 pba;
 	u64 pal;
 	bool error;
-	struct xarray gpas;
+	struct xarray segs;
+	u64 nr_mapped;
 	u64 resume_iova;
 	u64 resume_size;
 	u64 resume_next;
@@ -155,6 +158,35 @@ static inline struct s390_kvm_domain *
 to_s390_kvm_domain(struct iommu_kvm_domain *kdom)
 {
 	return container_of(kdom, struct s390_kvm_domain, kdom);
+}
+
+/* Marks a guest frame in &struct s390_kvm_seg (frames are page aligned) */
+#define S390_KVM_GPA_VALID	1ULL
+
+/**
+ * struct s390_kvm_seg - One segment of the shadow
+ * @gpa: guest physical frame behind each host entry of the segment, with
+ *       %S390_KVM_GPA_VALID, or 0 where the host entry is invalid
+ * @pto: the segment's host page table, once it exists: host tables stay
+ *       until the domain is freed, so it is looked up once
+ *
+ * The record outlives invalidations, so a guest that maps and unmaps the
+ * same range costs no allocation after the first time.
+ */
+struct s390_kvm_seg {
+	u64 gpa[ZPCI_PT_ENTRIES];
+	unsigned long *pto;
+};
+
+/* A cached page table of the parent: consecutive frames share one */
+struct s390_kvm_pcache {
+	u64 seg;		/* segment number of the guest address, + 1 */
+	unsigned long *pto;
+};
+
+static unsigned int s390_kvm_px(u64 iova)
+{
+	return (iova >> PAGE_SHIFT) & ZPCI_PT_MASK;
 }
 
 /* What one sync changed, for the refresh at its end */
@@ -210,42 +242,59 @@ static int s390_kvm_refresh(struct s390_kvm_domain *skd,
 	return ret;
 }
 
-/* Remove the host entry of @iova, if there is one */
-static void s390_kvm_host_clear(struct s390_kvm_domain *skd, u64 iova,
-				struct s390_kvm_changes *c)
+/* Remove the host entry @px of @seg, for DMA address @iova, if valid */
+static bool s390_kvm_host_clear(struct s390_kvm_domain *skd,
+				struct s390_kvm_seg *seg, unsigned int px,
+				u64 iova, struct s390_kvm_changes *c)
 {
-	unsigned long *ptep = dma_lookup_cpu_trans(&skd->host, iova);
-
-	xa_erase(&skd->gpas, iova >> PAGE_SHIFT);
-	if (ptep && !(READ_ONCE(*ptep) & ZPCI_PTE_INVALID)) {
-		dma_update_cpu_trans(ptep, 0, ZPCI_PTE_INVALID);
+	if (!seg->gpa[px])
+		return false;
+	seg->gpa[px] = 0;
+	skd->nr_mapped--;
+	if (seg->pto && !(READ_ONCE(seg->pto[px]) & ZPCI_PTE_INVALID)) {
+		dma_update_cpu_trans(&seg->pto[px], 0, ZPCI_PTE_INVALID);
 		s390_kvm_changed(c, iova, true);
 	}
+	return true;
 }
 
-/* Remove every host entry in [@first, @last]; counts them as invalidated */
-static void s390_kvm_host_clear_range(struct s390_kvm_domain *skd, u64 first,
-				      u64 last, struct s390_kvm_changes *c)
+/*
+ * Remove every host entry in [@first, @last] whose guest frame is in
+ * [@gfirst, @glast]; returns how many.
+ */
+static u64 s390_kvm_host_clear_range(struct s390_kvm_domain *skd, u64 first,
+				     u64 last, u64 gfirst, u64 glast,
+				     struct s390_kvm_changes *c)
 {
+	struct s390_kvm_seg *seg;
 	unsigned long index;
-	void *entry;
+	u64 n = 0;
 
-	xa_for_each_range(&skd->gpas, index, entry, first >> PAGE_SHIFT,
-			  last >> PAGE_SHIFT) {
-		s390_kvm_host_clear(skd, (u64)index << PAGE_SHIFT, c);
-		skd->stats.invalidated++;
+	xa_for_each_range(&skd->segs, index, seg, first >> ZPCI_ST_SHIFT,
+			  last >> ZPCI_ST_SHIFT) {
+		u64 base = (u64)index << ZPCI_ST_SHIFT, iova, gpa;
+		unsigned int px;
+
+		for (px = 0; px < ZPCI_PT_ENTRIES; px++) {
+			iova = base + ((u64)px << PAGE_SHIFT);
+			gpa = seg->gpa[px] & ~S390_KVM_GPA_VALID;
+			if (iova < first || iova > last || !seg->gpa[px] ||
+			    gpa < gfirst || gpa > glast)
+				continue;
+			n += s390_kvm_host_clear(skd, seg, px, iova, c);
+		}
+		if (!skd->nr_mapped)
+			break;
 	}
+	return n;
 }
 
 /* Block all DMA: remove every host entry and refresh everything */
 static void s390_kvm_host_clear_all(struct s390_kvm_domain *skd)
 {
 	struct s390_kvm_changes c = { .first = U64_MAX };
-	unsigned long index;
-	void *entry;
 
-	xa_for_each(&skd->gpas, index, entry)
-		s390_kvm_host_clear(skd, (u64)index << PAGE_SHIFT, &c);
+	s390_kvm_host_clear_range(skd, 0, U64_MAX, 0, U64_MAX, &c);
 	s390_kvm_refresh(skd, &c);
 }
 
@@ -265,7 +314,8 @@ static int s390_kvm_error(struct s390_kvm_domain *skd, int err)
  * read-only.
  */
 static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
-					 bool *prot)
+					 bool *prot,
+					 struct s390_kvm_pcache *pc)
 {
 	struct s390_domain *parent = skd->parent;
 	unsigned long *ptep;
@@ -275,9 +325,16 @@ static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
 	if (gpa < parent->domain.geometry.aperture_start ||
 	    gpa > parent->domain.geometry.aperture_end)
 		return 0;
-	ptep = dma_lookup_cpu_trans(parent, gpa);
-	if (!ptep)
-		return 0;
+	/* The parent's tables stay until it is freed; only entries change */
+	if (pc->pto && pc->seg == (gpa >> ZPCI_ST_SHIFT) + 1) {
+		ptep = &pc->pto[s390_kvm_px(gpa)];
+	} else {
+		ptep = dma_lookup_cpu_trans(parent, gpa);
+		if (!ptep)
+			return 0;
+		pc->pto = ptep - s390_kvm_px(gpa);
+		pc->seg = (gpa >> ZPCI_ST_SHIFT) + 1;
+	}
 	pte = READ_ONCE(*ptep);
 	if (pte & ZPCI_PTE_INVALID)
 		return 0;
@@ -285,44 +342,62 @@ static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
 	return pte & ZPCI_PTE_ADDR_MASK;
 }
 
-/* Make the host entry of @iova map guest frame @gpa, if the parent maps it */
-static int s390_kvm_host_set(struct s390_kvm_domain *skd, u64 iova, u64 gpa,
-			     bool prot, struct s390_kvm_changes *c)
+/* The segment record of @iova, made if @make */
+static struct s390_kvm_seg *s390_kvm_seg(struct s390_kvm_domain *skd,
+					 u64 iova, bool make)
 {
-	unsigned long *ptep, old;
+	unsigned long index = iova >> ZPCI_ST_SHIFT;
+	struct s390_kvm_seg *seg = xa_load(&skd->segs, index);
+
+	if (seg || !make)
+		return seg;
+	seg = kzalloc_obj(*seg, GFP_KERNEL_ACCOUNT);
+	if (!seg)
+		return NULL;
+	if (xa_err(xa_store(&skd->segs, index, seg, GFP_KERNEL_ACCOUNT))) {
+		kfree(seg);
+		return NULL;
+	}
+	return seg;
+}
+
+/* Make the host entry of @iova map guest frame @gpa, if the parent maps it */
+static int s390_kvm_host_set(struct s390_kvm_domain *skd,
+			     struct s390_kvm_seg *seg, u64 iova, u64 gpa,
+			     bool prot, struct s390_kvm_pcache *pc,
+			     struct s390_kvm_changes *c)
+{
+	unsigned int px = s390_kvm_px(iova);
 	bool parent_prot = false;
+	unsigned long *ptep, old;
 	phys_addr_t hpa;
-	void *cur;
 	int flags;
 
-	hpa = s390_kvm_parent_frame(skd, gpa, &parent_prot);
+	hpa = s390_kvm_parent_frame(skd, gpa, &parent_prot, pc);
 	if (!hpa)
 		return -EFAULT;
 	prot |= parent_prot;
 	flags = ZPCI_PTE_VALID | (prot ? ZPCI_TABLE_PROTECTED : 0);
 
-	ptep = dma_walk_cpu_trans(&skd->host, iova, GFP_KERNEL_ACCOUNT);
-	if (!ptep)
-		return -ENOMEM;
-	old = READ_ONCE(*ptep);
-	cur = xa_load(&skd->gpas, iova >> PAGE_SHIFT);
-	if (!(old & ZPCI_PTE_INVALID) && (old & ZPCI_PTE_ADDR_MASK) == hpa &&
-	    !(old & ZPCI_TABLE_PROT_MASK) == !prot &&
-	    cur == xa_mk_value(gpa >> PAGE_SHIFT)) {
-		skd->stats.unchanged++;
-		return 0;
+	if (!seg->pto) {
+		ptep = dma_walk_cpu_trans(&skd->host, iova, GFP_KERNEL_ACCOUNT);
+		if (!ptep)
+			return -ENOMEM;
+		seg->pto = ptep - px;
 	}
+	ptep = &seg->pto[px];
+	old = READ_ONCE(*ptep);
 	/* Known before the entry is valid: a parent unmap must find it */
-	if (xa_err(xa_store(&skd->gpas, iova >> PAGE_SHIFT,
-			    xa_mk_value(gpa >> PAGE_SHIFT), GFP_KERNEL_ACCOUNT)))
-		return -ENOMEM;
+	if (!seg->gpa[px])
+		skd->nr_mapped++;
+	seg->gpa[px] = gpa | S390_KVM_GPA_VALID;
 	if (old & ZPCI_PTE_INVALID) {
 		skd->stats.new++;
 		s390_kvm_changed(c, iova, false);
 		dma_update_cpu_trans(ptep, hpa, flags);
 	} else if ((old & ZPCI_PTE_ADDR_MASK) == hpa &&
 		   !(old & ZPCI_TABLE_PROT_MASK) == !prot) {
-		/* Only the guest address behind it changed (an alias) */
+		/* Unchanged, or only the guest address behind it (an alias) */
 		skd->stats.unchanged++;
 	} else {
 		/* Never invalid on the way: DMA in flight sees old or new */
@@ -465,10 +540,12 @@ static int s390_kvm_walk_upper(struct s390_kvm_domain *skd, u64 iova,
  */
 static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 				 u64 last, struct s390_kvm_walk *w,
+				 struct s390_kvm_pcache *pc,
 				 struct s390_kvm_changes *c)
 {
-	unsigned int first = (iova >> PAGE_SHIFT) & ZPCI_PT_MASK;
+	unsigned int first = s390_kvm_px(iova);
 	unsigned int n = ((last - iova) >> PAGE_SHIFT) + 1, i;
+	struct s390_kvm_seg *seg = s390_kvm_seg(skd, iova, false);
 	u64 *ptes = skd->ptes;
 	int ret;
 
@@ -492,14 +569,19 @@ static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 			gpa = pte & ZPCI_PTE_ADDR_MASK;
 		}
 		if (pte & ZPCI_PTE_INVALID) {
-			if (xa_load(&skd->gpas, iova >> PAGE_SHIFT)) {
+			if (seg && s390_kvm_host_clear(skd, seg, first + i,
+						       iova, c))
 				skd->stats.invalidated++;
-				s390_kvm_host_clear(skd, iova, c);
-			}
 			continue;
 		}
-		ret = s390_kvm_host_set(skd, iova, gpa,
-					w->prot || (pte & ZPCI_TABLE_PROT_MASK), c);
+		if (!seg) {
+			seg = s390_kvm_seg(skd, iova, true);
+			if (!seg)
+				return -ENOMEM;
+		}
+		ret = s390_kvm_host_set(skd, seg, iova, gpa,
+					w->prot || (pte & ZPCI_TABLE_PROT_MASK),
+					pc, c);
 		if (ret)
 			return ret;
 	}
@@ -522,6 +604,7 @@ static int s390_kvm_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 {
 	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
 	struct s390_kvm_changes c = { .first = U64_MAX };
+	struct s390_kvm_pcache pc = {};
 	unsigned int cost = 0;
 	u64 first, last, cur;
 	int ret = 0;
@@ -568,14 +651,16 @@ static int s390_kvm_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 		if (w.invalid_last) {
 			u64 end = min(w.invalid_last, last);
 
-			s390_kvm_host_clear_range(skd, cur, end, &c);
+			skd->stats.invalidated +=
+				s390_kvm_host_clear_range(skd, cur, end, 0,
+							  U64_MAX, &c);
 			if (end == U64_MAX)
 				break;
 			cur = end + 1;
 			continue;
 		}
 		seg_last = min(seg_last, last);
-		ret = s390_kvm_sync_segment(skd, cur, seg_last, &w, &c);
+		ret = s390_kvm_sync_segment(skd, cur, seg_last, &w, &pc, &c);
 		if (ret)
 			break;
 		cost += (seg_last - cur) >> PAGE_SHIFT;
@@ -666,17 +751,9 @@ static void s390_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 {
 	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
 	struct s390_kvm_changes c = { .first = U64_MAX };
-	unsigned long index;
-	void *entry;
 
-	xa_for_each(&skd->gpas, index, entry) {
-		u64 gpa = xa_to_value(entry) << PAGE_SHIFT;
-
-		if (gpa < start || gpa > last)
-			continue;
-		s390_kvm_host_clear(skd, (u64)index << PAGE_SHIFT, &c);
-		skd->stats.dropped++;
-	}
+	skd->stats.dropped += s390_kvm_host_clear_range(skd, 0, U64_MAX, start,
+							last, &c);
 	s390_kvm_refresh(skd, &c);
 }
 
@@ -746,6 +823,16 @@ static phys_addr_t s390_kvm_iova_to_phys(struct iommu_domain *domain,
 	return s390_iommu_iova_to_phys(&skd->host.domain, iova);
 }
 
+static void s390_kvm_free_segs(struct s390_kvm_domain *skd)
+{
+	struct s390_kvm_seg *seg;
+	unsigned long index;
+
+	xa_for_each(&skd->segs, index, seg)
+		kfree(seg);
+	xa_destroy(&skd->segs);
+}
+
 static void s390_kvm_rcu_free(struct rcu_head *head)
 {
 	struct s390_kvm_domain *skd =
@@ -763,7 +850,7 @@ static void s390_kvm_domain_free(struct iommu_domain *domain)
 	/* Stops syncs and notifications before anything goes */
 	iommu_kvm_domain_deinit(&skd->kdom);
 	WARN_ON(!list_empty(&skd->host.devices));
-	xa_destroy(&skd->gpas);
+	s390_kvm_free_segs(skd);
 	/* Refreshes walk the device list under RCU */
 	call_rcu(&skd->host.rcu, s390_kvm_rcu_free);
 }
@@ -826,7 +913,7 @@ s390_kvm_domain_alloc(struct device *dev,
 	skd->dev = dev;
 	skd->parent = to_s390_domain(cfg->parent);
 	skd->fh = data.fh;
-	xa_init(&skd->gpas);
+	xa_init(&skd->segs);
 	skd->kdom.domain.geometry = skd->host.domain.geometry;
 	skd->kdom.domain.pgsize_bitmap = skd->host.domain.pgsize_bitmap;
 
@@ -851,7 +938,7 @@ s390_kvm_domain_alloc(struct device *dev,
 out_deinit:
 	iommu_kvm_domain_deinit(&skd->kdom);
 out_free:
-	xa_destroy(&skd->gpas);
+	xa_destroy(&skd->segs);
 	dma_cleanup_tables(&skd->host);
 	kfree(skd);
 	return ERR_PTR(ret);
