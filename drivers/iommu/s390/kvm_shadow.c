@@ -116,7 +116,9 @@ struct s390_kvm_stats {
  *        the list of attached functions for the driver's helpers
  * @parent: the nest parent, mapping guest physical to host physical
  * @zdev: the function the domain was made for; the only one it takes
- * @dev: its device
+ * @dev: its device, referenced: the domain can outlive the binding
+ * @start_dma: the function's first DMA address, when the domain was made
+ * @end_dma: its last
  * @fh: the guest's handle of the function: the sync key
  * @iota: the guest's IOTA, 0 if none is registered
  * @pba: first DMA address the guest registered
@@ -140,6 +142,8 @@ struct s390_kvm_domain {
 	struct s390_domain *parent;
 	struct zpci_dev *zdev;
 	struct device *dev;
+	u64 start_dma;
+	u64 end_dma;
 	u32 fh;
 	u64 iota;
 	u64 pba;
@@ -694,7 +698,7 @@ static int s390_kvm_check_ioat(struct s390_kvm_domain *skd, u64 iota, u64 pba,
 	if (pba & ~PAGE_MASK || (pal & ~PAGE_MASK) != ~PAGE_MASK || pba > pal)
 		return -EINVAL;
 	/* Inside the function's DMA range, which the host table covers */
-	if (pba < skd->zdev->start_dma || pal > skd->zdev->end_dma ||
+	if (pba < skd->start_dma || pal > skd->end_dma ||
 	    pal > skd->kdom.domain.geometry.aperture_end ||
 	    pal > s390_kvm_iota_reach(level))
 		return -EINVAL;
@@ -804,7 +808,7 @@ static int s390_kvm_attach_dev(struct iommu_domain *domain, struct device *dev,
 	 * The guest's table belongs to one function, and the host table
 	 * was set up for its aperture.
 	 */
-	if (!dev_is_pci(dev) || to_zpci_dev(dev) != skd->zdev) {
+	if (dev != skd->dev) {
 		dev_err(dev, "s390 KVM-backed domain: not the function it was made for\n");
 		return -EINVAL;
 	}
@@ -839,6 +843,7 @@ static void s390_kvm_rcu_free(struct rcu_head *head)
 		container_of(head, struct s390_kvm_domain, host.rcu);
 
 	dma_cleanup_tables(&skd->host);
+	put_device(skd->dev);
 	kfree(skd);
 }
 
@@ -910,7 +915,9 @@ s390_kvm_domain_alloc(struct device *dev,
 	/* Never handed to the iommu core: the type says whose it is */
 	skd->host.domain.type = IOMMU_DOMAIN_KVM;
 	skd->zdev = zdev;
-	skd->dev = dev;
+	skd->dev = get_device(dev);
+	skd->start_dma = zdev->start_dma;
+	skd->end_dma = zdev->end_dma;
 	skd->parent = to_s390_domain(cfg->parent);
 	skd->fh = data.fh;
 	xa_init(&skd->segs);
@@ -940,6 +947,7 @@ out_deinit:
 out_free:
 	xa_destroy(&skd->segs);
 	dma_cleanup_tables(&skd->host);
+	put_device(skd->dev);
 	kfree(skd);
 	return ERR_PTR(ret);
 }

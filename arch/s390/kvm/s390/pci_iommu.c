@@ -71,6 +71,9 @@ int kvm_s390_handle_rpcit(struct kvm_vcpu *vcpu)
 	struct zpci_kvm_answer answer;
 	int r1, r2;
 
+	/* Their operands and PSW are the ultravisor's: leave them to the VMM */
+	if (kvm_s390_pv_cpu_is_protected(vcpu))
+		return -EOPNOTSUPP;
 	kvm_s390_get_regs_rre(vcpu, &r1, &r2);
 	answer = zpci_kvm_rpcit(&iommu, vcpu->run->s.regs.gprs, r1, r2, pstate);
 	return kvm_s390_zpci_answer(vcpu, answer, 0);
@@ -106,6 +109,8 @@ int kvm_s390_handle_mpcifc(struct kvm_vcpu *vcpu)
 	int fault_rc = 0;
 	u64 fiba;
 
+	if (kvm_s390_pv_cpu_is_protected(vcpu))
+		return -EOPNOTSUPP;
 	fiba = kvm_s390_get_base_disp_rsy(vcpu, &read.ar) +
 	       (x2 ? gprs[x2] : 0);
 	fiba = kvm_s390_logical_to_effective(vcpu, fiba);
