@@ -165,6 +165,22 @@ out_unlock:
 }
 EXPORT_SYMBOL_GPL(kvm_iommu_listener_set_sync_key);
 
+/* The listener whose sync key is @key, or NULL; inside kvm->srcu */
+static struct kvm_iommu_listener *kvm_iommu_key_listener(struct kvm *kvm,
+							 u64 key)
+{
+	struct kvm_iommu_listener *listener;
+
+	if (key == KVM_IOMMU_NO_SYNC_KEY)
+		return NULL;
+	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
+				  srcu_read_lock_held(&kvm->srcu)) {
+		if (READ_ONCE(listener->sync_key) == key)
+			return listener;
+	}
+	return NULL;
+}
+
 /**
  * kvm_iommu_sync() - Hand an intercepted guest table update to the IOMMU
  * @kvm: the VM whose guest issued it
@@ -185,17 +201,11 @@ int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size)
 	struct kvm_iommu_listener *listener;
 	int idx, ret = -ENOENT;
 
-	if (key == KVM_IOMMU_NO_SYNC_KEY)
-		return -ENOENT;
 	idx = srcu_read_lock(&kvm->srcu);
-	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
-				  srcu_read_lock_held(&kvm->srcu)) {
-		if (READ_ONCE(listener->sync_key) == key &&
-		    listener->ops->sync) {
-			ret = listener->ops->sync(listener, iova, size);
-			break;
-		}
-	}
+	listener = kvm_iommu_key_listener(kvm, key);
+	/* Only a listener with a sync op gets a key */
+	if (listener && listener->ops->sync)
+		ret = listener->ops->sync(listener, iova, size);
 	srcu_read_unlock(&kvm->srcu, idx);
 	return ret;
 }
@@ -224,18 +234,10 @@ int kvm_iommu_set_table(struct kvm *kvm, u64 key, u64 anchor, u64 first,
 	struct kvm_iommu_listener *listener;
 	int idx, ret = -ENOENT;
 
-	if (key == KVM_IOMMU_NO_SYNC_KEY)
-		return -ENOENT;
 	idx = srcu_read_lock(&kvm->srcu);
-	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
-				  srcu_read_lock_held(&kvm->srcu)) {
-		if (READ_ONCE(listener->sync_key) == key) {
-			if (listener->ops->set_table)
-				ret = listener->ops->set_table(listener, anchor,
-							       first, last);
-			break;
-		}
-	}
+	listener = kvm_iommu_key_listener(kvm, key);
+	if (listener && listener->ops->set_table)
+		ret = listener->ops->set_table(listener, anchor, first, last);
 	srcu_read_unlock(&kvm->srcu, idx);
 	return ret;
 }
@@ -254,20 +256,11 @@ int kvm_iommu_set_table(struct kvm *kvm, u64 key, u64 anchor, u64 first,
  */
 bool kvm_iommu_has_sync_key(struct kvm *kvm, u64 key)
 {
-	struct kvm_iommu_listener *listener;
-	bool found = false;
+	bool found;
 	int idx;
 
-	if (key == KVM_IOMMU_NO_SYNC_KEY)
-		return false;
 	idx = srcu_read_lock(&kvm->srcu);
-	hlist_for_each_entry_srcu(listener, &kvm->iommu_listeners, node,
-				  srcu_read_lock_held(&kvm->srcu)) {
-		if (READ_ONCE(listener->sync_key) == key) {
-			found = true;
-			break;
-		}
-	}
+	found = kvm_iommu_key_listener(kvm, key);
 	srcu_read_unlock(&kvm->srcu, idx);
 	return found;
 }

@@ -412,26 +412,27 @@ static int s390_kvm_host_set(struct s390_kvm_domain *skd,
 	return 0;
 }
 
-/* Index of @iova in a table of level @level (page tables: ZPCI_PT_BITS) */
-static unsigned int s390_kvm_index(u64 iova, int level)
+/* log2 of the bytes one entry of a table of @level covers */
+static unsigned int s390_kvm_shift(int level)
 {
 	static const unsigned int shift[] = {
 		[S390_KVM_ST] = ZPCI_ST_SHIFT, [S390_KVM_RT] = ZPCI_RT_SHIFT,
 		[S390_KVM_RS] = ZPCI_RS_SHIFT, [S390_KVM_RF] = ZPCI_RF_SHIFT,
 	};
 
-	return (iova >> shift[level]) & ZPCI_INDEX_MASK;
+	return shift[level];
+}
+
+/* Index of @iova in a table of level @level */
+static unsigned int s390_kvm_index(u64 iova, int level)
+{
+	return (iova >> s390_kvm_shift(level)) & ZPCI_INDEX_MASK;
 }
 
 /* Bytes one entry of a table of @level covers */
 static u64 s390_kvm_entry_span(int level)
 {
-	static const unsigned int shift[] = {
-		[S390_KVM_ST] = ZPCI_ST_SHIFT, [S390_KVM_RT] = ZPCI_RT_SHIFT,
-		[S390_KVM_RS] = ZPCI_RS_SHIFT, [S390_KVM_RF] = ZPCI_RF_SHIFT,
-	};
-
-	return 1ULL << shift[level];
+	return 1ULL << s390_kvm_shift(level);
 }
 
 /*

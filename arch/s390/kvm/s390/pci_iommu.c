@@ -37,6 +37,17 @@ static int kvm_s390_zpci_set_table(void *ctx, u64 key, u64 anchor, u64 first,
 }
 
 /* The status, with cc 1, is already in the guest's r1 */
+/* How the decoding in <asm/kvm_zpci_iommu.h> reaches @vcpu's VM's domains */
+static struct zpci_kvm_iommu kvm_s390_zpci_iommu(struct kvm_vcpu *vcpu)
+{
+	return (struct zpci_kvm_iommu){
+		.ctx = vcpu->kvm,
+		.has_key = kvm_s390_zpci_has_key,
+		.sync = kvm_s390_zpci_sync,
+		.set_table = kvm_s390_zpci_set_table,
+	};
+}
+
 static int kvm_s390_zpci_answer(struct kvm_vcpu *vcpu,
 				struct zpci_kvm_answer answer, int fault_rc)
 {
@@ -61,12 +72,7 @@ static int kvm_s390_zpci_answer(struct kvm_vcpu *vcpu,
 /* RPCIT: B9D3 R1,R2 */
 int kvm_s390_handle_rpcit(struct kvm_vcpu *vcpu)
 {
-	const struct zpci_kvm_iommu iommu = {
-		.ctx = vcpu->kvm,
-		.has_key = kvm_s390_zpci_has_key,
-		.sync = kvm_s390_zpci_sync,
-		.set_table = kvm_s390_zpci_set_table,
-	};
+	const struct zpci_kvm_iommu iommu = kvm_s390_zpci_iommu(vcpu);
 	bool pstate = vcpu->arch.sie_block->gpsw.mask & PSW_MASK_PSTATE;
 	struct zpci_kvm_answer answer;
 	int r1, r2;
@@ -94,12 +100,7 @@ static int kvm_s390_zpci_read_fib(void *ctx, u64 fiba, struct zpci_fib *fib)
 /* MPCIFC: E3 R1,D2(X2,B2) with the low opcode byte D0 (RXY) */
 int kvm_s390_handle_mpcifc(struct kvm_vcpu *vcpu)
 {
-	const struct zpci_kvm_iommu iommu = {
-		.ctx = vcpu->kvm,
-		.has_key = kvm_s390_zpci_has_key,
-		.sync = kvm_s390_zpci_sync,
-		.set_table = kvm_s390_zpci_set_table,
-	};
+	const struct zpci_kvm_iommu iommu = kvm_s390_zpci_iommu(vcpu);
 	bool pstate = vcpu->arch.sie_block->gpsw.mask & PSW_MASK_PSTATE;
 	u64 *gprs = vcpu->run->s.regs.gprs;
 	int r1 = (vcpu->arch.sie_block->ipa & 0xf0) >> 4;
