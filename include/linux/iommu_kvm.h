@@ -104,11 +104,20 @@ struct iommu_kvm_domain_ops;
  *            whose intercepted guest table updates reach the domain, if
  *            @has_sync_key (iommu_kvm_domain_set_sync_key())
  * @has_sync_key: @sync_key is set
+ * @resv_in_shadow: for a shadow format, set by the driver before
+ *                  iommu_kvm_domain_init() if its hardware never walks the
+ *                  parent: the device's reserved regions are then addresses
+ *                  of the guest's own DMA address space, which the driver
+ *                  keeps out of the shadow, and iommufd reserves nothing in
+ *                  the parent's IOAS (which maps guest memory by guest
+ *                  physical address). A device that needs a software MSI
+ *                  window or a direct-mapped region is refused
  *
  * A driver embeds this structure in its own domain structure and gets it
  * back with container_of() (name the helper to_<vendor>_kvm_domain()). All
- * members belong to the core: a driver reads @vm, @parent and @format and
- * never writes any of them; @lock it takes with iommu_kvm_domain_lock().
+ * members but @resv_in_shadow belong to the core: a driver reads @vm,
+ * @parent and @format and never writes any of them; @lock it takes with
+ * iommu_kvm_domain_lock().
  *
  * Lifetime: the driver allocates the domain in &iommu_ops.domain_alloc_kvm
  * and calls iommu_kvm_domain_init() on it; the core then binds the VM. The
@@ -134,6 +143,7 @@ struct iommu_kvm_domain {
 	struct iommu_kvm_domain_stats stats;
 	u64 sync_key;
 	bool has_sync_key;
+	bool resv_in_shadow;
 };
 
 /**

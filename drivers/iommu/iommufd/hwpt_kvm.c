@@ -37,11 +37,16 @@
  * translation only.
  *
  * A shadow HWPT attaches like a nested HWPT: the device's reserved regions
- * are reserved in its parent's IOAS and its MSI window is set up there. A
- * shared HWPT has no IOAS, and its device's address space is the guest's
- * physical address space, which KVM lays out: iommufd refuses a device that
- * needs a software MSI window or a direct-mapped region
- * (iommufd_hwpt_kvm_attach_check()).
+ * are reserved in its parent's IOAS and its MSI window is set up there.
+ * Unless its driver says the hardware never walks the parent
+ * (iommu_kvm_domain.resv_in_shadow, s390): then the device's addresses are
+ * the guest's own DMA addresses, whose reserved regions the driver keeps
+ * out of the shadow, and nothing is reserved in the parent's IOAS, which
+ * only holds guest memory at guest physical addresses. A shared HWPT has
+ * no IOAS, and its device's address space is the guest's physical address
+ * space, which KVM lays out. Neither of the last two can keep a software
+ * MSI window or a direct-mapped region: iommufd refuses a device that
+ * needs one (iommufd_hwpt_kvm_attach_check()).
  *
  * Creation follows the two phases of every iommufd object: the domain is
  * built and the object ID reserved, the answer is copied to userspace, and
@@ -169,10 +174,19 @@ int iommufd_hwpt_kvm_attach_check(struct iommufd_hw_pagetable *hwpt,
 
 	if (iommu_kvm_domain_is_dead(to_iommu_kvm_domain(hwpt->domain)))
 		return -ENODEV;
-	if (hwpt_kvm->parent)
+	if (hwpt_kvm->parent && !iommufd_hwpt_kvm_resv_in_shadow(hwpt))
 		return 0;
 	return iommu_group_for_each_dev(idev->igroup->group, NULL,
 					iommufd_hwpt_kvm_check_resv);
+}
+
+/*
+ * The device's reserved regions are in the shadow's own address space, not
+ * in the parent's IOAS (iommufd_resv_hwpt_paging())
+ */
+bool iommufd_hwpt_kvm_resv_in_shadow(struct iommufd_hw_pagetable *hwpt)
+{
+	return to_iommu_kvm_domain(hwpt->domain)->resv_in_shadow;
 }
 
 /* IOMMU_GET_HW_INFO: the KVM-backed formats the device's IOMMU offers */
