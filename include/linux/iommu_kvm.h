@@ -175,12 +175,16 @@ struct iommu_kvm_domain {
  *
  * @sync: Mandatory for a shadow format, else unused. The guest changed its
  *	table for IOVA [@iova, @iova + @size): bring the shadow up to date.
- *	@size == 0 means the whole table. Called in process context from the
- *	VM's intercept path with the domain's lock held, never on a dead
- *	domain; may sleep but should not allocate much. Returns 0, -EFAULT if
- *	the guest table or a page it names is not backed by the parent,
- *	-EINVAL for a malformed guest entry or a range outside the table, or
- *	-ENOMEM.
+ *	@size == 0 means the whole table. @vcpu_idx is the vCPU that asked:
+ *	a driver that bounds its work per call returns -EAGAIN with its
+ *	progress saved for that vCPU, which then asks again (KVM makes the
+ *	guest reissue the instruction); progress is never shared between
+ *	vCPUs, as each one's request covers changes the others have not
+ *	seen. Called in process context from the VM's intercept path with
+ *	the domain's lock held, never on a dead domain; may sleep but should
+ *	not allocate much. Returns 0, -EAGAIN, -EFAULT if the guest table or
+ *	a page it names is not backed by the parent, -EINVAL for a malformed
+ *	guest entry or a range outside the table, or -ENOMEM.
  *
  * @set_table: Optional, shadow formats only. The guest registered the table
  *	its device translates through, with @anchor the architecture's
@@ -200,7 +204,8 @@ struct iommu_kvm_domain_ops {
 	const char *name;
 	void (*invalidate)(struct iommu_kvm_domain *kdom, u64 start, u64 last);
 	void (*block)(struct iommu_kvm_domain *kdom);
-	int (*sync)(struct iommu_kvm_domain *kdom, u64 iova, u64 size);
+	int (*sync)(struct iommu_kvm_domain *kdom, unsigned int vcpu_idx,
+		    u64 iova, u64 size);
 	int (*set_table)(struct iommu_kvm_domain *kdom, u64 anchor, u64 first,
 			 u64 last);
 	void (*debugfs_show)(struct iommu_kvm_domain *kdom, struct seq_file *s);
@@ -284,7 +289,8 @@ void iommu_kvm_domain_publish(struct iommu_kvm_domain *kdom);
 void iommu_kvm_domain_unpublish(struct iommu_kvm_domain *kdom);
 void iommu_kvm_domain_parent_unmapped(struct iommu_kvm_domain *kdom, u64 iova,
 				      u64 size);
-int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size);
+int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, unsigned int vcpu_idx,
+			  u64 iova, u64 size);
 int iommu_kvm_domain_set_table(struct iommu_kvm_domain *kdom, u64 anchor,
 			       u64 first, u64 last);
 #if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN_TEST)

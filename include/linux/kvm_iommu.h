@@ -127,9 +127,10 @@ struct kvm_iommu_listener;
  * @sync: optional. The guest changed its DMA table for IOVA [@iova,
  *	@iova + @size) of the device the listener's sync key names (@size 0:
  *	all of it), and told KVM with an intercepted instruction (s390
- *	RPCIT). Called by kvm_iommu_sync() in process context, inside
- *	kvm->srcu, and may sleep. Returns 0 or a negative errno for KVM's
- *	intercept handler to turn into the guest's answer.
+ *	RPCIT), on the vCPU of index @vcpu_idx. Called by kvm_iommu_sync()
+ *	in process context, inside kvm->srcu, and may sleep. Returns 0 or a
+ *	negative errno for KVM's intercept handler to turn into the guest's
+ *	answer; -EAGAIN makes that vCPU issue the same request again.
  * @set_table: optional. The guest registered the DMA table of the device
  *	the listener's sync key names, for DMA addresses [@first, @last],
  *	with @anchor the architecture's designation of it (s390: the IOTA of
@@ -140,7 +141,8 @@ struct kvm_iommu_listener_ops {
 	void (*invalidate)(struct kvm_iommu_listener *listener, u64 gfn_start,
 			   u64 gfn_end, unsigned int filter);
 	void (*release)(struct kvm_iommu_listener *listener);
-	int (*sync)(struct kvm_iommu_listener *listener, u64 iova, u64 size);
+	int (*sync)(struct kvm_iommu_listener *listener, unsigned int vcpu_idx,
+		    u64 iova, u64 size);
 	int (*set_table)(struct kvm_iommu_listener *listener, u64 anchor,
 			 u64 first, u64 last);
 };
@@ -180,7 +182,8 @@ bool kvm_iommu_vm_has_private_mem(struct kvm *kvm);
 int kvm_iommu_listener_set_sync_key(struct kvm *kvm,
 				    struct kvm_iommu_listener *listener,
 				    u64 key);
-int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size);
+int kvm_iommu_sync(struct kvm *kvm, unsigned int vcpu_idx, u64 key, u64 iova,
+		   u64 size);
 int kvm_iommu_set_table(struct kvm *kvm, u64 key, u64 anchor, u64 first,
 			u64 last);
 bool kvm_iommu_has_sync_key(struct kvm *kvm, u64 key);

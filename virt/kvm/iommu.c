@@ -184,6 +184,7 @@ static struct kvm_iommu_listener *kvm_iommu_key_listener(struct kvm *kvm,
 /**
  * kvm_iommu_sync() - Hand an intercepted guest table update to the IOMMU
  * @kvm: the VM whose guest issued it
+ * @vcpu_idx: the index of the vCPU that issued it
  * @key: the architecture's handle of the device it names
  * @iova: start of the IOVA range the guest changed
  * @size: its length; 0 for the whole table
@@ -196,7 +197,8 @@ static struct kvm_iommu_listener *kvm_iommu_key_listener(struct kvm *kvm,
  * Return: -ENOENT if no listener has @key (the intercept then goes to
  * userspace as before), else what the listener's sync returns.
  */
-int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size)
+int kvm_iommu_sync(struct kvm *kvm, unsigned int vcpu_idx, u64 key, u64 iova,
+		   u64 size)
 {
 	struct kvm_iommu_listener *listener;
 	int idx, ret = -ENOENT;
@@ -205,7 +207,7 @@ int kvm_iommu_sync(struct kvm *kvm, u64 key, u64 iova, u64 size)
 	listener = kvm_iommu_key_listener(kvm, key);
 	/* Only a listener with a sync op gets a key */
 	if (listener && listener->ops->sync)
-		ret = listener->ops->sync(listener, iova, size);
+		ret = listener->ops->sync(listener, vcpu_idx, iova, size);
 	srcu_read_unlock(&kvm->srcu, idx);
 	return ret;
 }

@@ -388,6 +388,7 @@ EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_domain_release);
 /**
  * iommu_kvm_domain_sync() - The guest changed its table; update the shadow
  * @kdom: a domain of a shadow format
+ * @vcpu_idx: the index of the vCPU that made the change known
  * @iova: start of the range the guest changed
  * @size: its length; 0 for the whole table
  *
@@ -398,7 +399,8 @@ EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_domain_release);
  * domain is published (KVM then leaves the intercept to userspace), -ENODEV
  * once the VM is gone, otherwise what ops->sync returns.
  */
-int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
+int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, unsigned int vcpu_idx,
+			  u64 iova, u64 size)
 {
 	int ret;
 
@@ -412,7 +414,7 @@ int iommu_kvm_domain_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 		ret = -ENODEV;
 	} else {
 		atomic64_inc(&kdom->stats.syncs);
-		ret = kdom->ops->sync(kdom, iova, size);
+		ret = kdom->ops->sync(kdom, vcpu_idx, iova, size);
 	}
 	mutex_unlock(&kdom->lock);
 	trace_iommu_kvm_sync(kdom->id, iova, size, ret);

@@ -123,7 +123,8 @@ static void fake_block(struct iommu_kvm_domain *kdom)
 	fake.block_locked = mutex_is_locked(&kdom->lock);
 }
 
-static int fake_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
+static int fake_sync(struct iommu_kvm_domain *kdom, unsigned int vcpu_idx,
+		     u64 iova, u64 size)
 {
 	fake.syncs++;
 	fake.sync_iova = iova;
@@ -652,7 +653,7 @@ static void test_shadow_from_driver(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, to_fake_domain(&kdom->domain)->cfg.shadow);
 	KUNIT_EXPECT_PTR_EQ(test, kdom->parent, &fake_parent);
 	iommu_kvm_domain_publish(kdom);
-	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(kdom, 0, 0));
+	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(kdom, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.syncs, 1);
 	iommu_domain_free(&kdom->domain);
 
@@ -663,7 +664,7 @@ static void test_shadow_from_driver(struct kunit *test)
 	kdom = alloc_ok(test, dev, SHADOW, NULL, NULL);
 	KUNIT_EXPECT_FALSE(test, kdom->shadow);
 	KUNIT_EXPECT_FALSE(test, to_fake_domain(&kdom->domain)->cfg.shadow);
-	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_domain_sync(kdom, 0, 0));
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_domain_sync(kdom, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.syncs, 1);
 	iommu_domain_free(&kdom->domain);
 
@@ -1042,7 +1043,7 @@ static void test_release_blocks(struct kunit *test)
 	svm->listener.ops->release(&svm->listener);
 	KUNIT_EXPECT_EQ(test, fake.blocks, 2);
 	KUNIT_EXPECT_PTR_EQ(test, fake.block_kdom, shadow);
-	KUNIT_EXPECT_EQ(test, -ENODEV, iommu_kvm_domain_sync(shadow, 0, 0));
+	KUNIT_EXPECT_EQ(test, -ENODEV, iommu_kvm_domain_sync(shadow, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.syncs, 0);
 	KUNIT_EXPECT_EQ(test, atomic64_read(&shadow->stats.syncs), 0);
 
@@ -1062,7 +1063,7 @@ static void test_sync(struct kunit *test)
 	kdom = alloc_ok(test, dev, SHARED, NULL, NULL);
 	shadow = alloc_ok(test, dev, SHADOW, &fake_parent, NULL);
 
-	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_domain_sync(kdom, 0, 0));
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_domain_sync(kdom, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.syncs, 0);
 	KUNIT_EXPECT_EQ(test, atomic64_read(&kdom->stats.syncs), 0);
 
@@ -1071,12 +1072,12 @@ static void test_sync(struct kunit *test)
 	 * deliver the parent's unmaps, and KVM leaves the intercept to
 	 * userspace
 	 */
-	KUNIT_EXPECT_EQ(test, -ENOENT, iommu_kvm_domain_sync(shadow, 0, 0));
+	KUNIT_EXPECT_EQ(test, -ENOENT, iommu_kvm_domain_sync(shadow, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.syncs, 0);
 	iommu_kvm_domain_publish(shadow);
 
 	KUNIT_EXPECT_EQ(test, 0,
-			iommu_kvm_domain_sync(shadow, 0x3000, PAGE_SIZE));
+			iommu_kvm_domain_sync(shadow, 0, 0x3000, PAGE_SIZE));
 	KUNIT_EXPECT_PTR_EQ(test, fake.sync_kdom, shadow);
 	KUNIT_EXPECT_EQ(test, fake.sync_iova, 0x3000);
 	KUNIT_EXPECT_EQ(test, fake.sync_size, PAGE_SIZE);
@@ -1084,17 +1085,17 @@ static void test_sync(struct kunit *test)
 
 	/* The driver's errors come back */
 	fake.sync_ret = -EFAULT;
-	KUNIT_EXPECT_EQ(test, -EFAULT, iommu_kvm_domain_sync(shadow, 0, 0));
+	KUNIT_EXPECT_EQ(test, -EFAULT, iommu_kvm_domain_sync(shadow, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.sync_size, 0);
 	fake.sync_ret = -ENOMEM;
-	KUNIT_EXPECT_EQ(test, -ENOMEM, iommu_kvm_domain_sync(shadow, 0, 0));
+	KUNIT_EXPECT_EQ(test, -ENOMEM, iommu_kvm_domain_sync(shadow, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.syncs, 3);
 	KUNIT_EXPECT_EQ(test, atomic64_read(&shadow->stats.syncs), 3);
 
 	/* The owner's teardown stops syncs first, and may do so twice */
 	iommu_kvm_domain_unpublish(shadow);
 	KUNIT_EXPECT_FALSE(test, shadow->published);
-	KUNIT_EXPECT_EQ(test, -ENOENT, iommu_kvm_domain_sync(shadow, 0, 0));
+	KUNIT_EXPECT_EQ(test, -ENOENT, iommu_kvm_domain_sync(shadow, 0, 0, 0));
 	KUNIT_EXPECT_EQ(test, fake.syncs, 3);
 	iommu_kvm_domain_unpublish(shadow);
 

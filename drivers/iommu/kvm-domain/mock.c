@@ -492,7 +492,8 @@ static void mock_kvm_block(struct iommu_kvm_domain *kdom)
 	spin_unlock_irqrestore(&mkd->lock, flags);
 }
 
-static int mock_kvm_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
+static int mock_kvm_sync(struct iommu_kvm_domain *kdom, unsigned int vcpu_idx,
+			 u64 iova, u64 size)
 {
 	struct mock_kvm_domain *mkd = to_mock_kvm_domain(kdom);
 	u64 first, last, pte;
@@ -822,7 +823,7 @@ static int mock_dev_sync(struct mock_dev *mdev, void __user *arg)
 		return -EINVAL;
 	down_read(&mock_hw_lock);
 	mkd = mock_dev_kvm_domain(mdev);
-	ret = mkd ? iommu_kvm_domain_sync(&mkd->kdom, cmd.iova, cmd.size) :
+	ret = mkd ? iommu_kvm_domain_sync(&mkd->kdom, 0, cmd.iova, cmd.size) :
 		    -EINVAL;
 	up_read(&mock_hw_lock);
 	return ret;

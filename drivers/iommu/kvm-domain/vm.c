@@ -89,8 +89,8 @@ static void iommu_kvm_vm_release(struct kvm_iommu_listener *listener)
 }
 
 /* KVM intercepted a guest table update for the device of our sync key */
-static int iommu_kvm_vm_sync(struct kvm_iommu_listener *listener, u64 iova,
-			     u64 size)
+static int iommu_kvm_vm_sync(struct kvm_iommu_listener *listener,
+			     unsigned int vcpu_idx, u64 iova, u64 size)
 {
 	struct iommu_kvm_vm *vm =
 		container_of(listener, struct iommu_kvm_vm, listener);
@@ -99,7 +99,7 @@ static int iommu_kvm_vm_sync(struct kvm_iommu_listener *listener, u64 iova,
 
 	if (!kdom)
 		return -ENOENT;
-	return iommu_kvm_domain_sync(kdom, iova, size);
+	return iommu_kvm_domain_sync(kdom, vcpu_idx, iova, size);
 }
 
 /* KVM intercepted a table registration for the device of our sync key */
@@ -407,7 +407,8 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_pin_gfn, "IOMMU_KVM");
  */
 int iommu_kvm_intercept_sync(int kvm_fd, u64 key, u64 iova, u64 size)
 {
-	int (*sync)(struct kvm *kvm, u64 key, u64 iova, u64 size);
+	int (*sync)(struct kvm *kvm, unsigned int vcpu_idx, u64 key, u64 iova,
+		    u64 size);
 	struct file *file;
 	int ret;
 
@@ -419,8 +420,8 @@ int iommu_kvm_intercept_sync(int kvm_fd, u64 key, u64 iova, u64 size)
 		ret = -EOPNOTSUPP;
 		goto out_fput;
 	}
-	/* The open file holds the VM */
-	ret = sync(file->private_data, key, iova, size);
+	/* The open file holds the VM; the request stands in for vCPU 0's */
+	ret = sync(file->private_data, 0, key, iova, size);
 	symbol_put(kvm_iommu_sync);
 out_fput:
 	fput(file);

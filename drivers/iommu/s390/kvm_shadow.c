@@ -13,6 +13,7 @@
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/xarray.h>
+#include <asm/kvm_zpci_iommu.h>
 #include <asm/pci_insn.h>
 
 #include "s390-iommu.h"
@@ -56,19 +57,39 @@
  * it), every host entry that points into it is removed first.
  *
  * A sync does at most %S390_KVM_SYNC_BUDGET entries' worth of work. A
- * larger refresh returns -EAGAIN with its progress saved, and KVM makes
- * the guest execute the instruction again, which continues where the last
- * part stopped: the work per intercept is bounded, and a vCPU stays
- * responsive to signals and interrupts in between.
+ * larger refresh returns -EAGAIN with its progress saved for the vCPU that
+ * asked, and KVM makes that vCPU execute the instruction again, which
+ * continues where the last part stopped: the work per intercept is
+ * bounded, and a vCPU stays responsive to signals and interrupts in
+ * between. Progress is never shared: another vCPU's refresh of the same
+ * range may cover a change made after the first one's started, so it
+ * starts from the beginning. Removing what an invalid region or segment
+ * entry covers counts against the same budget. Removing everything (the
+ * error state, a new registration, a parent unmap, the VM's release) is
+ * not split: it costs no more than the syncs that made the entries, and
+ * it yields the CPU between segments.
  *
  * A bad table, a range outside pba..pal or a refresh without a registered
  * table puts the function in the error state, as the architecture and
  * QEMU do: every host entry is removed, and further refreshes are answered
  * with the error-state status until the guest registers its table again.
+ * So does a host refresh that fails, since the function may then still
+ * use entries the guest has changed.
+ *
+ * A domain made with the guest's IOTA (the VMM attaches after the guest
+ * registered its table, as after a migration or a hot plug) shadows the
+ * whole table when the function is attached, in the same bounded steps,
+ * yielding between them; a fatal signal ends the attach with -EINTR. A bad
+ * table there puts the function in the error state, as a refresh would.
+ *
+ * The function handle's enable bit is not part of the key: the VMM may
+ * give the domain either handle of the function.
  */
 
 /* Entries (page table entries and upper-level entries) per sync call */
 #define S390_KVM_SYNC_BUDGET	8192
+/* Parent page tables remembered: guest tables and frames are often close */
+#define S390_KVM_PCACHE		8
 
 /* Not in asm/pci_dma.h: a segment entry that maps a 1 MiB frame */
 #define S390_KVM_STE_FC		0x400UL
@@ -124,14 +145,17 @@ struct s390_kvm_stats {
  * @pba: first DMA address the guest registered
  * @pal: last DMA address the guest registered
  * @error: the function is in the error state (DMA blocked)
+ * @initial_sync: the domain was made with an IOTA, and the first attach
+ *                shadows the whole table
  * @segs: a &struct s390_kvm_seg for each segment (1 MiB of DMA addresses)
  *        that had a valid host entry, by segment number
  * @nr_mapped: valid host entries
- * @resume_iova: with @resume_next, the refresh a sync stopped in
- * @resume_size: its size
- * @resume_next: where it continues; 0 when no refresh is pending
+ * @resume: a &struct s390_kvm_resume for each vCPU whose last sync stopped
+ *          at the budget, by vCPU index
  * @stats: counters
- * @ptes: a guest page table, as read for a sync
+ * @pcache: page tables of the parent, by guest segment: they stay until
+ *          the parent is freed, which the domain outlives, so only the
+ *          entries in them are read again
  *
  * Everything but @host's device list is written under the core's domain
  * lock (ops->sync, ops->invalidate, ops->block and attach all hold it).
@@ -149,13 +173,15 @@ struct s390_kvm_domain {
 	u64 pba;
 	u64 pal;
 	bool error;
+	bool initial_sync;
 	struct xarray segs;
 	u64 nr_mapped;
-	u64 resume_iova;
-	u64 resume_size;
-	u64 resume_next;
+	struct xarray resume;
 	struct s390_kvm_stats stats;
-	u64 ptes[ZPCI_PT_ENTRIES];
+	struct s390_kvm_pcache {
+		u64 seg;	/* guest segment number + 1; 0: empty */
+		unsigned long *pto;
+	} pcache[S390_KVM_PCACHE];
 };
 
 static inline struct s390_kvm_domain *
@@ -172,20 +198,31 @@ to_s390_kvm_domain(struct iommu_kvm_domain *kdom)
  * @gpa: guest physical frame behind each host entry of the segment, with
  *       %S390_KVM_GPA_VALID, or 0 where the host entry is invalid
  * @pto: the segment's host page table, once it exists: host tables stay
- *       until the domain is freed, so it is looked up once
+ *       until the domain is freed, so it is looked up once per record
+ * @nr: entries of @gpa that are valid
  *
- * The record outlives invalidations, so a guest that maps and unmaps the
- * same range costs no allocation after the first time.
+ * A record outlives the guest's invalidations of single pages, so a guest
+ * that maps and unmaps the same range costs no allocation after the first
+ * time. It is freed when a range is cleared at once and it ends up empty:
+ * an invalid region or segment entry, the error state, a deregistration,
+ * a parent unmap.
  */
 struct s390_kvm_seg {
 	u64 gpa[ZPCI_PT_ENTRIES];
 	unsigned long *pto;
+	unsigned int nr;
 };
 
-/* A cached page table of the parent: consecutive frames share one */
-struct s390_kvm_pcache {
-	u64 seg;		/* segment number of the guest address, + 1 */
-	unsigned long *pto;
+/**
+ * struct s390_kvm_resume - Where a vCPU's split refresh continues
+ * @iova: the refresh's DMA address, as the guest gave it
+ * @size: its size
+ * @next: the first DMA address not yet shadowed
+ */
+struct s390_kvm_resume {
+	u64 iova;
+	u64 size;
+	u64 next;
 };
 
 static unsigned int s390_kvm_px(u64 iova)
@@ -212,7 +249,9 @@ static void s390_kvm_changed(struct s390_kvm_changes *c, u64 iova,
  * Refresh the function's TLB for what changed. An entry that became valid
  * only needs it on a function that caches invalid entries (tlb_refresh),
  * as in the driver's iotlb_sync_map. Returns -ENOMEM if the function
- * (its hypervisor) is out of resources even after a global refresh.
+ * (its hypervisor) is out of resources even after a global refresh, -EIO
+ * if the refresh failed otherwise (the function is in the error state or
+ * gone).
  */
 static int s390_kvm_refresh(struct s390_kvm_domain *skd,
 			    struct s390_kvm_changes *c)
@@ -240,7 +279,7 @@ static int s390_kvm_refresh(struct s390_kvm_domain *skd,
 						zdev->end_dma - zdev->start_dma + 1);
 		}
 		if (rc && !ret)
-			ret = rc == -ENOMEM ? -ENOMEM : 0;
+			ret = rc;
 	}
 	rcu_read_unlock();
 	return ret;
@@ -254,6 +293,7 @@ static bool s390_kvm_host_clear(struct s390_kvm_domain *skd,
 	if (!seg->gpa[px])
 		return false;
 	seg->gpa[px] = 0;
+	seg->nr--;
 	skd->nr_mapped--;
 	if (seg->pto && !(READ_ONCE(seg->pto[px]) & ZPCI_PTE_INVALID)) {
 		dma_update_cpu_trans(&seg->pto[px], 0, ZPCI_PTE_INVALID);
@@ -262,44 +302,102 @@ static bool s390_kvm_host_clear(struct s390_kvm_domain *skd,
 	return true;
 }
 
-/*
- * Remove every host entry in [@first, @last] whose guest frame is in
- * [@gfirst, @glast]; returns how many.
+/* Forget every vCPU's split refresh */
+static void s390_kvm_resume_clear(struct s390_kvm_domain *skd)
+{
+	struct s390_kvm_resume *r;
+	unsigned long index;
+
+	xa_for_each(&skd->resume, index, r) {
+		xa_erase(&skd->resume, index);
+		kfree(r);
+	}
+}
+
+/**
+ * s390_kvm_host_clear_range() - Remove host entries
+ * @skd: the domain
+ * @first: first DMA address
+ * @last: last DMA address
+ * @gfirst: only entries whose guest frame is in [@gfirst, @glast]
+ * @glast: see @gfirst
+ * @c: what changed, for the refresh
+ * @cost: with a budget, the sync's cost so far; NULL for none
+ * @n: how many entries were removed is added here
+ * @stop: with a budget, where to continue if it ran out
+ *
+ * Records left empty are freed. Without a budget it yields the CPU between
+ * segments.
+ *
+ * Return: true if the budget ran out first.
  */
-static u64 s390_kvm_host_clear_range(struct s390_kvm_domain *skd, u64 first,
-				     u64 last, u64 gfirst, u64 glast,
-				     struct s390_kvm_changes *c)
+static bool s390_kvm_host_clear_range(struct s390_kvm_domain *skd, u64 first,
+				      u64 last, u64 gfirst, u64 glast,
+				      struct s390_kvm_changes *c,
+				      unsigned int *cost, u64 *n, u64 *stop)
 {
 	struct s390_kvm_seg *seg;
 	unsigned long index;
-	u64 n = 0;
 
 	xa_for_each_range(&skd->segs, index, seg, first >> ZPCI_ST_SHIFT,
 			  last >> ZPCI_ST_SHIFT) {
 		u64 base = (u64)index << ZPCI_ST_SHIFT, iova, gpa;
 		unsigned int px;
 
-		for (px = 0; px < ZPCI_PT_ENTRIES; px++) {
+		if (cost) {
+			if (*cost >= S390_KVM_SYNC_BUDGET) {
+				*stop = max(base, first);
+				return true;
+			}
+			*cost += ZPCI_PT_ENTRIES;
+		} else {
+			cond_resched();
+		}
+		for (px = 0; px < ZPCI_PT_ENTRIES && seg->nr; px++) {
 			iova = base + ((u64)px << PAGE_SHIFT);
 			gpa = seg->gpa[px] & ~S390_KVM_GPA_VALID;
 			if (iova < first || iova > last || !seg->gpa[px] ||
 			    gpa < gfirst || gpa > glast)
 				continue;
-			n += s390_kvm_host_clear(skd, seg, px, iova, c);
+			*n += s390_kvm_host_clear(skd, seg, px, iova, c);
 		}
-		if (!skd->nr_mapped)
-			break;
+		if (!seg->nr) {
+			xa_erase(&skd->segs, index);
+			kfree(seg);
+		}
 	}
-	return n;
+	return false;
+}
+
+/*
+ * Refresh after removing entries the guest did not ask to remove: a
+ * function that keeps translations the host no longer has is a leak into
+ * memory that may be unpinned next, so say so, and put the function in the
+ * error state for the guest.
+ */
+static void s390_kvm_refresh_removed(struct s390_kvm_domain *skd,
+				     struct s390_kvm_changes *c)
+{
+	int ret = s390_kvm_refresh(skd, c);
+
+	if (!ret)
+		return;
+	dev_warn_ratelimited(skd->dev,
+			     "KVM-backed domain: refresh after removal failed: %d\n",
+			     ret);
+	skd->stats.errors++;
+	skd->error = true;
 }
 
 /* Block all DMA: remove every host entry and refresh everything */
 static void s390_kvm_host_clear_all(struct s390_kvm_domain *skd)
 {
 	struct s390_kvm_changes c = { .first = U64_MAX };
+	u64 n = 0;
 
-	s390_kvm_host_clear_range(skd, 0, U64_MAX, 0, U64_MAX, &c);
-	s390_kvm_refresh(skd, &c);
+	s390_kvm_host_clear_range(skd, 0, U64_MAX, 0, U64_MAX, &c, NULL, &n,
+				  NULL);
+	s390_kvm_refresh_removed(skd, &c);
 }
 
 /* The function goes to the error state: no DMA until a new registration */
@@ -307,7 +405,7 @@ static int s390_kvm_error(struct s390_kvm_domain *skd, int err)
 {
 	skd->error = true;
 	skd->stats.errors++;
-	skd->resume_next = 0;
+	s390_kvm_resume_clear(skd);
 	s390_kvm_host_clear_all(skd);
 	return err;
 }
@@ -318,10 +416,11 @@ static int s390_kvm_error(struct s390_kvm_domain *skd, int err)
  * read-only.
  */
 static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
-					 bool *prot,
-					 struct s390_kvm_pcache *pc)
+					 bool *prot)
 {
 	struct s390_domain *parent = skd->parent;
+	u64 seg = (gpa >> ZPCI_ST_SHIFT) + 1;
+	struct s390_kvm_pcache *pc = &skd->pcache[seg % S390_KVM_PCACHE];
 	unsigned long *ptep;
 	unsigned long pte;
 
@@ -330,20 +429,38 @@ static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
 	    gpa > parent->domain.geometry.aperture_end)
 		return 0;
 	/* The parent's tables stay until it is freed; only entries change */
-	if (pc->pto && pc->seg == (gpa >> ZPCI_ST_SHIFT) + 1) {
+	if (pc->seg == seg) {
 		ptep = &pc->pto[s390_kvm_px(gpa)];
 	} else {
 		ptep = dma_lookup_cpu_trans(parent, gpa);
 		if (!ptep)
 			return 0;
 		pc->pto = ptep - s390_kvm_px(gpa);
-		pc->seg = (gpa >> ZPCI_ST_SHIFT) + 1;
+		pc->seg = seg;
 	}
 	pte = READ_ONCE(*ptep);
 	if (pte & ZPCI_PTE_INVALID)
 		return 0;
 	*prot = pte & ZPCI_TABLE_PROT_MASK;
 	return pte & ZPCI_PTE_ADDR_MASK;
+}
+
+/*
+ * The guest's table memory at guest physical @gpa (8-byte aligned), through
+ * the parent, or NULL if the parent does not map it or it is not RAM. The
+ * parent is this driver's own domain, so its table is walked directly: this
+ * is iommu_kvm_parent_read() without the copy. The address stays valid
+ * while the domain lock is held: iommufd reports a parent unmap, which
+ * takes that lock, before it unpins the pages.
+ */
+static const u64 *s390_kvm_guest_table(struct s390_kvm_domain *skd, u64 gpa)
+{
+	bool prot;
+	phys_addr_t hpa = s390_kvm_parent_frame(skd, gpa & PAGE_MASK, &prot);
+
+	if (!hpa || !pfn_valid(PHYS_PFN(hpa)))
+		return NULL;
+	return phys_to_virt(hpa + offset_in_page(gpa));
 }
 
 /* The segment record of @iova, made if @make */
@@ -368,8 +485,7 @@ static struct s390_kvm_seg *s390_kvm_seg(struct s390_kvm_domain *skd,
 /* Make the host entry of @iova map guest frame @gpa, if the parent maps it */
 static int s390_kvm_host_set(struct s390_kvm_domain *skd,
 			     struct s390_kvm_seg *seg, u64 iova, u64 gpa,
-			     bool prot, struct s390_kvm_pcache *pc,
-			     struct s390_kvm_changes *c)
+			     bool prot, struct s390_kvm_changes *c)
 {
 	unsigned int px = s390_kvm_px(iova);
 	bool parent_prot = false;
@@ -377,7 +493,7 @@ static int s390_kvm_host_set(struct s390_kvm_domain *skd,
 	phys_addr_t hpa;
 	int flags;
 
-	hpa = s390_kvm_parent_frame(skd, gpa, &parent_prot, pc);
+	hpa = s390_kvm_parent_frame(skd, gpa, &parent_prot);
 	if (!hpa)
 		return -EFAULT;
 	prot |= parent_prot;
@@ -392,8 +508,10 @@ static int s390_kvm_host_set(struct s390_kvm_domain *skd,
 	ptep = &seg->pto[px];
 	old = READ_ONCE(*ptep);
 	/* Known before the entry is valid: a parent unmap must find it */
-	if (!seg->gpa[px])
+	if (!seg->gpa[px]) {
+		seg->nr++;
 		skd->nr_mapped++;
+	}
 	seg->gpa[px] = gpa | S390_KVM_GPA_VALID;
 	if (old & ZPCI_PTE_INVALID) {
 		skd->stats.new++;
@@ -486,8 +604,8 @@ static int s390_kvm_walk_upper(struct s390_kvm_domain *skd, u64 iova,
 {
 	int level = s390_kvm_iota_level(skd->iota);
 	u64 table = skd->iota & ZPCI_RTE_ADDR_MASK;
+	const u64 *tp;
 	u64 entry;
-	int ret;
 
 	w->prot = skd->iota & ZPCI_TABLE_PROT_MASK;
 	w->invalid_last = 0;
@@ -497,10 +615,10 @@ static int s390_kvm_walk_upper(struct s390_kvm_domain *skd, u64 iova,
 		u64 span = s390_kvm_entry_span(level);
 
 		(*cost)++;
-		ret = iommu_kvm_parent_read(&skd->kdom, table + idx * 8,
-					    &entry, sizeof(entry));
-		if (ret)
-			return ret;
+		tp = s390_kvm_guest_table(skd, table + idx * 8);
+		if (!tp)
+			return -EFAULT;
+		entry = READ_ONCE(*tp);
 		/* An all-zero entry is no entry (QEMU: invalid entry) */
 		if (!entry)
 			return -EINVAL;
@@ -545,21 +663,19 @@ static int s390_kvm_walk_upper(struct s390_kvm_domain *skd, u64 iova,
  */
 static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 				 u64 last, struct s390_kvm_walk *w,
-				 struct s390_kvm_pcache *pc,
 				 struct s390_kvm_changes *c)
 {
 	unsigned int first = s390_kvm_px(iova);
 	unsigned int n = ((last - iova) >> PAGE_SHIFT) + 1, i;
 	struct s390_kvm_seg *seg = s390_kvm_seg(skd, iova, false);
-	u64 *ptes = skd->ptes;
+	const u64 *ptes = NULL;
 	int ret;
 
-	/* One read: each entry is looked at once, as it was at the read */
+	/* A page table is 2K aligned, so it is in one page of the parent */
 	if (!w->frame) {
-		ret = iommu_kvm_parent_read(&skd->kdom, w->pt + first * 8,
-					    ptes, n * 8);
-		if (ret)
-			return ret;
+		ptes = s390_kvm_guest_table(skd, w->pt + first * 8);
+		if (!ptes)
+			return -EFAULT;
 	}
 	for (i = 0; i < n; i++, iova += PAGE_SIZE) {
 		u64 pte, gpa;
@@ -568,7 +684,8 @@ static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 			gpa = w->pt + ((u64)(first + i) << PAGE_SHIFT);
 			pte = gpa;
 		} else {
-			pte = ptes[i];
+			/* Each entry is read once, and used as read */
+			pte = READ_ONCE(ptes[i]);
 			if (!pte)
 				return -EINVAL;
 			gpa = pte & ZPCI_PTE_ADDR_MASK;
@@ -586,9 +703,91 @@ static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 		}
 		ret = s390_kvm_host_set(skd, seg, iova, gpa,
 					w->prot || (pte & ZPCI_TABLE_PROT_MASK),
-					pc, c);
+					c);
 		if (ret)
 			return ret;
+	}
+	return 0;
+}
+
+/* Where @vcpu_idx's refresh of [@iova, @iova + @size) continues, or @first */
+static u64 s390_kvm_resume_at(struct s390_kvm_domain *skd,
+			      unsigned int vcpu_idx, u64 iova, u64 size,
+			      u64 first, u64 last)
+{
+	struct s390_kvm_resume *r = xa_erase(&skd->resume, vcpu_idx);
+	u64 next = first;
+
+	if (r && r->iova == iova && r->size == size && r->next > first &&
+	    r->next <= last)
+		next = r->next;
+	kfree(r);
+	return next;
+}
+
+/* Save where @vcpu_idx's refresh continues: -EAGAIN, or -ENOMEM */
+static int s390_kvm_resume_save(struct s390_kvm_domain *skd,
+				unsigned int vcpu_idx, u64 iova, u64 size,
+				u64 next)
+{
+	struct s390_kvm_resume *r;
+
+	r = kzalloc_obj(*r, GFP_KERNEL_ACCOUNT);
+	if (!r)
+		return -ENOMEM;
+	r->iova = iova;
+	r->size = size;
+	r->next = next;
+	if (xa_err(xa_store(&skd->resume, vcpu_idx, r, GFP_KERNEL_ACCOUNT))) {
+		kfree(r);
+		return -ENOMEM;
+	}
+	skd->stats.splits++;
+	return -EAGAIN;
+}
+
+/*
+ * Shadow [@cur, @last]. Returns 0 or an error; with -EAGAIN (the budget ran
+ * out) *@next is where to continue.
+ */
+static int s390_kvm_sync_range(struct s390_kvm_domain *skd, u64 cur, u64 last,
+			       struct s390_kvm_changes *c, u64 *next)
+{
+	unsigned int cost = 0;
+	int ret;
+
+	while (cur <= last) {
+		struct s390_kvm_walk w;
+		u64 seg_last = cur | (s390_kvm_entry_span(S390_KVM_ST) - 1);
+
+		if (cost >= S390_KVM_SYNC_BUDGET) {
+			*next = cur;
+			return -EAGAIN;
+		}
+		ret = s390_kvm_walk_upper(skd, cur, &w, &cost);
+		if (ret)
+			return ret;
+		if (w.invalid_last) {
+			u64 end = min(w.invalid_last, last);
+
+			if (s390_kvm_host_clear_range(skd, cur, end, 0, U64_MAX,
+						      c, &cost,
+						      &skd->stats.invalidated,
+						      next))
+				return -EAGAIN;
+			if (end == U64_MAX)
+				return 0;
+			cur = end + 1;
+			continue;
+		}
+		seg_last = min(seg_last, last);
+		ret = s390_kvm_sync_segment(skd, cur, seg_last, &w, c);
+		if (ret)
+			return ret;
+		cost += (seg_last - cur) >> PAGE_SHIFT;
+		if (seg_last == U64_MAX)
+			return 0;
+		cur = seg_last + 1;
 	}
 	return 0;
 }
@@ -596,23 +795,25 @@ static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 /**
  * s390_kvm_sync() - ops->sync: shadow the guest's refresh of a range
  * @kdom: the domain
+ * @vcpu_idx: the vCPU that refreshed
  * @iova: first DMA address the guest refreshed
  * @size: bytes refreshed; 0 for everything the guest registered
  *
- * Return: 0; -EAGAIN if the budget ran out first (call again with the same
- * range to continue); -EIO if the function is in the error state; -EINVAL
- * (no table registered, a range outside it, a bad table) or -EFAULT (a
- * table or frame outside guest memory), after which the function is in the
- * error state; -ENOMEM if the host table could not grow.
+ * Return: 0; -EAGAIN if the budget ran out first (the same vCPU calls again
+ * with the same range to continue); -EIO if the function is in the error
+ * state, or the host refresh failed (the function then is); -EINVAL (no
+ * table registered, a range outside it, a bad table) or -EFAULT (a table
+ * or frame outside guest memory), after which the function is in the error
+ * state; -ENOMEM if the host table could not grow or the function is out
+ * of resources.
  */
-static int s390_kvm_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
+static int s390_kvm_sync(struct iommu_kvm_domain *kdom, unsigned int vcpu_idx,
+			 u64 iova, u64 size)
 {
 	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
 	struct s390_kvm_changes c = { .first = U64_MAX };
-	struct s390_kvm_pcache pc = {};
-	unsigned int cost = 0;
-	u64 first, last, cur;
-	int ret = 0;
+	u64 first, last, cur, next = 0;
+	int ret, rc;
 
 	if (skd->error)
 		return -EIO;
@@ -631,54 +832,18 @@ static int s390_kvm_sync(struct iommu_kvm_domain *kdom, u64 iova, u64 size)
 	}
 	first &= PAGE_MASK;
 
-	cur = first;
-	if (skd->resume_next && skd->resume_iova == iova &&
-	    skd->resume_size == size && skd->resume_next > first &&
-	    skd->resume_next <= last)
-		cur = skd->resume_next;
-	skd->resume_next = 0;
-
-	while (cur <= last) {
-		struct s390_kvm_walk w;
-		u64 seg_last = cur | (s390_kvm_entry_span(S390_KVM_ST) - 1);
-
-		if (cost >= S390_KVM_SYNC_BUDGET) {
-			skd->resume_iova = iova;
-			skd->resume_size = size;
-			skd->resume_next = cur;
-			skd->stats.splits++;
-			ret = -EAGAIN;
-			break;
-		}
-		ret = s390_kvm_walk_upper(skd, cur, &w, &cost);
-		if (ret)
-			break;
-		if (w.invalid_last) {
-			u64 end = min(w.invalid_last, last);
-
-			skd->stats.invalidated +=
-				s390_kvm_host_clear_range(skd, cur, end, 0,
-							  U64_MAX, &c);
-			if (end == U64_MAX)
-				break;
-			cur = end + 1;
-			continue;
-		}
-		seg_last = min(seg_last, last);
-		ret = s390_kvm_sync_segment(skd, cur, seg_last, &w, &pc, &c);
-		if (ret)
-			break;
-		cost += (seg_last - cur) >> PAGE_SHIFT;
-		if (seg_last == U64_MAX)
-			break;
-		cur = seg_last + 1;
-	}
-
+	cur = s390_kvm_resume_at(skd, vcpu_idx, iova, size, first, last);
+	ret = s390_kvm_sync_range(skd, cur, last, &c, &next);
 	if (ret == -EINVAL || ret == -EFAULT)
 		return s390_kvm_error(skd, ret);
 	/* What was done stays done; refresh it even if the rest failed */
-	if (s390_kvm_refresh(skd, &c) && !ret)
-		ret = -ENOMEM;
+	rc = s390_kvm_refresh(skd, &c);
+	if (rc == -EIO)
+		return s390_kvm_error(skd, -EIO);
+	if (rc)
+		return rc;
+	if (ret == -EAGAIN)
+		return s390_kvm_resume_save(skd, vcpu_idx, iova, size, next);
 	return ret;
 }
 
@@ -733,7 +898,8 @@ static int s390_kvm_set_table(struct iommu_kvm_domain *kdom, u64 iota, u64 pba,
 		skd->iota = 0;
 		skd->pba = 0;
 		skd->pal = 0;
-		skd->resume_next = 0;
+		skd->initial_sync = false;
+		s390_kvm_resume_clear(skd);
 		return 0;
 	}
 	if (skd->iota && !skd->error)
@@ -746,7 +912,8 @@ static int s390_kvm_set_table(struct iommu_kvm_domain *kdom, u64 iota, u64 pba,
 	skd->pba = pba;
 	skd->pal = pal;
 	skd->error = false;
-	skd->resume_next = 0;
+	skd->initial_sync = false;
+	s390_kvm_resume_clear(skd);
 	return 0;
 }
 
@@ -757,9 +924,9 @@ static void s390_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
 	struct s390_kvm_changes c = { .first = U64_MAX };
 
-	skd->stats.dropped += s390_kvm_host_clear_range(skd, 0, U64_MAX, start,
-							last, &c);
-	s390_kvm_refresh(skd, &c);
+	s390_kvm_host_clear_range(skd, 0, U64_MAX, start, last, &c, NULL,
+				  &skd->stats.dropped, NULL);
+	s390_kvm_refresh_removed(skd, &c);
 }
 
 /* ops->block: the VM is gone */
@@ -798,6 +965,40 @@ static const struct iommu_kvm_domain_ops s390_kvm_ops = {
 	.debugfs_show = s390_kvm_debugfs_show,
 };
 
+/*
+ * A domain made with the guest's IOTA (the VMM hands the function over
+ * with a table the guest already uses) shadows all of it before the
+ * function translates through it, so that what the guest mapped and
+ * refreshed before stays mapped. Here, not at allocation: only now are
+ * parent unmaps reported to the domain, and they wait for its lock. The
+ * work is not bounded by the guest, so it yields the CPU and stops for a
+ * fatal signal. A bad table puts the function in the error state, as the
+ * guest's next refresh would have.
+ */
+static int s390_kvm_initial_sync(struct s390_kvm_domain *skd)
+{
+	struct s390_kvm_changes c = { .first = U64_MAX };
+	u64 cur = skd->pba, next = 0;
+	int ret;
+
+	if (!skd->initial_sync || skd->error)
+		return 0;
+	do {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+		ret = s390_kvm_sync_range(skd, cur, skd->pal, &c, &next);
+		cur = next;
+	} while (ret == -EAGAIN);
+	if (ret == -EINVAL || ret == -EFAULT)
+		ret = s390_kvm_error(skd, 0);
+	if (ret)
+		return ret;
+	/* Nothing to refresh: the function is not attached yet */
+	skd->initial_sync = false;
+	return 0;
+}
+
 static int s390_kvm_attach_dev(struct iommu_domain *domain, struct device *dev,
 			       struct iommu_domain *old)
 {
@@ -814,7 +1015,9 @@ static int s390_kvm_attach_dev(struct iommu_domain *domain, struct device *dev,
 		return -EINVAL;
 	}
 	iommu_kvm_domain_lock(kdom);
-	ret = s390_iommu_attach_device(&skd->host.domain, dev, old);
+	ret = s390_kvm_initial_sync(skd);
+	if (!ret)
+		ret = s390_iommu_attach_device(&skd->host.domain, dev, old);
 	iommu_kvm_domain_unlock(kdom);
 	return ret;
 }
@@ -857,6 +1060,8 @@ static void s390_kvm_domain_free(struct iommu_domain *domain)
 	iommu_kvm_domain_deinit(&skd->kdom);
 	WARN_ON(!list_empty(&skd->host.devices));
 	s390_kvm_free_segs(skd);
+	s390_kvm_resume_clear(skd);
+	xa_destroy(&skd->resume);
 	/* Refreshes walk the device list under RCU */
 	call_rcu(&skd->host.rcu, s390_kvm_rcu_free);
 }
@@ -920,8 +1125,16 @@ s390_kvm_domain_alloc(struct device *dev,
 	skd->start_dma = zdev->start_dma;
 	skd->end_dma = zdev->end_dma;
 	skd->parent = to_s390_domain(cfg->parent);
-	skd->fh = data.fh;
+	/* The enable bit says nothing about which function it is */
+	skd->fh = zpci_kvm_key(data.fh);
 	xa_init(&skd->segs);
+	xa_init(&skd->resume);
+	/*
+	 * The function never walks the parent: its reserved regions (below
+	 * start_dma, above end_dma) are DMA addresses, kept out by pba..pal
+	 * and the host table's aperture, not guest physical addresses.
+	 */
+	skd->kdom.resv_in_shadow = true;
 	skd->kdom.domain.geometry = skd->host.domain.geometry;
 	skd->kdom.domain.pgsize_bitmap = skd->host.domain.pgsize_bitmap;
 
@@ -937,8 +1150,9 @@ s390_kvm_domain_alloc(struct device *dev,
 		skd->iota = data.iota;
 		skd->pba = data.pba;
 		skd->pal = data.pal;
+		skd->initial_sync = true;
 	}
-	ret = iommu_kvm_domain_set_sync_key(&skd->kdom, data.fh);
+	ret = iommu_kvm_domain_set_sync_key(&skd->kdom, skd->fh);
 	if (ret)
 		goto out_deinit;
 	return &skd->kdom.domain;

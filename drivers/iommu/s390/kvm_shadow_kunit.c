@@ -66,6 +66,7 @@ struct skt {
 	u64 pal;	/* the last it registers */
 	u64 gprs[16];
 	struct zpci_fib fib;
+	unsigned int vcpu;	/* the vCPU the intercepts come from */
 };
 
 /* The stand-in for KVM: the VM handle of the framework core */
@@ -107,7 +108,8 @@ static int skt_sync(void *ctx, u64 key, u64 iova, u64 size)
 
 	if (!skt_has_key(t, key))
 		return -ENOENT;
-	return t->vm->listener.ops->sync(&t->vm->listener, iova, size);
+	return t->vm->listener.ops->sync(&t->vm->listener, t->vcpu, iova,
+					 size);
 }
 
 static int skt_set_table(void *ctx, u64 key, u64 anchor, u64 first, u64 last)
@@ -596,7 +598,7 @@ static void test_map_resolve(struct kunit *test)
 
 	/* A refresh of everything the guest registered */
 	skt_map(t, 300, skt_data(1), false);
-	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, 0));
+	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, 0, 0));
 	skt_expect(t, 300, skt_data(1), false);
 
 	/* Every refresh was accepted by the function */
@@ -787,7 +789,7 @@ static void test_hostile(struct kunit *test)
 		for (n = 0; n < 4; n++)
 			skt_map(t, n, skt_data(n), false);
 		KUNIT_ASSERT_EQ(test, 0,
-				iommu_kvm_domain_sync(t->kdom, t->base,
+				iommu_kvm_domain_sync(t->kdom, 0, t->base,
 						      4 * PAGE_SIZE));
 		skt_expect(t, 0, skt_data(0), false);
 
@@ -802,7 +804,7 @@ static void test_hostile(struct kunit *test)
 			size = SZ_1M;
 		}
 		KUNIT_EXPECT_EQ_MSG(test, h->ret,
-				    iommu_kvm_domain_sync(t->kdom, iova, size),
+				    iommu_kvm_domain_sync(t->kdom, 0, iova, size),
 				    "%s", h->name);
 		KUNIT_EXPECT_TRUE_MSG(test, t->skd->error, "%s", h->name);
 		KUNIT_EXPECT_EQ_MSG(test, t->skd->stats.errors, ++errors, "%s",
@@ -810,7 +812,7 @@ static void test_hostile(struct kunit *test)
 		skt_expect_empty(t);
 		/* In the error state until the guest registers again */
 		KUNIT_EXPECT_EQ(test, -EIO,
-				iommu_kvm_domain_sync(t->kdom, t->base,
+				iommu_kvm_domain_sync(t->kdom, 0, t->base,
 						      PAGE_SIZE));
 		KUNIT_EXPECT_EQ(test, 0,
 				iommu_kvm_domain_set_table(t->kdom, SKT_IOTA,
@@ -821,14 +823,14 @@ static void test_hostile(struct kunit *test)
 	/* A range that only overlaps pba..pal is shadowed where it does */
 	skt_tables(t);
 	skt_map(t, 0, skt_data(0), false);
-	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, t->base - SZ_1M,
+	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, t->base - SZ_1M,
 						       SZ_1M + PAGE_SIZE));
 	skt_expect(t, 0, skt_data(0), false);
 
 	/* Without a registered table, a refresh is an error too */
 	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_set_table(t->kdom, 0, 0, 0));
 	skt_expect_empty(t);
-	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_domain_sync(t->kdom, t->base,
+	KUNIT_EXPECT_EQ(test, -EINVAL, iommu_kvm_domain_sync(t->kdom, 0, t->base,
 							     PAGE_SIZE));
 	KUNIT_EXPECT_TRUE(test, t->skd->error);
 }
@@ -871,7 +873,7 @@ static void test_changing_entries(struct kunit *test)
 		phys_addr_t p;
 
 		KUNIT_EXPECT_EQ(test, 0,
-				iommu_kvm_domain_sync(t->kdom, t->base,
+				iommu_kvm_domain_sync(t->kdom, 0, t->base,
 						      4 * PAGE_SIZE));
 		/* Each refresh saw one of the guest's values, whole */
 		p = iommu_iova_to_phys(&t->kdom->domain, t->base + PAGE_SIZE);
@@ -885,7 +887,7 @@ static void test_changing_entries(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, bad, 0);
 	KUNIT_EXPECT_GT(test, f.flips, 0);
 	/* And the last refresh leaves the last value */
-	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, t->base,
+	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, t->base,
 						       4 * PAGE_SIZE));
 	skt_expect(t, 1, READ_ONCE(*skt_entry(t, f.slot)) & ZPCI_PTE_INVALID ?
 		   0 : READ_ONCE(*skt_entry(t, f.slot)), false);
@@ -936,6 +938,109 @@ static void test_split(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, rounds, 2);
 	for (n = 0; n < pages; n += 7)
 		skt_expect(t, n, 0, false);
+
+	/*
+	 * Progress is the vCPU's own. vCPU 0 is half way through; vCPU 1
+	 * changes a page vCPU 0 has done and refreshes the same range: its
+	 * refresh starts from the beginning, so its change is shadowed.
+	 */
+	for (n = 0; n < pages; n++)
+		gset(t, SKT_PTS + n * 8, skt_data((n >> 8) + (n & 0xff)));
+	KUNIT_EXPECT_EQ(test, skt_rpcit(t, 0, pages).action, ZPCI_KVM_RETRY);
+	skt_expect(t, 7, skt_data(7), false);
+	gset(t, SKT_PTS + 7 * 8, ZPCI_PTE_INVALID);
+	t->vcpu = 1;
+	rounds = 0;
+	do {
+		a = skt_rpcit(t, 0, pages);
+	} while (a.action == ZPCI_KVM_RETRY && ++rounds < 10);
+	EXPECT_CC(test, a, ZPCI_CC_OK);
+	KUNIT_EXPECT_EQ(test, rounds, 1);
+	skt_expect(t, 7, 0, false);
+	/* vCPU 0 goes on where it was, and finishes in one more part */
+	t->vcpu = 0;
+	EXPECT_CC(test, skt_rpcit(t, 0, pages), ZPCI_CC_OK);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&t->skd->resume));
+	skt_expect(t, pages - 1, skt_data(((pages - 1) >> 8) + 0xff), false);
+}
+
+/*
+ * Removing what an invalid region entry covers is work like any other:
+ * bounded per intercept, and the records of emptied segments are freed.
+ */
+static void test_clear_budget(struct kunit *test)
+{
+	struct skt *t = test->priv;
+	unsigned int seg, n, rounds = 0, pages = 40 * ZPCI_PT_ENTRIES;
+	struct zpci_kvm_answer a;
+	u64 splits;
+
+	skt_alloc_attach(t, SKT_IOTA);
+	for (seg = 0; seg < 40; seg++) {
+		u64 pt = SKT_PTS + seg * ZPCI_PT_SIZE;
+
+		gset(t, skt_slot(SKT_ST, t->base + seg * SZ_1M, S390_KVM_ST),
+		     pt);
+		for (n = 0; n < ZPCI_PT_ENTRIES; n++)
+			gset(t, pt + n * 8, skt_data(seg + n));
+	}
+	do {
+		a = skt_rpcit(t, 0, pages);
+	} while (a.action == ZPCI_KVM_RETRY && ++rounds < 10);
+	EXPECT_CC(test, a, ZPCI_CC_OK);
+	KUNIT_EXPECT_EQ(test, t->skd->nr_mapped, pages);
+	splits = t->skd->stats.splits;
+
+	/* The region-third entry goes: all 40 segments at once */
+	gset(t, skt_slot(SKT_RT, t->base, S390_KVM_RT),
+	     ZPCI_TABLE_INVALID | ZPCI_TABLE_TYPE_RTX);
+	rounds = 1;
+	do {
+		a = skt_rpcit(t, 0, pages);
+	} while (a.action == ZPCI_KVM_RETRY && ++rounds < 10);
+	EXPECT_CC(test, a, ZPCI_CC_OK);
+	/* 40 segments of 256 entries: more than one budget */
+	KUNIT_EXPECT_EQ(test, rounds, 2);
+	KUNIT_EXPECT_EQ(test, t->skd->stats.splits, splits + 1);
+	KUNIT_EXPECT_EQ(test, t->skd->stats.invalidated, pages);
+	skt_expect_empty(t);
+	KUNIT_EXPECT_TRUE(test, xa_empty(&t->skd->segs));
+}
+
+/*
+ * A domain made with the guest's IOTA takes over a table the guest already
+ * uses: the first attach shadows all of it, without a refresh. A bad table
+ * found then puts the function in the error state; the attach still works.
+ */
+static void test_initial_sync(struct kunit *test)
+{
+	struct skt *t = test->priv;
+
+	skt_map(t, 0, skt_data(0), false);
+	skt_map(t, 300, skt_data(1), true);
+	skt_map(t, 8 * ZPCI_PT_ENTRIES - 1, skt_data(2), false);
+	skt_alloc_attach(t, SKT_IOTA);
+	KUNIT_EXPECT_FALSE(test, t->skd->error);
+	skt_expect(t, 0, skt_data(0), false);
+	skt_expect(t, 300, skt_data(1), true);
+	skt_expect(t, 8 * ZPCI_PT_ENTRIES - 1, skt_data(2), false);
+	KUNIT_EXPECT_EQ(test, t->skd->nr_mapped, 3);
+	KUNIT_EXPECT_EQ(test, atomic64_read(&t->kdom->stats.syncs), 0);
+	/* A second attach does not do it again */
+	skt_unmap(t, 0);
+	iommu_detach_device(&t->kdom->domain, t->dev);
+	KUNIT_ASSERT_EQ(test, 0, iommu_attach_device(&t->kdom->domain, t->dev));
+	skt_expect(t, 0, skt_data(0), false);
+	skt_free_domain(t);
+
+	/* A frame outside guest memory */
+	skt_map(t, 5, SKT_HOLE, false);
+	skt_alloc_attach(t, SKT_IOTA);
+	KUNIT_EXPECT_TRUE(test, t->skd->error);
+	skt_expect_empty(t);
+	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_ERR);
+	KUNIT_EXPECT_EQ(test, (t->gprs[1] >> 24) & 0xff,
+			ZPCI_KVM_MOD_ST_ERROR_RECOVER);
 }
 
 /* The parent's unmap removes every shadow entry into it, before unpin */
@@ -1020,10 +1125,16 @@ static void test_rpcit_decode(struct kunit *test)
 	t->gprs[5] = 0;
 	KUNIT_EXPECT_EQ(test, zpci_kvm_rpcit(&kvm, t->gprs, 1, 4, false).action,
 			ZPCI_KVM_USERSPACE);
+	/* The handle of the disabled function is the same key */
+	t->gprs[1] = (u64)(SKT_FH & ~ZPCI_KVM_FH_ENABLED) << 32;
+	KUNIT_EXPECT_EQ(test, zpci_kvm_rpcit(&kvm, t->gprs, 1, 4, false).action,
+			ZPCI_KVM_DONE);
 	/* An empty range of ours: nothing to do */
 	t->gprs[1] = (u64)SKT_FH << 32;
 	EXPECT_CC(test, zpci_kvm_rpcit(&kvm, t->gprs, 1, 4, false), ZPCI_CC_OK);
 	KUNIT_EXPECT_EQ(test, atomic64_read(&t->kdom->stats.syncs), 0);
+	t->gprs[1] = (u64)(SKT_FH & ~ZPCI_KVM_FH_ENABLED) << 32;
+	EXPECT_CC(test, zpci_kvm_rpcit(&kvm, t->gprs, 1, 4, false), ZPCI_CC_OK);
 
 	/* The low word of r1 and other registers stay; status when cc 1 */
 	t->gprs[1] = ((u64)SKT_FH << 32) | 0xff0000aa;
@@ -1094,6 +1205,12 @@ static void test_mpcifc_decode(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, (t->gprs[2] >> 24) & 0xff,
 			ZPCI_KVM_MOD_ST_DMAAS_INVAL);
 	KUNIT_EXPECT_EQ(test, t->skd->iota, 0);
+	/* Direct addressing (no translation bit) is the VMM's to set up */
+	skt_set_fib(t, SKT_IOTA & ~ZPCI_IOTA_IOT_ENABLED, t->base, t->pal);
+	KUNIT_EXPECT_EQ(test, skt_mpcifc(t, ZPCI_MOD_FC_REG_IOAT, SKT_FIBA,
+					 &fault).action, ZPCI_KVM_USERSPACE);
+	KUNIT_EXPECT_EQ(test, t->skd->iota, 0);
+	skt_set_fib(t, SKT_IOTA, t->base + 0x123, t->base + SZ_64M - 0x800);
 
 	/* Register: pba and pal are normalised to pages */
 	EXPECT_CC(test, skt_mpcifc(t, ZPCI_MOD_FC_REG_IOAT, SKT_FIBA, &fault),
@@ -1127,6 +1244,12 @@ static void test_mpcifc_decode(struct kunit *test)
 	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_OK);
 	skt_expect(t, 0, skt_data(7), false);
 	KUNIT_EXPECT_EQ(test, t->skd->pal, t->base + SZ_32M - 1);
+	/* A reregistration to direct addressing leaves the table alone */
+	skt_set_fib(t, 0, t->base, t->pal);
+	KUNIT_EXPECT_EQ(test, skt_mpcifc(t, ZPCI_MOD_FC_REREG_IOAT, SKT_FIBA,
+					 &fault).action, ZPCI_KVM_USERSPACE);
+	KUNIT_EXPECT_EQ(test, t->skd->iota, SKT_RS | ZPCI_IOTA_RTTO_FLAG);
+	skt_expect(t, 0, skt_data(7), false);
 
 	/* Bad registrations are operand exceptions */
 	skt_set_fib(t, SKT_IOTA, t->base + SZ_1M, t->base);
@@ -1165,6 +1288,8 @@ static struct kunit_case s390_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_hostile),
 	KUNIT_CASE(test_changing_entries),
 	KUNIT_CASE(test_split),
+	KUNIT_CASE(test_clear_budget),
+	KUNIT_CASE(test_initial_sync),
 	KUNIT_CASE(test_parent_unmap),
 	KUNIT_CASE(test_release),
 	KUNIT_CASE(test_rpcit_decode),
@@ -1213,12 +1338,14 @@ static void test_bench(struct kunit *test)
 	struct iommu_domain *ref;
 	unsigned int i, n, r;
 
+	/* The page tables are whole: an attach shadows all of them */
+	skt_fill(t, SKT_PTS, 16 * ZPCI_PT_SIZE, ZPCI_PTE_INVALID);
 	ref = iommu_paging_domain_alloc(t->dev);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(ref));
 	for (i = 0; i < ARRAY_SIZE(skt_bench_sizes); i++) {
 		unsigned int pages = skt_bench_sizes[i];
 		unsigned int reps = max(1U, 1024 / pages);
-		u64 t0, shadow_ns, ref_ns;
+		u64 t0, shadow_ns, ref_ns, unchanged_ns, rpcit_ns;
 		u64 shadow_rpcits, ref_rpcits;
 
 		/* Today's kernel half: one map and one unmap per page */
@@ -1244,31 +1371,52 @@ static void test_bench(struct kunit *test)
 			     ref_rpcits;
 		iommu_detach_device(ref, t->dev);
 
-		/* The shadow: the guest's table changes, one refresh each way */
+		/*
+		 * The shadow: the guest's table changes, one refresh each way.
+		 * The guest's own table writes are timed with it, though
+		 * today's path needs them too.
+		 */
 		skt_alloc_attach(t, SKT_IOTA);
-		shadow_ns = 0;
+		t0 = ktime_get_ns();
 		for (r = 0; r < 2 * reps; r++) {
-			int ret;
-
-			/* The guest's own table writes are not timed */
 			skt_bench_table(t, pages, !(r & 1));
-			t0 = ktime_get_ns();
-			ret = iommu_kvm_domain_sync(t->kdom, t->base,
-						    (u64)pages * PAGE_SIZE);
-			shadow_ns += ktime_get_ns() - t0;
-			KUNIT_ASSERT_EQ(test, 0, ret);
+			KUNIT_ASSERT_EQ(test, 0,
+					iommu_kvm_domain_sync(t->kdom, 0, t->base,
+							      (u64)pages * PAGE_SIZE));
 		}
+		shadow_ns = ktime_get_ns() - t0;
 		shadow_rpcits = t->skd->stats.refreshes;
+		/* Refreshes that change nothing: the walk alone, no RPCIT */
+		skt_bench_table(t, pages, true);
+		KUNIT_ASSERT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, t->base,
+						(u64)pages * PAGE_SIZE));
+		t0 = ktime_get_ns();
+		for (r = 0; r < reps; r++)
+			KUNIT_ASSERT_EQ(test, 0,
+					iommu_kvm_domain_sync(t->kdom, 0, t->base,
+							      (u64)pages * PAGE_SIZE));
+		unchanged_ns = ktime_get_ns() - t0;
+		/* The refreshes alone, as the shadow issues them */
+		t0 = ktime_get_ns();
+		for (r = 0; r < reps; r++)
+			zpci_refresh_trans((u64)t->zdev->fh << 32, t->base,
+					   (u64)pages * PAGE_SIZE);
+		rpcit_ns = ktime_get_ns() - t0;
+		skt_bench_table(t, pages, false);
+		KUNIT_ASSERT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, t->base,
+						(u64)pages * PAGE_SIZE));
 		/* It did the work: every page mapped once and unmapped once */
-		KUNIT_EXPECT_EQ(test, t->skd->stats.new, (u64)pages * reps);
-		KUNIT_EXPECT_EQ(test, t->skd->stats.invalidated, (u64)pages * reps);
+		KUNIT_EXPECT_EQ(test, t->skd->stats.new, (u64)pages * (reps + 1));
+		KUNIT_EXPECT_EQ(test, t->skd->stats.invalidated,
+				(u64)pages * (reps + 1));
+		KUNIT_EXPECT_EQ(test, t->skd->stats.unchanged, (u64)pages * reps);
 		KUNIT_EXPECT_EQ(test, t->skd->nr_mapped, 0);
 		skt_free_domain(t);
 
 		kunit_info(test,
-			   "KVMDOM-BENCH {\"pages\": %u, \"reps\": %u, \"shadow_ns\": %llu, \"per_page_ns\": %llu, \"shadow_rpcits\": %llu, \"per_page_rpcits\": %llu}\n",
+			   "KVMDOM-BENCH {\"pages\": %u, \"reps\": %u, \"shadow_ns\": %llu, \"per_page_ns\": %llu, \"shadow_rpcits\": %llu, \"per_page_rpcits\": %llu, \"unchanged_ns\": %llu, \"rpcit_ns\": %llu}\n",
 			   pages, reps, shadow_ns, ref_ns, shadow_rpcits,
-			   ref_rpcits);
+			   ref_rpcits, unchanged_ns, rpcit_ns);
 	}
 	iommu_domain_free(ref);
 }

@@ -14,12 +14,16 @@
 #include <linux/bits.h>
 #include <linux/errno.h>
 #include <linux/types.h>
+#include <asm/pci_dma.h>
 #include <asm/pci_insn.h>
 
 /* Program interruption codes (as asm/kvm_host.h has them) */
 #define ZPCI_KVM_PGM_PRIVILEGED_OP	0x02
 #define ZPCI_KVM_PGM_SPECIFICATION	0x06
 #define ZPCI_KVM_PGM_OPERAND		0x15
+
+/* The enable bit of a function handle: not part of the sync key */
+#define ZPCI_KVM_FH_ENABLED		BIT(31)
 
 /* MPCIFC status codes of the IOAT operations (QEMU's ZPCI_MOD_ST_*) */
 #define ZPCI_KVM_MOD_ST_INSUF_RES	16
@@ -59,7 +63,7 @@ struct zpci_kvm_answer {
 
 /**
  * struct zpci_kvm_iommu - How the instructions reach the KVM-backed domain
- * @ctx: the VM (KVM) or the test's stand-in for it
+ * @ctx: the vCPU that issued the instruction (KVM), or the test's stand-in
  * @has_key: is there a domain whose sync key is @key?
  * @sync: kvm_iommu_sync()
  * @set_table: kvm_iommu_set_table()
@@ -75,6 +79,15 @@ struct zpci_kvm_iommu {
 static inline void zpci_kvm_set_status(u64 *gpr, u8 status)
 {
 	*gpr = (*gpr & ~0xff000000ULL) | ((u64)status << 24);
+}
+
+/*
+ * The sync key of the function a handle names. A function's handle has
+ * its enable bit set while it is enabled; the key is the same either way.
+ */
+static inline u64 zpci_kvm_key(u32 fh)
+{
+	return fh & ~ZPCI_KVM_FH_ENABLED;
 }
 
 static inline struct zpci_kvm_answer zpci_kvm_pgm(u16 code)
@@ -113,7 +126,7 @@ __zpci_kvm_rpcit(const struct zpci_kvm_iommu *iommu, u64 *gprs,
 		return zpci_kvm_pgm(ZPCI_KVM_PGM_PRIVILEGED_OP);
 	if (r2 & 1)
 		return zpci_kvm_pgm(ZPCI_KVM_PGM_SPECIFICATION);
-	key = gprs[r1] >> 32;
+	key = zpci_kvm_key(gprs[r1] >> 32);
 	start = gprs[r2];
 	len = gprs[r2 + 1];
 	/* Nothing to refresh: the domain's "size 0" means everything */
@@ -178,7 +191,7 @@ __zpci_kvm_mpcifc(const struct zpci_kvm_iommu *iommu, u64 *gprs,
 		  void *read_ctx, int *fault_rc)
 {
 	u8 oc = gprs[r1] & 0xff, dmaas = (gprs[r1] >> 16) & 0xff;
-	u64 key = gprs[r1] >> 32, pba, pal;
+	u64 key = zpci_kvm_key(gprs[r1] >> 32), pba, pal;
 	struct zpci_fib fib;
 	int ret;
 
@@ -201,6 +214,13 @@ __zpci_kvm_mpcifc(const struct zpci_kvm_iommu *iommu, u64 *gprs,
 		return zpci_kvm_pgm(ZPCI_KVM_PGM_OPERAND);
 	if (dmaas)
 		return zpci_kvm_cc(ZPCI_CC_ERR, ZPCI_KVM_MOD_ST_DMAAS_INVAL);
+	/*
+	 * Without translation (direct addressing, where the function allows
+	 * it) the device would use guest physical addresses: that is the
+	 * VMM's to set up, before anything changes here.
+	 */
+	if (oc != ZPCI_MOD_FC_DEREG_IOAT && !(fib.iota & ZPCI_IOTA_IOT_ENABLED))
+		return zpci_kvm_action(ZPCI_KVM_USERSPACE);
 
 	if (oc != ZPCI_MOD_FC_REG_IOAT) {
 		ret = iommu->set_table(iommu->ctx, key, 0, 0, 0);

@@ -22,32 +22,39 @@
  */
 static bool kvm_s390_zpci_has_key(void *ctx, u64 key)
 {
-	return kvm_iommu_has_sync_key(ctx, key);
+	struct kvm_vcpu *vcpu = ctx;
+
+	return kvm_iommu_has_sync_key(vcpu->kvm, key);
 }
 
+/* A refresh split by the domain continues for this vCPU only */
 static int kvm_s390_zpci_sync(void *ctx, u64 key, u64 iova, u64 size)
 {
-	return kvm_iommu_sync(ctx, key, iova, size);
+	struct kvm_vcpu *vcpu = ctx;
+
+	return kvm_iommu_sync(vcpu->kvm, vcpu->vcpu_idx, key, iova, size);
 }
 
 static int kvm_s390_zpci_set_table(void *ctx, u64 key, u64 anchor, u64 first,
 				   u64 last)
 {
-	return kvm_iommu_set_table(ctx, key, anchor, first, last);
+	struct kvm_vcpu *vcpu = ctx;
+
+	return kvm_iommu_set_table(vcpu->kvm, key, anchor, first, last);
 }
 
-/* The status, with cc 1, is already in the guest's r1 */
 /* How the decoding in <asm/kvm_zpci_iommu.h> reaches @vcpu's VM's domains */
 static struct zpci_kvm_iommu kvm_s390_zpci_iommu(struct kvm_vcpu *vcpu)
 {
 	return (struct zpci_kvm_iommu){
-		.ctx = vcpu->kvm,
+		.ctx = vcpu,
 		.has_key = kvm_s390_zpci_has_key,
 		.sync = kvm_s390_zpci_sync,
 		.set_table = kvm_s390_zpci_set_table,
 	};
 }
 
+/* With cc 1 the status is already in the guest's r1 */
 static int kvm_s390_zpci_answer(struct kvm_vcpu *vcpu,
 				struct zpci_kvm_answer answer, int fault_rc)
 {
