@@ -90,6 +90,8 @@
 #define S390_KVM_SYNC_BUDGET	8192
 /* Parent page tables remembered: guest tables and frames are often close */
 #define S390_KVM_PCACHE		8
+/* Guest table pages whose kernel address the walk remembers: one a level */
+#define S390_KVM_TCACHE		(S390_KVM_RF + 2)
 
 /* Not in asm/pci_dma.h: a segment entry that maps a 1 MiB frame */
 #define S390_KVM_STE_FC		0x400UL
@@ -149,6 +151,8 @@ struct s390_kvm_stats {
  *                shadows the whole table
  * @segs: a &struct s390_kvm_seg for each segment (1 MiB of DMA addresses)
  *        that had a valid host entry, by segment number
+ * @seg_hint: the record of @segs the last lookup found, or NULL
+ * @seg_hint_index: its segment number
  * @nr_mapped: valid host entries
  * @resume: a &struct s390_kvm_resume for each vCPU whose last sync stopped
  *          at the budget, by vCPU index
@@ -156,6 +160,11 @@ struct s390_kvm_stats {
  * @pcache: page tables of the parent, by guest segment: they stay until
  *          the parent is freed, which the domain outlives, so only the
  *          entries in them are read again
+ * @tcache: the kernel address of the guest page that the last walk read
+ *          each level's table from (slot 0 for page tables, level + 1
+ *          for the others): valid until the parent unmaps anything
+ *          (ops->invalidate empties it), since the parent pins what it
+ *          maps
  *
  * Everything but @host's device list is written under the core's domain
  * lock (ops->sync, ops->invalidate, ops->block and attach all hold it).
@@ -175,6 +184,8 @@ struct s390_kvm_domain {
 	bool error;
 	bool initial_sync;
 	struct xarray segs;
+	struct s390_kvm_seg *seg_hint;
+	unsigned long seg_hint_index;
 	u64 nr_mapped;
 	struct xarray resume;
 	struct s390_kvm_stats stats;
@@ -182,6 +193,10 @@ struct s390_kvm_domain {
 		u64 seg;	/* guest segment number + 1; 0: empty */
 		unsigned long *pto;
 	} pcache[S390_KVM_PCACHE];
+	struct s390_kvm_tcache {
+		u64 gfn;	/* guest frame number + 1; 0: empty */
+		const u64 *va;
+	} tcache[S390_KVM_TCACHE];
 };
 
 static inline struct s390_kvm_domain *
@@ -363,6 +378,8 @@ static bool s390_kvm_host_clear_range(struct s390_kvm_domain *skd, u64 first,
 		}
 		if (!seg->nr) {
 			xa_erase(&skd->segs, index);
+			if (skd->seg_hint == seg)
+				skd->seg_hint = NULL;
 			kfree(seg);
 		}
 	}
@@ -451,16 +468,25 @@ static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
  * parent is this driver's own domain, so its table is walked directly: this
  * is iommu_kvm_parent_read() without the copy. The address stays valid
  * while the domain lock is held: iommufd reports a parent unmap, which
- * takes that lock, before it unpins the pages.
+ * takes that lock, before it unpins the pages. @slot is the level's place
+ * in skd->tcache.
  */
-static const u64 *s390_kvm_guest_table(struct s390_kvm_domain *skd, u64 gpa)
+static const u64 *s390_kvm_guest_table(struct s390_kvm_domain *skd, u64 gpa,
+					unsigned int slot)
 {
+	u64 gfn = (gpa >> PAGE_SHIFT) + 1;
+	struct s390_kvm_tcache *tc = &skd->tcache[slot];
+	phys_addr_t hpa;
 	bool prot;
-	phys_addr_t hpa = s390_kvm_parent_frame(skd, gpa & PAGE_MASK, &prot);
 
-	if (!hpa || !pfn_valid(PHYS_PFN(hpa)))
-		return NULL;
-	return phys_to_virt(hpa + offset_in_page(gpa));
+	if (tc->gfn != gfn) {
+		hpa = s390_kvm_parent_frame(skd, gpa & PAGE_MASK, &prot);
+		if (!hpa || !pfn_valid(PHYS_PFN(hpa)))
+			return NULL;
+		tc->va = phys_to_virt(hpa);
+		tc->gfn = gfn;
+	}
+	return tc->va + offset_in_page(gpa) / sizeof(u64);
 }
 
 /* The segment record of @iova, made if @make */
@@ -468,16 +494,25 @@ static struct s390_kvm_seg *s390_kvm_seg(struct s390_kvm_domain *skd,
 					 u64 iova, bool make)
 {
 	unsigned long index = iova >> ZPCI_ST_SHIFT;
-	struct s390_kvm_seg *seg = xa_load(&skd->segs, index);
+	struct s390_kvm_seg *seg;
 
-	if (seg || !make)
-		return seg;
-	seg = kzalloc_obj(*seg, GFP_KERNEL_ACCOUNT);
-	if (!seg)
-		return NULL;
-	if (xa_err(xa_store(&skd->segs, index, seg, GFP_KERNEL_ACCOUNT))) {
-		kfree(seg);
-		return NULL;
+	/* Refreshes come in runs of the same few segments */
+	if (skd->seg_hint && skd->seg_hint_index == index)
+		return skd->seg_hint;
+	seg = xa_load(&skd->segs, index);
+	if (!seg && make) {
+		seg = kzalloc_obj(*seg, GFP_KERNEL_ACCOUNT);
+		if (!seg)
+			return NULL;
+		if (xa_err(xa_store(&skd->segs, index, seg,
+				    GFP_KERNEL_ACCOUNT))) {
+			kfree(seg);
+			return NULL;
+		}
+	}
+	if (seg) {
+		skd->seg_hint = seg;
+		skd->seg_hint_index = index;
 	}
 	return seg;
 }
@@ -615,7 +650,7 @@ static int s390_kvm_walk_upper(struct s390_kvm_domain *skd, u64 iova,
 		u64 span = s390_kvm_entry_span(level);
 
 		(*cost)++;
-		tp = s390_kvm_guest_table(skd, table + idx * 8);
+		tp = s390_kvm_guest_table(skd, table + idx * 8, level + 1);
 		if (!tp)
 			return -EFAULT;
 		entry = READ_ONCE(*tp);
@@ -673,7 +708,7 @@ static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 
 	/* A page table is 2K aligned, so it is in one page of the parent */
 	if (!w->frame) {
-		ptes = s390_kvm_guest_table(skd, w->pt + first * 8);
+		ptes = s390_kvm_guest_table(skd, w->pt + first * 8, 0);
 		if (!ptes)
 			return -EFAULT;
 	}
@@ -715,9 +750,13 @@ static u64 s390_kvm_resume_at(struct s390_kvm_domain *skd,
 			      unsigned int vcpu_idx, u64 iova, u64 size,
 			      u64 first, u64 last)
 {
-	struct s390_kvm_resume *r = xa_erase(&skd->resume, vcpu_idx);
+	struct s390_kvm_resume *r;
 	u64 next = first;
 
+	/* Nearly always: no refresh was split */
+	if (xa_empty(&skd->resume))
+		return first;
+	r = xa_erase(&skd->resume, vcpu_idx);
 	if (r && r->iova == iova && r->size == size && r->next > first &&
 	    r->next <= last)
 		next = r->next;
@@ -924,6 +963,8 @@ static void s390_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 	struct s390_kvm_domain *skd = to_s390_kvm_domain(kdom);
 	struct s390_kvm_changes c = { .first = U64_MAX };
 
+	/* The parent may unpin what the walks remembered */
+	memset(skd->tcache, 0, sizeof(skd->tcache));
 	s390_kvm_host_clear_range(skd, 0, U64_MAX, start, last, &c, NULL,
 				  &skd->stats.dropped, NULL);
 	s390_kvm_refresh_removed(skd, &c);
@@ -1039,6 +1080,7 @@ static void s390_kvm_free_segs(struct s390_kvm_domain *skd)
 	xa_for_each(&skd->segs, index, seg)
 		kfree(seg);
 	xa_destroy(&skd->segs);
+	skd->seg_hint = NULL;
 }
 
 static void s390_kvm_rcu_free(struct rcu_head *head)

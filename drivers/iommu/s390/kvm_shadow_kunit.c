@@ -1078,6 +1078,45 @@ static void test_parent_unmap(struct kunit *test)
 }
 
 /* The VM goes away: all DMA is blocked, and intercepts stop */
+/*
+ * The parent moves a guest table page to another host page (unmap, then
+ * map again, as iommufd does): the next walk reads the new page, not the
+ * page the last walk remembered.
+ */
+static void test_parent_remap_table(struct kunit *test)
+{
+	struct skt *t = test->priv;
+	u64 pt_page = SKT_PT & PAGE_MASK;
+	phys_addr_t moved = skt_hpa(t, skt_data(15));
+	u64 *copy = phys_to_virt(moved);
+
+	skt_alloc_attach(t, SKT_IOTA);
+	skt_map(t, 0, skt_data(0), false);
+	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_OK);
+	skt_expect(t, 0, skt_data(0), false);
+
+	/* The same page tables at another host page, but page 0 changed */
+	memcpy(copy, skt_entry(t, pt_page), PAGE_SIZE);
+	copy[(skt_pte_slot(SKT_PT, t->base) - pt_page) / 8] = skt_data(3);
+	KUNIT_ASSERT_EQ(test, iommu_unmap(t->parent, pt_page, PAGE_SIZE),
+			PAGE_SIZE);
+	iommu_kvm_domain_parent_unmapped(t->kdom, pt_page, PAGE_SIZE);
+	KUNIT_ASSERT_EQ(test, 0, iommu_map(t->parent, pt_page, moved,
+					   PAGE_SIZE, SKT_PAGE_FLAGS,
+					   GFP_KERNEL));
+	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_OK);
+	skt_expect(t, 0, skt_data(3), false);
+	KUNIT_EXPECT_FALSE(test, t->skd->error);
+
+	/* Put back for skt_exit() */
+	KUNIT_ASSERT_EQ(test, iommu_unmap(t->parent, pt_page, PAGE_SIZE),
+			PAGE_SIZE);
+	iommu_kvm_domain_parent_unmapped(t->kdom, pt_page, PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, 0, iommu_map(t->parent, pt_page,
+					   skt_hpa(t, pt_page), PAGE_SIZE,
+					   SKT_PAGE_FLAGS, GFP_KERNEL));
+}
+
 static void test_release(struct kunit *test)
 {
 	struct skt *t = test->priv;
@@ -1291,6 +1330,7 @@ static struct kunit_case s390_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_clear_budget),
 	KUNIT_CASE(test_initial_sync),
 	KUNIT_CASE(test_parent_unmap),
+	KUNIT_CASE(test_parent_remap_table),
 	KUNIT_CASE(test_release),
 	KUNIT_CASE(test_rpcit_decode),
 	KUNIT_CASE(test_mpcifc_decode),
