@@ -82,8 +82,11 @@
  * yielding between them; a fatal signal ends the attach with -EINTR. A bad
  * table there puts the function in the error state, as a refresh would.
  *
- * The function handle's enable bit is not part of the key: the VMM may
- * give the domain either handle of the function.
+ * The function handle's enable bit is not part of the key: the guest's
+ * instructions name the function with its enabled handle, and CLP's disable
+ * (which the VMM answers) names it too. When the guest disables the
+ * function, KVM drops the domain's guest table first (zpci_kvm_clp()), as
+ * the deregistration that a disable implies.
  */
 
 /* Entries (page table entries and upper-level entries) per sync call */

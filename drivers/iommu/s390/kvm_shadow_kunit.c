@@ -47,6 +47,7 @@
 #define SKT_FH		0x80000a01
 #define SKT_IOTA	(SKT_RT | ZPCI_IOTA_RTTO_FLAG)
 #define SKT_FIBA	0x7000
+#define SKT_CLPA	0x8000
 /* A "first page" meaning: just beyond the registered pal */
 #define SKT_BEYOND_PAL	UINT_MAX
 
@@ -66,6 +67,7 @@ struct skt {
 	u64 pal;	/* the last it registers */
 	u64 gprs[16];
 	struct zpci_fib fib;
+	struct clp_req_set_pci clp;
 	unsigned int vcpu;	/* the vCPU the intercepts come from */
 };
 
@@ -323,6 +325,30 @@ static void skt_set_fib(struct skt *t, u64 iota, u64 pba, u64 pal)
 	t->fib.iota = iota;
 	t->fib.pba = pba;
 	t->fib.pal = pal;
+}
+
+static int skt_read_clp(void *ctx, u64 addr, struct clp_req_set_pci *req)
+{
+	struct skt *t = ctx;
+
+	if (addr != SKT_CLPA)
+		return 5;
+	*req = t->clp;
+	return 0;
+}
+
+/* The guest's CLP SET PCI FUNCTION @oc for handle @fh */
+static struct zpci_kvm_answer skt_clp(struct skt *t, u32 fh, u8 oc, u16 len)
+{
+	struct zpci_kvm_iommu kvm = skt_kvm;
+
+	kvm.ctx = t;
+	memset(&t->clp, 0, sizeof(t->clp));
+	t->clp.hdr.len = len;
+	t->clp.hdr.cmd = CLP_SET_PCI_FN;
+	t->clp.fh = fh;
+	t->clp.oc = oc;
+	return zpci_kvm_clp(&kvm, SKT_CLPA, false, skt_read_clp, t);
 }
 
 /* Context: guest memory, the parent, the domain, the attached function */
@@ -1319,6 +1345,54 @@ static void test_mpcifc_decode(struct kunit *test)
 	EXPECT_CC(test, a, ZPCI_CC_ERR);
 }
 
+/*
+ * Disabling the function ends its registration: the table goes before the
+ * VMM sees the request. Nothing else about CLP changes the domain.
+ */
+static void test_clp_disable(struct kunit *test)
+{
+	const u16 len = sizeof(struct clp_req_set_pci);
+	struct skt *t = test->priv;
+	struct zpci_kvm_iommu kvm = skt_kvm;
+	int fault = 0;
+
+	kvm.ctx = t;
+	skt_alloc_attach(t, SKT_IOTA);
+	skt_map(t, 0, skt_data(0), false);
+	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_OK);
+	skt_expect(t, 0, skt_data(0), false);
+
+	/* Requests that do not disable this function leave it alone */
+	KUNIT_EXPECT_EQ(test, skt_clp(t, SKT_FH, CLP_SET_ENABLE_MIO,
+				      len).action, ZPCI_KVM_USERSPACE);
+	KUNIT_EXPECT_EQ(test, skt_clp(t, SKT_FH + 1, CLP_SET_DISABLE_PCI_FN,
+				      len).action, ZPCI_KVM_USERSPACE);
+	/* A disabled handle names no enabled function */
+	skt_clp(t, SKT_FH & ~ZPCI_KVM_FH_ENABLED, CLP_SET_DISABLE_PCI_FN, len);
+	skt_clp(t, SKT_FH, CLP_SET_DISABLE_PCI_FN, len - 8);
+	t->clp.hdr.cmd = CLP_QUERY_PCI_FN;
+	zpci_kvm_clp(&kvm, SKT_CLPA, false, skt_read_clp, t);
+	/* Not readable, misaligned, or from problem state: the VMM's */
+	t->clp.hdr.cmd = CLP_SET_PCI_FN;
+	zpci_kvm_clp(&kvm, SKT_CLPA + 8, false, skt_read_clp, t);
+	zpci_kvm_clp(&kvm, SKT_CLPA + 4, false, skt_read_clp, t);
+	zpci_kvm_clp(&kvm, SKT_CLPA, true, skt_read_clp, t);
+	KUNIT_EXPECT_EQ(test, t->skd->iota, SKT_IOTA);
+	skt_expect(t, 0, skt_data(0), false);
+
+	/* The disable: no table, no mapping, and userspace answers */
+	KUNIT_EXPECT_EQ(test, skt_clp(t, SKT_FH, CLP_SET_DISABLE_PCI_FN,
+				      len).action, ZPCI_KVM_USERSPACE);
+	KUNIT_EXPECT_EQ(test, t->skd->iota, 0);
+	skt_expect_empty(t);
+	/* Enabled again, the guest registers its table again */
+	skt_set_fib(t, SKT_IOTA, t->base, t->pal);
+	EXPECT_CC(test, skt_mpcifc(t, ZPCI_MOD_FC_REG_IOAT, SKT_FIBA, &fault),
+		  ZPCI_CC_OK);
+	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_OK);
+	skt_expect(t, 0, skt_data(0), false);
+}
+
 static struct kunit_case s390_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_formats),
 	KUNIT_CASE(test_alloc_errors),
@@ -1334,6 +1408,7 @@ static struct kunit_case s390_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_release),
 	KUNIT_CASE(test_rpcit_decode),
 	KUNIT_CASE(test_mpcifc_decode),
+	KUNIT_CASE(test_clp_disable),
 	{}
 };
 

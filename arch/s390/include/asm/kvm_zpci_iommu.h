@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The guest's zPCI DMA-table instructions (RPCIT, MPCIFC's IOAT operations)
- * for a function whose DMA translation is a KVM-backed IOMMU domain: how
+ * The guest's zPCI DMA-table instructions (RPCIT, MPCIFC's IOAT operations,
+ * CLP's disable) for a function whose DMA translation is a KVM-backed IOMMU domain: how
  * KVM decodes them and what it answers, from register state alone, so
  * that KVM's intercept handlers (arch/s390/kvm/s390/pci_iommu.c) and the
  * KUnit tests of the s390 IOMMU driver run the same code.
@@ -14,6 +14,7 @@
 #include <linux/bits.h>
 #include <linux/errno.h>
 #include <linux/types.h>
+#include <asm/pci_clp.h>
 #include <asm/pci_dma.h>
 #include <asm/pci_insn.h>
 
@@ -278,6 +279,48 @@ zpci_kvm_mpcifc(const struct zpci_kvm_iommu *iommu, u64 *gprs,
 	return zpci_kvm_status(__zpci_kvm_mpcifc(iommu, gprs, r1, fiba, pstate,
 						 read_fib, read_ctx, fault_rc),
 			       &gprs[r1]);
+}
+
+/**
+ * zpci_kvm_clp() - Follow CLP (B9A0) for a KVM-backed function
+ * @iommu: how to reach the domain
+ * @addr: the effective address of the guest's request block (the R2
+ *	register)
+ * @pstate: the guest is in problem state
+ * @read_req: reads the request block at @addr; returns 0 if it could
+ * @read_ctx: for @read_req
+ *
+ * Disabling a function ends its IOAT registration without an MPCIFC, and
+ * CLP stays the VMM's: only the VMM enables, disables and resets a
+ * function. So before the instruction goes to userspace, a SET PCI
+ * FUNCTION request that disables an enabled function with a KVM-backed
+ * domain drops the domain's guest table: the function's DMA is blocked
+ * whatever the VMM answers, and the guest registers its table again after
+ * it enables the function again. Everything else about CLP, including
+ * every program interruption, is the VMM's.
+ *
+ * Return: the answer, always %ZPCI_KVM_USERSPACE.
+ */
+static inline struct zpci_kvm_answer
+zpci_kvm_clp(const struct zpci_kvm_iommu *iommu, u64 addr, bool pstate,
+	     int (*read_req)(void *read_ctx, u64 addr,
+			     struct clp_req_set_pci *req),
+	     void *read_ctx)
+{
+	struct clp_req_set_pci req;
+	u64 key;
+
+	if (pstate || (addr & 7) || read_req(read_ctx, addr, &req))
+		goto out;
+	if (req.hdr.cmd != CLP_SET_PCI_FN || req.hdr.len != sizeof(req) ||
+	    req.hdr.fmt || req.oc != CLP_SET_DISABLE_PCI_FN ||
+	    !(req.fh & ZPCI_KVM_FH_ENABLED))
+		goto out;
+	key = zpci_kvm_key(req.fh);
+	if (iommu->has_key(iommu->ctx, key))
+		iommu->set_table(iommu->ctx, key, 0, 0, 0);
+out:
+	return zpci_kvm_action(ZPCI_KVM_USERSPACE);
 }
 
 #endif /* _ASM_S390_KVM_ZPCI_IOMMU_H */

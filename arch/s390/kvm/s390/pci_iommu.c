@@ -3,7 +3,7 @@
  * The guest's zPCI DMA-table instructions for functions whose DMA is
  * translated by a KVM-backed IOMMU domain: RPCIT and MPCIFC's IOAT
  * operations are handed to the domain in the kernel instead of exiting to
- * userspace.
+ * userspace, and CLP's disable drops the domain's table on its way there.
  *
  * Copyright (C) 2026 The KVM-backed IOMMU domain authors
  */
@@ -92,16 +92,24 @@ int kvm_s390_handle_rpcit(struct kvm_vcpu *vcpu)
 	return kvm_s390_zpci_answer(vcpu, answer, 0);
 }
 
-struct kvm_s390_fib_read {
+struct kvm_s390_zpci_read {
 	struct kvm_vcpu *vcpu;
 	u8 ar;
 };
 
 static int kvm_s390_zpci_read_fib(void *ctx, u64 fiba, struct zpci_fib *fib)
 {
-	struct kvm_s390_fib_read *r = ctx;
+	struct kvm_s390_zpci_read *r = ctx;
 
 	return read_guest(r->vcpu, fiba, r->ar, fib, sizeof(*fib));
+}
+
+static int kvm_s390_zpci_read_clp(void *ctx, u64 addr,
+				  struct clp_req_set_pci *req)
+{
+	struct kvm_s390_zpci_read *r = ctx;
+
+	return read_guest(r->vcpu, addr, r->ar, req, sizeof(*req));
 }
 
 /* MPCIFC: E3 R1,D2(X2,B2) with the low opcode byte D0 (RXY) */
@@ -112,7 +120,7 @@ int kvm_s390_handle_mpcifc(struct kvm_vcpu *vcpu)
 	u64 *gprs = vcpu->run->s.regs.gprs;
 	int r1 = (vcpu->arch.sie_block->ipa & 0xf0) >> 4;
 	int x2 = vcpu->arch.sie_block->ipa & 0xf;
-	struct kvm_s390_fib_read read = { .vcpu = vcpu };
+	struct kvm_s390_zpci_read read = { .vcpu = vcpu };
 	struct zpci_kvm_answer answer;
 	int fault_rc = 0;
 	u64 fiba;
@@ -125,4 +133,26 @@ int kvm_s390_handle_mpcifc(struct kvm_vcpu *vcpu)
 	answer = zpci_kvm_mpcifc(&iommu, gprs, r1, fiba, pstate,
 				 kvm_s390_zpci_read_fib, &read, &fault_rc);
 	return kvm_s390_zpci_answer(vcpu, answer, fault_rc);
+}
+
+/*
+ * CLP: B9A0 R1,R2,M4. Always the VMM's; a disable of a function with a
+ * KVM-backed domain first drops the domain's table, as the deregistration
+ * the disable implies.
+ */
+int kvm_s390_handle_clp(struct kvm_vcpu *vcpu)
+{
+	const struct zpci_kvm_iommu iommu = kvm_s390_zpci_iommu(vcpu);
+	bool pstate = vcpu->arch.sie_block->gpsw.mask & PSW_MASK_PSTATE;
+	struct kvm_s390_zpci_read read = { .vcpu = vcpu };
+	int r1, r2;
+	u64 addr;
+
+	if (kvm_s390_pv_cpu_is_protected(vcpu))
+		return -EOPNOTSUPP;
+	kvm_s390_get_regs_rre(vcpu, &r1, &r2);
+	read.ar = r2;
+	addr = kvm_s390_logical_to_effective(vcpu, vcpu->run->s.regs.gprs[r2]);
+	zpci_kvm_clp(&iommu, addr, pstate, kvm_s390_zpci_read_clp, &read);
+	return -EOPNOTSUPP;
 }
