@@ -474,8 +474,8 @@ static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
  * takes that lock, before it unpins the pages. @slot is the level's place
  * in skd->tcache.
  */
-static const u64 *s390_kvm_guest_table(struct s390_kvm_domain *skd, u64 gpa,
-					unsigned int slot)
+static const u64 *s390_kvm_guest_table(struct s390_kvm_domain *skd,
+				       u64 gpa, unsigned int slot)
 {
 	u64 gfn = (gpa >> PAGE_SHIFT) + 1;
 	struct s390_kvm_tcache *tc = &skd->tcache[slot];

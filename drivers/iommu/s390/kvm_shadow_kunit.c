@@ -1393,6 +1393,8 @@ static void test_clp_disable(struct kunit *test)
 	skt_expect(t, 0, skt_data(0), false);
 }
 
+#include "kvm_shadow_dma_kunit.c"
+
 static struct kunit_case s390_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_formats),
 	KUNIT_CASE(test_alloc_errors),
@@ -1409,6 +1411,7 @@ static struct kunit_case s390_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_rpcit_decode),
 	KUNIT_CASE(test_mpcifc_decode),
 	KUNIT_CASE(test_clp_disable),
+	KUNIT_CASE(test_nvme_dma),
 	{}
 };
 
@@ -1503,8 +1506,9 @@ static void test_bench(struct kunit *test)
 		shadow_rpcits = t->skd->stats.refreshes;
 		/* Refreshes that change nothing: the walk alone, no RPCIT */
 		skt_bench_table(t, pages, true);
-		KUNIT_ASSERT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, t->base,
-						(u64)pages * PAGE_SIZE));
+		KUNIT_ASSERT_EQ(test, 0,
+				iommu_kvm_domain_sync(t->kdom, 0, t->base,
+						      (u64)pages * PAGE_SIZE));
 		t0 = ktime_get_ns();
 		for (r = 0; r < reps; r++)
 			KUNIT_ASSERT_EQ(test, 0,
@@ -1518,8 +1522,9 @@ static void test_bench(struct kunit *test)
 					   (u64)pages * PAGE_SIZE);
 		rpcit_ns = ktime_get_ns() - t0;
 		skt_bench_table(t, pages, false);
-		KUNIT_ASSERT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, t->base,
-						(u64)pages * PAGE_SIZE));
+		KUNIT_ASSERT_EQ(test, 0,
+				iommu_kvm_domain_sync(t->kdom, 0, t->base,
+						      (u64)pages * PAGE_SIZE));
 		/* It did the work: every page mapped once and unmapped once */
 		KUNIT_EXPECT_EQ(test, t->skd->stats.new, (u64)pages * (reps + 1));
 		KUNIT_EXPECT_EQ(test, t->skd->stats.invalidated,
