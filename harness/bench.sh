@@ -40,7 +40,8 @@ print("s390x zPCI shadow sync vs per-page iommu_map()/iommu_unmap()")
 print("(each: map N pages, then unmap them; QEMU TCG on %s)" % host)
 print("The shadow's time includes the guest's own table writes. 'unchanged'")
 print("refreshes a range that did not change (the walk, no RPCIT); 'RPCIT us'")
-print("is one host refresh of the range, timed alone.")
+print("is one host refresh of the range, timed alone. Each figure is the best of")
+print("%d rounds: the machine is shared." % rows[0].get("rounds", 1))
 print("%6s %5s %13s %13s %7s %13s %9s %7s %7s" % (
       "pages", "reps", "shadow pg/s", "per-page pg/s", "ratio",
       "unchanged/s", "RPCIT us", "RPCITs", "per-pg"))

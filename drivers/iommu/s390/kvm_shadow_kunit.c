@@ -1450,11 +1450,97 @@ static void skt_bench_table(struct skt *t, unsigned int pages, bool valid)
 	}
 }
 
+/* Rounds per size: each figure is the best round's, as the host is shared */
+#define SKT_BENCH_ROUNDS	5
+
+struct skt_bench {
+	u64 shadow_ns, ref_ns, unchanged_ns, rpcit_ns;
+	u64 shadow_rpcits, ref_rpcits;
+};
+
+static u64 skt_ref_rpcits(struct iommu_domain *ref)
+{
+	return atomic64_read(&to_s390_domain(ref)->ctrs.sync_map_rpcits) +
+	       atomic64_read(&to_s390_domain(ref)->ctrs.sync_rpcits);
+}
+
+/* One round at @pages: both paths, @reps times, and the extra figures */
+static void skt_bench_round(struct skt *t, struct iommu_domain *ref,
+			    unsigned int pages, unsigned int reps,
+			    struct skt_bench *b)
+{
+	struct kunit *test = t->test;
+	u64 size = (u64)pages * PAGE_SIZE;
+	unsigned int n, r;
+	u64 t0;
+
+	/* Today's kernel half: one map and one unmap per page */
+	KUNIT_ASSERT_EQ(test, 0, iommu_attach_device(ref, t->dev));
+	b->ref_rpcits = skt_ref_rpcits(ref);
+	t0 = ktime_get_ns();
+	for (r = 0; r < reps; r++) {
+		for (n = 0; n < pages; n++)
+			KUNIT_ASSERT_EQ(test, 0,
+					iommu_map(ref, t->base + (u64)n * PAGE_SIZE,
+						  skt_hpa(t, skt_data(n)),
+						  PAGE_SIZE, SKT_PAGE_FLAGS,
+						  GFP_KERNEL));
+		for (n = 0; n < pages; n++)
+			KUNIT_ASSERT_EQ(test, PAGE_SIZE,
+					iommu_unmap(ref, t->base + (u64)n * PAGE_SIZE,
+						    PAGE_SIZE));
+	}
+	b->ref_ns = ktime_get_ns() - t0;
+	b->ref_rpcits = skt_ref_rpcits(ref) - b->ref_rpcits;
+	iommu_detach_device(ref, t->dev);
+
+	/*
+	 * The shadow: the guest's table changes, one refresh each way. The
+	 * guest's own table writes are timed with it, though today's path
+	 * needs them too.
+	 */
+	skt_alloc_attach(t, SKT_IOTA);
+	t0 = ktime_get_ns();
+	for (r = 0; r < 2 * reps; r++) {
+		skt_bench_table(t, pages, !(r & 1));
+		KUNIT_ASSERT_EQ(test, 0,
+				iommu_kvm_domain_sync(t->kdom, 0, t->base,
+						      size));
+	}
+	b->shadow_ns = ktime_get_ns() - t0;
+	b->shadow_rpcits = t->skd->stats.refreshes;
+	/* Refreshes that change nothing: the walk alone, no RPCIT */
+	skt_bench_table(t, pages, true);
+	KUNIT_ASSERT_EQ(test, 0,
+			iommu_kvm_domain_sync(t->kdom, 0, t->base, size));
+	t0 = ktime_get_ns();
+	for (r = 0; r < reps; r++)
+		KUNIT_ASSERT_EQ(test, 0,
+				iommu_kvm_domain_sync(t->kdom, 0, t->base,
+						      size));
+	b->unchanged_ns = ktime_get_ns() - t0;
+	/* The refreshes alone, as the shadow issues them */
+	t0 = ktime_get_ns();
+	for (r = 0; r < reps; r++)
+		zpci_refresh_trans((u64)t->zdev->fh << 32, t->base, size);
+	b->rpcit_ns = ktime_get_ns() - t0;
+	skt_bench_table(t, pages, false);
+	KUNIT_ASSERT_EQ(test, 0,
+			iommu_kvm_domain_sync(t->kdom, 0, t->base, size));
+	/* It did the work: every page mapped once and unmapped once */
+	KUNIT_EXPECT_EQ(test, t->skd->stats.new, (u64)pages * (reps + 1));
+	KUNIT_EXPECT_EQ(test, t->skd->stats.invalidated,
+			(u64)pages * (reps + 1));
+	KUNIT_EXPECT_EQ(test, t->skd->stats.unchanged, (u64)pages * reps);
+	KUNIT_EXPECT_EQ(test, t->skd->nr_mapped, 0);
+	skt_free_domain(t);
+}
+
 static void test_bench(struct kunit *test)
 {
 	struct skt *t = test->priv;
 	struct iommu_domain *ref;
-	unsigned int i, n, r;
+	unsigned int i, round;
 
 	/* The page tables are whole: an attach shadows all of them */
 	skt_fill(t, SKT_PTS, 16 * ZPCI_PT_SIZE, ZPCI_PTE_INVALID);
@@ -1463,80 +1549,30 @@ static void test_bench(struct kunit *test)
 	for (i = 0; i < ARRAY_SIZE(skt_bench_sizes); i++) {
 		unsigned int pages = skt_bench_sizes[i];
 		unsigned int reps = max(1U, 1024 / pages);
-		u64 t0, shadow_ns, ref_ns, unchanged_ns, rpcit_ns;
-		u64 shadow_rpcits, ref_rpcits;
+		struct skt_bench best = {}, b;
 
-		/* Today's kernel half: one map and one unmap per page */
-		KUNIT_ASSERT_EQ(test, 0, iommu_attach_device(ref, t->dev));
-		ref_rpcits = atomic64_read(&to_s390_domain(ref)->ctrs.sync_map_rpcits) +
-			     atomic64_read(&to_s390_domain(ref)->ctrs.sync_rpcits);
-		t0 = ktime_get_ns();
-		for (r = 0; r < reps; r++) {
-			for (n = 0; n < pages; n++)
-				KUNIT_ASSERT_EQ(test, 0,
-						iommu_map(ref, t->base + (u64)n * PAGE_SIZE,
-							  skt_hpa(t, skt_data(n)),
-							  PAGE_SIZE, SKT_PAGE_FLAGS,
-							  GFP_KERNEL));
-			for (n = 0; n < pages; n++)
-				KUNIT_ASSERT_EQ(test, PAGE_SIZE,
-						iommu_unmap(ref, t->base + (u64)n * PAGE_SIZE,
-							    PAGE_SIZE));
+		for (round = 0; round < SKT_BENCH_ROUNDS; round++) {
+			skt_bench_round(t, ref, pages, reps, &b);
+			if (!round) {
+				best = b;
+				continue;
+			}
+			best.shadow_ns = min(best.shadow_ns, b.shadow_ns);
+			best.ref_ns = min(best.ref_ns, b.ref_ns);
+			best.unchanged_ns = min(best.unchanged_ns,
+						b.unchanged_ns);
+			best.rpcit_ns = min(best.rpcit_ns, b.rpcit_ns);
+			/* Counts are the same every round */
+			KUNIT_EXPECT_EQ(test, b.shadow_rpcits,
+					best.shadow_rpcits);
+			KUNIT_EXPECT_EQ(test, b.ref_rpcits, best.ref_rpcits);
 		}
-		ref_ns = ktime_get_ns() - t0;
-		ref_rpcits = atomic64_read(&to_s390_domain(ref)->ctrs.sync_map_rpcits) +
-			     atomic64_read(&to_s390_domain(ref)->ctrs.sync_rpcits) -
-			     ref_rpcits;
-		iommu_detach_device(ref, t->dev);
-
-		/*
-		 * The shadow: the guest's table changes, one refresh each way.
-		 * The guest's own table writes are timed with it, though
-		 * today's path needs them too.
-		 */
-		skt_alloc_attach(t, SKT_IOTA);
-		t0 = ktime_get_ns();
-		for (r = 0; r < 2 * reps; r++) {
-			skt_bench_table(t, pages, !(r & 1));
-			KUNIT_ASSERT_EQ(test, 0,
-					iommu_kvm_domain_sync(t->kdom, 0, t->base,
-							      (u64)pages * PAGE_SIZE));
-		}
-		shadow_ns = ktime_get_ns() - t0;
-		shadow_rpcits = t->skd->stats.refreshes;
-		/* Refreshes that change nothing: the walk alone, no RPCIT */
-		skt_bench_table(t, pages, true);
-		KUNIT_ASSERT_EQ(test, 0,
-				iommu_kvm_domain_sync(t->kdom, 0, t->base,
-						      (u64)pages * PAGE_SIZE));
-		t0 = ktime_get_ns();
-		for (r = 0; r < reps; r++)
-			KUNIT_ASSERT_EQ(test, 0,
-					iommu_kvm_domain_sync(t->kdom, 0, t->base,
-							      (u64)pages * PAGE_SIZE));
-		unchanged_ns = ktime_get_ns() - t0;
-		/* The refreshes alone, as the shadow issues them */
-		t0 = ktime_get_ns();
-		for (r = 0; r < reps; r++)
-			zpci_refresh_trans((u64)t->zdev->fh << 32, t->base,
-					   (u64)pages * PAGE_SIZE);
-		rpcit_ns = ktime_get_ns() - t0;
-		skt_bench_table(t, pages, false);
-		KUNIT_ASSERT_EQ(test, 0,
-				iommu_kvm_domain_sync(t->kdom, 0, t->base,
-						      (u64)pages * PAGE_SIZE));
-		/* It did the work: every page mapped once and unmapped once */
-		KUNIT_EXPECT_EQ(test, t->skd->stats.new, (u64)pages * (reps + 1));
-		KUNIT_EXPECT_EQ(test, t->skd->stats.invalidated,
-				(u64)pages * (reps + 1));
-		KUNIT_EXPECT_EQ(test, t->skd->stats.unchanged, (u64)pages * reps);
-		KUNIT_EXPECT_EQ(test, t->skd->nr_mapped, 0);
-		skt_free_domain(t);
 
 		kunit_info(test,
-			   "KVMDOM-BENCH {\"pages\": %u, \"reps\": %u, \"shadow_ns\": %llu, \"per_page_ns\": %llu, \"shadow_rpcits\": %llu, \"per_page_rpcits\": %llu, \"unchanged_ns\": %llu, \"rpcit_ns\": %llu}\n",
-			   pages, reps, shadow_ns, ref_ns, shadow_rpcits,
-			   ref_rpcits, unchanged_ns, rpcit_ns);
+			   "KVMDOM-BENCH {\"pages\": %u, \"reps\": %u, \"rounds\": %u, \"shadow_ns\": %llu, \"per_page_ns\": %llu, \"shadow_rpcits\": %llu, \"per_page_rpcits\": %llu, \"unchanged_ns\": %llu, \"rpcit_ns\": %llu}\n",
+			   pages, reps, SKT_BENCH_ROUNDS, best.shadow_ns,
+			   best.ref_ns, best.shadow_rpcits, best.ref_rpcits,
+			   best.unchanged_ns, best.rpcit_ns);
 	}
 	iommu_domain_free(ref);
 }
