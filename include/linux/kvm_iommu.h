@@ -171,6 +171,54 @@ struct kvm_iommu_listener {
  * Exported by kvm.ko; the framework calls them only through symbol_get().
  * kvm_get_kvm_safe() and kvm_put_kvm() are also declared in <linux/kvm_host.h>.
  */
+/**
+ * enum kvm_iommu_tdp_type - The entry format of KVM's two-dimensional paging
+ * @KVM_IOMMU_TDP_X86_64: x86-64 paging entries, as KVM builds them for AMD
+ *	NPT (the format of VT-d's first stage and of AMD's v2 tables)
+ * @KVM_IOMMU_TDP_EPT: Intel EPT entries (the layout VT-d's second stage
+ *	shares, with bit 11 as its snoop bit)
+ */
+enum kvm_iommu_tdp_type {
+	KVM_IOMMU_TDP_X86_64 = 1,
+	KVM_IOMMU_TDP_EPT,
+};
+
+/* KVM sets U/S in every present entry (not with AMD's GMET) */
+#define KVM_IOMMU_TDP_USER		BIT(0)
+/* KVM writes back the cache line of every entry it changes */
+#define KVM_IOMMU_TDP_WRITEBACK		BIT(1)
+/* MMIO SPTEs may be in the table, marked with @mmio_bits */
+#define KVM_IOMMU_TDP_MMIO_SPTES	BIT(2)
+
+/**
+ * struct kvm_iommu_tdp_format - What an IOMMU must know to walk a KVM table
+ * @type: enum kvm_iommu_tdp_type
+ * @levels: levels of the root, 4 or 5
+ * @max_leaf_level: the largest leaf KVM may install: 1 (4 KiB), 2 (2 MiB)
+ *	or 3 (1 GiB)
+ * @flags: KVM_IOMMU_TDP_*
+ * @leaf_bits: every bit besides the address that KVM may set in a present
+ *	leaf entry: permissions, accessed and dirty, its software bits (host-
+ *	and MMU-writable, MMU-present, A/D type), NX, memory type
+ * @table_bits: the same for a present entry that points to a table
+ * @mmio_bits: with %KVM_IOMMU_TDP_MMIO_SPTES, every bit an MMIO SPTE may
+ *	have besides its GFN and generation: its marker and the access bits
+ *	KVM adds to it
+ *
+ * An IOMMU driver refuses a table it cannot walk as KVM builds it: with a
+ * bit it treats as meaningful in @leaf_bits or @table_bits, or with MMIO
+ * SPTEs it would take for mappings.
+ */
+struct kvm_iommu_tdp_format {
+	u8 type;
+	u8 levels;
+	u8 max_leaf_level;
+	u32 flags;
+	u64 leaf_bits;
+	u64 table_bits;
+	u64 mmio_bits;
+};
+
 bool kvm_iommu_file_is_vm(struct file *file);
 bool kvm_get_kvm_safe(struct kvm *kvm);
 void kvm_put_kvm(struct kvm *kvm);
