@@ -307,6 +307,26 @@ static enum intel_kvm_walk ikt_walk(struct ikt_table *tt, u64 cap, u64 ecap,
 	return INTEL_KVM_WALK_NOT_PRESENT;
 }
 
+/* A table per level, every entry @empty */
+static void ikt_alloc(struct kunit *test, struct ikt_table *tt, u64 empty)
+{
+	int i;
+
+	for (i = 1; i <= 4; i++) {
+		tt->lvl[i] = kunit_kzalloc(test, 512 * sizeof(u64), GFP_KERNEL);
+		KUNIT_ASSERT_NOT_NULL(test, tt->lvl[i]);
+		memset64(tt->lvl[i], empty, 512);
+	}
+}
+
+/* ikt_walk() on the test bed's first stage */
+static enum intel_kvm_walk ikt_fs_walk(struct ikt_table *tt, u64 iova,
+				       bool write, u64 *pa)
+{
+	return ikt_walk(tt, IKT_QEMU_CAP, IKT_QEMU_ECAP, KVM_IOMMU_TDP_X86_64,
+			iova, write, pa);
+}
+
 /*
  * One path of tables as KVM's TDP MMU builds them for NPT, with the
  * entries of its last table KVM may leave there: a 4 KiB mapping, an MMIO
@@ -320,14 +340,9 @@ static void test_npt_table_walk(struct kunit *test)
 			 ikt_npt.leaf_bits;
 	struct ikt_table tt;
 	u64 pa = 0;
-	int i;
 
-	for (i = 1; i <= 4; i++) {
-		tt.lvl[i] = kunit_kzalloc(test, 512 * sizeof(u64), GFP_KERNEL);
-		KUNIT_ASSERT_NOT_NULL(test, tt.lvl[i]);
-		/* Zapped entries hold KVM's non-present value */
-		memset64(tt.lvl[i], IKT_NONPRESENT, 512);
-	}
+	/* Zapped entries hold KVM's non-present value */
+	ikt_alloc(test, &tt, IKT_NONPRESENT);
 	tt.lvl[4][0] = table | 0x1000;
 	tt.lvl[3][0] = table | 0x2000;
 	tt.lvl[2][0] = table | 0x3000;
@@ -338,43 +353,32 @@ static void test_npt_table_walk(struct kunit *test)
 	tt.lvl[1][3] = IKT_NONPRESENT;
 
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_VALID,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0x10, true, &pa));
+			ikt_fs_walk(&tt, 0x10, true, &pa));
 	KUNIT_EXPECT_EQ(test, pa, 0x123456010);
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_VALID,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0x200000 + 0x1234,
-				 false, &pa));
+			ikt_fs_walk(&tt, 0x200000 + 0x1234, false, &pa));
 	KUNIT_EXPECT_EQ(test, pa, 0x40001234);
 	/* The MMIO SPTE faults on its reserved bit 51, both ways */
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_RESERVED,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0x1000, true, &pa));
+			ikt_fs_walk(&tt, 0x1000, true, &pa));
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_RESERVED,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0x1000, false, &pa));
+			ikt_fs_walk(&tt, 0x1000, false, &pa));
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_NOT_PRESENT,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0x2000, true, &pa));
+			ikt_fs_walk(&tt, 0x2000, true, &pa));
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_NOT_PRESENT,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0x3000, false, &pa));
+			ikt_fs_walk(&tt, 0x3000, false, &pa));
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_NOT_PRESENT,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 1ULL << 39, false, &pa));
+			ikt_fs_walk(&tt, 1ULL << 39, false, &pa));
 	/* A read-only leaf (dirty logging, a read-only slot): reads only */
 	tt.lvl[1][0] &= ~VTD_KVM_FS_RW;
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_VALID,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0, false, &pa));
+			ikt_fs_walk(&tt, 0, false, &pa));
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_DENIED,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0, true, &pa));
+			ikt_fs_walk(&tt, 0, true, &pa));
 	/* GMET: U/S clear in the leaf, and DMA faults */
 	tt.lvl[1][0] = leaf & ~VTD_KVM_FS_US;
 	KUNIT_EXPECT_EQ(test, INTEL_KVM_WALK_DENIED,
-			ikt_walk(&tt, IKT_QEMU_CAP, IKT_QEMU_ECAP,
-				 KVM_IOMMU_TDP_X86_64, 0, false, &pa));
+			ikt_fs_walk(&tt, 0, false, &pa));
 }
 
 /* The same path as KVM builds it for EPT, on a legacy unit with SC */
@@ -386,10 +390,7 @@ static void test_ept_table_walk(struct kunit *test)
 	u64 pa = 0;
 	int i;
 
-	for (i = 1; i <= 4; i++) {
-		tt.lvl[i] = kunit_kzalloc(test, 512 * sizeof(u64), GFP_KERNEL);
-		KUNIT_ASSERT_NOT_NULL(test, tt.lvl[i]);
-	}
+	ikt_alloc(test, &tt, 0);
 	tt.lvl[4][0] = rw | ikt_ept.table_bits | 0x1000;
 	tt.lvl[3][0] = rw | ikt_ept.table_bits | 0x2000;
 	tt.lvl[2][0] = rw | ikt_ept.table_bits | 0x3000;

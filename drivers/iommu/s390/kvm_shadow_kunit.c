@@ -921,15 +921,12 @@ static void test_changing_entries(struct kunit *test)
 	kunit_info(test, "%lu guest writes during 2000 refreshes\n", f.flips);
 }
 
-/* A large refresh is done in parts; the guest retries the instruction */
-static void test_split(struct kunit *test)
+/* Map all pages of the first @nr segments, with page tables at SKT_PTS */
+static void skt_fill_segments(struct skt *t, unsigned int nr)
 {
-	struct skt *t = test->priv;
-	unsigned int seg, n, rounds = 0, pages = 40 * ZPCI_PT_ENTRIES;
-	struct zpci_kvm_answer a;
+	unsigned int seg, n;
 
-	skt_alloc_attach(t, SKT_IOTA);
-	for (seg = 0; seg < 40; seg++) {
+	for (seg = 0; seg < nr; seg++) {
 		u64 pt = SKT_PTS + seg * ZPCI_PT_SIZE;
 
 		gset(t, skt_slot(SKT_ST, t->base + seg * SZ_1M, S390_KVM_ST),
@@ -937,10 +934,34 @@ static void test_split(struct kunit *test)
 		for (n = 0; n < ZPCI_PT_ENTRIES; n++)
 			gset(t, pt + n * 8, skt_data(seg + n));
 	}
-	do {
-		a = skt_rpcit(t, 0, pages);
-		rounds++;
-	} while (a.action == ZPCI_KVM_RETRY && rounds < 10);
+}
+
+/*
+ * RPCIT @count pages from DMA page 0 as the guest does, executing it
+ * again while KVM says so (at most 10 times); *@calls says how often
+ */
+static struct zpci_kvm_answer skt_rpcit_done(struct skt *t, u64 count,
+					     unsigned int *calls)
+{
+	struct zpci_kvm_answer a;
+
+	for (*calls = 1; ; ++*calls) {
+		a = skt_rpcit(t, 0, count);
+		if (a.action != ZPCI_KVM_RETRY || *calls == 10)
+			return a;
+	}
+}
+
+/* A large refresh is done in parts; the guest retries the instruction */
+static void test_split(struct kunit *test)
+{
+	struct skt *t = test->priv;
+	unsigned int n, rounds, pages = 40 * ZPCI_PT_ENTRIES;
+	struct zpci_kvm_answer a;
+
+	skt_alloc_attach(t, SKT_IOTA);
+	skt_fill_segments(t, 40);
+	a = skt_rpcit_done(t, pages, &rounds);
 	EXPECT_CC(test, a, ZPCI_CC_OK);
 	/* 40 segments of 257 entries each (2 upper, 255 more pages) */
 	KUNIT_EXPECT_EQ(test, rounds, 2);
@@ -956,10 +977,7 @@ static void test_split(struct kunit *test)
 	a = skt_rpcit(t, 0, pages);
 	KUNIT_EXPECT_EQ(test, a.action, ZPCI_KVM_RETRY);
 	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_OK);
-	rounds = 1;
-	do {
-		a = skt_rpcit(t, 0, pages);
-	} while (a.action == ZPCI_KVM_RETRY && ++rounds < 10);
+	a = skt_rpcit_done(t, pages, &rounds);
 	EXPECT_CC(test, a, ZPCI_CC_OK);
 	KUNIT_EXPECT_EQ(test, rounds, 2);
 	for (n = 0; n < pages; n += 7)
@@ -976,12 +994,9 @@ static void test_split(struct kunit *test)
 	skt_expect(t, 7, skt_data(7), false);
 	gset(t, SKT_PTS + 7 * 8, ZPCI_PTE_INVALID);
 	t->vcpu = 1;
-	rounds = 0;
-	do {
-		a = skt_rpcit(t, 0, pages);
-	} while (a.action == ZPCI_KVM_RETRY && ++rounds < 10);
+	a = skt_rpcit_done(t, pages, &rounds);
 	EXPECT_CC(test, a, ZPCI_CC_OK);
-	KUNIT_EXPECT_EQ(test, rounds, 1);
+	KUNIT_EXPECT_EQ(test, rounds, 2);
 	skt_expect(t, 7, 0, false);
 	/* vCPU 0 goes on where it was, and finishes in one more part */
 	t->vcpu = 0;
@@ -997,22 +1012,13 @@ static void test_split(struct kunit *test)
 static void test_clear_budget(struct kunit *test)
 {
 	struct skt *t = test->priv;
-	unsigned int seg, n, rounds = 0, pages = 40 * ZPCI_PT_ENTRIES;
+	unsigned int rounds, pages = 40 * ZPCI_PT_ENTRIES;
 	struct zpci_kvm_answer a;
 	u64 splits;
 
 	skt_alloc_attach(t, SKT_IOTA);
-	for (seg = 0; seg < 40; seg++) {
-		u64 pt = SKT_PTS + seg * ZPCI_PT_SIZE;
-
-		gset(t, skt_slot(SKT_ST, t->base + seg * SZ_1M, S390_KVM_ST),
-		     pt);
-		for (n = 0; n < ZPCI_PT_ENTRIES; n++)
-			gset(t, pt + n * 8, skt_data(seg + n));
-	}
-	do {
-		a = skt_rpcit(t, 0, pages);
-	} while (a.action == ZPCI_KVM_RETRY && ++rounds < 10);
+	skt_fill_segments(t, 40);
+	a = skt_rpcit_done(t, pages, &rounds);
 	EXPECT_CC(test, a, ZPCI_CC_OK);
 	KUNIT_EXPECT_EQ(test, t->skd->nr_mapped, pages);
 	splits = t->skd->stats.splits;
@@ -1020,10 +1026,7 @@ static void test_clear_budget(struct kunit *test)
 	/* The region-third entry goes: all 40 segments at once */
 	gset(t, skt_slot(SKT_RT, t->base, S390_KVM_RT),
 	     ZPCI_TABLE_INVALID | ZPCI_TABLE_TYPE_RTX);
-	rounds = 1;
-	do {
-		a = skt_rpcit(t, 0, pages);
-	} while (a.action == ZPCI_KVM_RETRY && ++rounds < 10);
+	a = skt_rpcit_done(t, pages, &rounds);
 	EXPECT_CC(test, a, ZPCI_CC_OK);
 	/* 40 segments of 256 entries: more than one budget */
 	KUNIT_EXPECT_EQ(test, rounds, 2);
