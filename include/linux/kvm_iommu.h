@@ -219,6 +219,22 @@ struct kvm_iommu_tdp_format {
 	u64 mmio_bits;
 };
 
+/**
+ * struct kvm_iommu_tdp_client - An IOMMU that walks KVM's table for the VM
+ * @flush: the entries of KVM's table for guest frames [@gfn, @gfn + @nr)
+ *	changed (@nr U64_MAX: all of them, and the tables too); on return the
+ *	IOMMU must not use anything it cached of them: IOTLB, paging-structure
+ *	caches, device TLBs. Called with KVM's mmu_lock held for write: must
+ *	not sleep
+ * @node: KVM's list entry, while the IOMMU has the table
+ *
+ * See kvm_iommu_tdp_get() (arch/x86/kvm/mmu/iommu_tdp.c).
+ */
+struct kvm_iommu_tdp_client {
+	void (*flush)(struct kvm_iommu_tdp_client *client, u64 gfn, u64 nr);
+	struct list_head node;
+};
+
 bool kvm_iommu_file_is_vm(struct file *file);
 bool kvm_get_kvm_safe(struct kvm *kvm);
 void kvm_put_kvm(struct kvm *kvm);
@@ -237,5 +253,9 @@ int kvm_iommu_set_table(struct kvm *kvm, u64 key, u64 anchor, u64 first,
 bool kvm_iommu_has_sync_key(struct kvm *kvm, u64 key);
 int kvm_iommu_pin_gfn(struct kvm *kvm, u64 gfn, bool write,
 		      struct page **page);
+int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
+		      struct kvm_iommu_tdp_format *fmt, u64 *root);
+void kvm_iommu_tdp_put(struct kvm *kvm, struct kvm_iommu_tdp_client *client);
+void kvm_iommu_tdp_block(struct kvm *kvm);
 
 #endif /* __LINUX_KVM_IOMMU_H */

@@ -1,0 +1,746 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KVM's table for an IOMMU: a two-dimensional paging table that KVM keeps
+ * for the VM's devices, next to the vCPUs' roots.
+ *
+ * Copyright (C) 2026 The KVM-backed IOMMU domain authors
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cacheflush.h>
+#include <linux/kvm_host.h>
+#include <linux/kvm_iommu.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
+
+#include "mmu.h"
+#include "spte.h"
+#include "iommu_tdp.h"
+
+/**
+ * DOC: KVM's table for an IOMMU
+ *
+ * An IOMMU that translates a VM's DMA through a table of KVM's walks the
+ * table KVM builds here, never the vCPUs' roots. It is KVM's in every
+ * sense: KVM builds it from the VM's memslots, in the format of its own
+ * two-dimensional paging (x86-64 paging under NPT, EPT under VMX, as
+ * struct kvm_iommu_tdp_format describes it), and keeps it current from the
+ * same events that change the vCPUs' roots. But none of the machinery
+ * that makes the vCPUs' roots unsuitable for a device touches it:
+ *
+ * - it is no root of the TDP MMU, so the fast zap of all roots (memslot
+ *   deletion under KVM_X86_QUIRK_SLOT_ZAP_ALL, nx_huge_pages, the MMIO
+ *   generation wrap), vCPU context resets, access aging, dirty-log write
+ *   protection and NX huge-page splitting and recovery never see it;
+ * - it maps address space 0 only (no SMM, no nested guest), the user
+ *   memslots only (no APIC access page), and guest RAM only: never an
+ *   MMIO SPTE. A frame is present and writable for as long as it is in a
+ *   memslot and its page stays in the VM's mm;
+ * - it is populated in bulk, with 2 MiB leaves where the backing is
+ *   physically contiguous, when the first IOMMU takes it and whenever a
+ *   memslot is created or moved, so devices that cannot take IO page
+ *   faults need none. Every page it maps is pinned (FOLL_LONGTERM, so no
+ *   migration, swap or KSM behind the IOMMU's back) and charged to the
+ *   RLIMIT_MEMLOCK of the user who took the table, as iommufd charges;
+ * - what goes away from the VM goes away from it: kvm_unmap_gfn_range(),
+ *   which every MMU-notifier invalidation, memory-attribute change,
+ *   guest_memfd invalidation and memslot deletion reaches, and the fast
+ *   zap of a deleted memslot, zap its leaves under mmu_lock. Each cleared
+ *   entry is written back to memory (the IOMMU may not snoop its walks),
+ *   and before mmu_lock is dropped the IOMMUs flush the range, once per
+ *   zap and by range, and only then are the pages unpinned;
+ * - page-table pages are freed only with the table, after a full flush.
+ *
+ * The IOMMUs register as &struct kvm_iommu_tdp_client; the list changes
+ * and is walked under mmu_lock held for write, which every change of the
+ * table holds too. slots_lock orders taking and dropping the table against
+ * memslot updates. While the table exists, dirty logging is refused
+ * (-EBUSY): KVM's dirty log does not see DMA writes.
+ */
+
+#define IOMMU_TDP_PTES		512
+#define IOMMU_TDP_ADDR		GENMASK_ULL(51, 12)
+/* x86-64 paging (NPT) */
+#define IOMMU_TDP_P		BIT_ULL(0)
+#define IOMMU_TDP_RW		BIT_ULL(1)
+#define IOMMU_TDP_US		BIT_ULL(2)
+#define IOMMU_TDP_A		BIT_ULL(5)
+#define IOMMU_TDP_D		BIT_ULL(6)
+#define IOMMU_TDP_PS		BIT_ULL(7)
+/* EPT */
+#define IOMMU_TDP_EPT_RWX	GENMASK_ULL(2, 0)
+#define IOMMU_TDP_EPT_WB	(6ULL << 3)
+
+struct kvm_iommu_tdp_unpin {
+	u64 pfn;
+	u64 nr;
+};
+
+#define IOMMU_TDP_UNPIN_MAX	(PAGE_SIZE / sizeof(struct kvm_iommu_tdp_unpin))
+
+/**
+ * struct kvm_iommu_tdp - KVM's table for the VM's IOMMUs
+ * @kvm: the VM
+ * @root: the root table
+ * @fmt: its format, as the IOMMUs get it
+ * @clients: the IOMMUs that walk it; mmu_lock for write
+ * @user: the user charged for the pinned pages, NULL with CAP_IPC_LOCK
+ * @npinned: pages pinned through the table's leaves
+ * @ntables: page-table pages, the root included
+ * @flush_start: first frame the next drain flushes
+ * @flush_end: and the one after its last; none if not above @flush_start
+ * @unpin: pages whose leaves were cleared, unpinned by the next drain
+ * @nr_unpin: entries in @unpin
+ * @blocked: the VM went away for its users: the table maps nothing more;
+ *	set under mmu_lock for write
+ */
+struct kvm_iommu_tdp {
+	struct kvm *kvm;
+	u64 *root;
+	struct kvm_iommu_tdp_format fmt;
+	struct list_head clients;
+	struct user_struct *user;
+	unsigned long npinned;
+	unsigned long ntables;
+	gfn_t flush_start;
+	gfn_t flush_end;
+	struct kvm_iommu_tdp_unpin *unpin;
+	unsigned int nr_unpin;
+	bool blocked;
+};
+
+/* Every entry the IOMMU may walk reaches memory before its flush */
+static void iommu_tdp_write(u64 *ptep, u64 val)
+{
+	WRITE_ONCE(*ptep, val);
+	clflush_cache_range(ptep, sizeof(*ptep));
+}
+
+static u64 *iommu_tdp_alloc_table(struct kvm_iommu_tdp *t)
+{
+	u64 *table = (u64 *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
+
+	if (!table)
+		return NULL;
+	/* The zeroes too: the IOMMU sees the page once it is linked */
+	clflush_cache_range(table, PAGE_SIZE);
+	kvm_account_pgtable_pages(table, 1);
+	return table;
+}
+
+static void iommu_tdp_free_table(u64 *table)
+{
+	kvm_account_pgtable_pages(table, -1);
+	free_page((unsigned long)table);
+}
+
+static bool iommu_tdp_present(u64 entry)
+{
+	/* P under x86-64 paging, R under EPT: set in every entry here */
+	return entry & BIT_ULL(0);
+}
+
+static bool iommu_tdp_is_leaf(u64 entry, int level)
+{
+	return level == PG_LEVEL_4K || (entry & IOMMU_TDP_PS);
+}
+
+static unsigned int iommu_tdp_index(gfn_t gfn, int level)
+{
+	return (gfn >> (9 * (level - 1))) & (IOMMU_TDP_PTES - 1);
+}
+
+static int iommu_tdp_charge(struct kvm_iommu_tdp *t, unsigned long n)
+{
+	unsigned long limit;
+
+	if (!t->user)
+		return 0;
+	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	if (atomic_long_add_return(n, &t->user->locked_vm) > limit) {
+		atomic_long_sub(n, &t->user->locked_vm);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void iommu_tdp_uncharge(struct kvm_iommu_tdp *t, unsigned long n)
+{
+	if (t->user)
+		atomic_long_sub(n, &t->user->locked_vm);
+}
+
+/*
+ * Tell every IOMMU that walks the table that the entries of what was
+ * queued changed, then release the pages they mapped. mmu_lock is held for
+ * write, so no IOMMU comes or goes meanwhile.
+ */
+static void iommu_tdp_drain(struct kvm_iommu_tdp *t)
+{
+	struct kvm_iommu_tdp_client *client;
+	unsigned long n = 0;
+	unsigned int i;
+
+	lockdep_assert_held_write(&t->kvm->mmu_lock);
+	if (t->flush_start < t->flush_end)
+		list_for_each_entry(client, &t->clients, node)
+			client->flush(client, t->flush_start,
+				      t->flush_end - t->flush_start);
+	t->flush_start = U64_MAX;
+	t->flush_end = 0;
+
+	for (i = 0; i < t->nr_unpin; i++) {
+		unpin_user_page_range_dirty_lock(pfn_to_page(t->unpin[i].pfn),
+						 t->unpin[i].nr, false);
+		n += t->unpin[i].nr;
+	}
+	t->nr_unpin = 0;
+	t->npinned -= n;
+	iommu_tdp_uncharge(t, n);
+}
+
+/* A leaf mapping @nr frames from @gfn on, to @pfn on, was just cleared */
+static void iommu_tdp_queue(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr,
+			    kvm_pfn_t pfn)
+{
+	if (t->nr_unpin == IOMMU_TDP_UNPIN_MAX)
+		iommu_tdp_drain(t);
+	t->unpin[t->nr_unpin].pfn = pfn;
+	t->unpin[t->nr_unpin].nr = nr;
+	t->nr_unpin++;
+	t->flush_start = min(t->flush_start, gfn);
+	t->flush_end = max(t->flush_end, gfn + nr);
+}
+
+/* Clear the leaves under @table (of @level, mapping from @base) in range */
+static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
+				int level, gfn_t base, gfn_t start, gfn_t end)
+{
+	u64 size = 1ULL << (9 * (level - 1));
+	unsigned int i, first, last;
+
+	first = start > base ? (start - base) / size : 0;
+	last = min_t(u64, IOMMU_TDP_PTES, DIV_ROUND_UP_ULL(end - base, size));
+	for (i = first; i < last; i++) {
+		u64 entry = READ_ONCE(table[i]);
+		gfn_t gfn = base + i * size;
+
+		if (!iommu_tdp_present(entry))
+			continue;
+		if (!iommu_tdp_is_leaf(entry, level)) {
+			iommu_tdp_zap_table(t, __va(entry & IOMMU_TDP_ADDR),
+					    level - 1, gfn, start, end);
+			continue;
+		}
+		/*
+		 * A huge leaf goes whole, even if the range covers part of
+		 * it: the rest faults until the memslot is populated again.
+		 */
+		iommu_tdp_write(&table[i], 0);
+		iommu_tdp_queue(t, gfn, size,
+				(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT);
+	}
+}
+
+static void iommu_tdp_zap(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
+{
+	if (start >= end)
+		return;
+	iommu_tdp_zap_table(t, t->root, t->fmt.levels, 0, start, end);
+	iommu_tdp_drain(t);
+}
+
+/**
+ * kvm_iommu_tdp_unmap() - Take a range out of the IOMMUs' table
+ * @kvm: the VM
+ * @range: the frames of a memslot that KVM zaps in its own roots
+ *
+ * Called by kvm_unmap_gfn_range() and on a memslot deletion, with mmu_lock
+ * held for write. On return no IOMMU translates through the range, and the
+ * pages it mapped are unpinned.
+ */
+void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
+{
+	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
+
+	if (!t || range->slot->as_id || !(range->attr_filter & KVM_FILTER_SHARED))
+		return;
+	lockdep_assert_held_write(&kvm->mmu_lock);
+	iommu_tdp_zap(t, range->start, range->end);
+}
+
+/* The pages are physically contiguous and as aligned as the leaf */
+static bool iommu_tdp_contiguous(struct page **pages, unsigned long n)
+{
+	kvm_pfn_t pfn = page_to_pfn(pages[0]);
+	unsigned long i;
+
+	if (!IS_ALIGNED(pfn, n))
+		return false;
+	for (i = 1; i < n; i++)
+		if (page_to_pfn(pages[i]) != pfn + i)
+			return false;
+	return true;
+}
+
+/*
+ * The entry at @level for @gfn, with the tables above it made as needed
+ * from @spare; NULL if a leaf above @level covers @gfn or @spare ran out.
+ */
+static u64 *iommu_tdp_walk(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
+			   u64 **spare, int *nspare)
+{
+	u64 *table = t->root;
+	int l;
+
+	for (l = t->fmt.levels; l > level; l--) {
+		u64 *ptep = &table[iommu_tdp_index(gfn, l)];
+		u64 entry = READ_ONCE(*ptep);
+
+		if (!iommu_tdp_present(entry)) {
+			if (!*nspare)
+				return NULL;
+			table = spare[--*nspare];
+			t->ntables++;
+			iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
+			continue;
+		}
+		if (iommu_tdp_is_leaf(entry, l))
+			return NULL;
+		table = __va(entry & IOMMU_TDP_ADDR);
+	}
+	return &table[iommu_tdp_index(gfn, level)];
+}
+
+static u64 iommu_tdp_leaf(struct kvm_iommu_tdp *t, kvm_pfn_t pfn, int level)
+{
+	u64 bits = t->fmt.leaf_bits & ~IOMMU_TDP_PS;
+
+	if (level > PG_LEVEL_4K)
+		bits |= IOMMU_TDP_PS;
+	return ((u64)pfn << PAGE_SHIFT) | bits;
+}
+
+/* Install what @pages holds for @n frames from @gfn on; mmu_lock held */
+static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
+				       struct page **pages, unsigned long n,
+				       u64 **spare, int *nspare)
+{
+	unsigned long i, installed = 0;
+	u64 *ptep;
+
+	if (n == IOMMU_TDP_PTES && t->fmt.max_leaf_level >= PG_LEVEL_2M &&
+	    iommu_tdp_contiguous(pages, n)) {
+		ptep = iommu_tdp_walk(t, gfn, PG_LEVEL_2M, spare, nspare);
+		if (ptep && !READ_ONCE(*ptep)) {
+			kvm_pfn_t pfn = page_to_pfn(pages[0]);
+
+			iommu_tdp_write(ptep,
+					iommu_tdp_leaf(t, pfn, PG_LEVEL_2M));
+			return n;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		ptep = iommu_tdp_walk(t, gfn + i, PG_LEVEL_4K, spare, nspare);
+		if (!ptep || iommu_tdp_present(READ_ONCE(*ptep))) {
+			/* Mapped already: keep what is there */
+			unpin_user_page(pages[i]);
+			continue;
+		}
+		iommu_tdp_write(ptep, iommu_tdp_leaf(t, page_to_pfn(pages[i]),
+						     PG_LEVEL_4K));
+		installed++;
+	}
+	return installed;
+}
+
+/*
+ * Pin @n frames from @gfn on at @hva and map them, under KVM's
+ * invalidation protocol: if an invalidation ran or runs meanwhile, start
+ * over, so no leaf points at a page that left the VM's mm.
+ */
+static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
+				    unsigned long hva, unsigned long n,
+				    struct page **pages)
+{
+	u64 *spare[PT64_ROOT_MAX_LEVEL];
+	struct kvm *kvm = t->kvm;
+	unsigned long installed;
+	unsigned long mmu_seq;
+	int nspare = 0, ret;
+	long pinned;
+
+	for (;;) {
+		ret = iommu_tdp_charge(t, n);
+		if (ret)
+			break;
+		mmu_seq = kvm->mmu_invalidate_seq;
+		/* Pairs with the increment in kvm_mmu_invalidate_end() */
+		smp_rmb();
+		pinned = pin_user_pages_fast(hva, n, FOLL_WRITE | FOLL_LONGTERM,
+					     pages);
+		if (pinned != n) {
+			if (pinned > 0)
+				unpin_user_pages(pages, pinned);
+			iommu_tdp_uncharge(t, n);
+			ret = pinned < 0 ? pinned : -EFAULT;
+			break;
+		}
+		while (nspare < t->fmt.levels - 1) {
+			spare[nspare] = iommu_tdp_alloc_table(t);
+			if (!spare[nspare])
+				break;
+			nspare++;
+		}
+		if (nspare < t->fmt.levels - 1) {
+			unpin_user_pages(pages, n);
+			iommu_tdp_uncharge(t, n);
+			ret = -ENOMEM;
+			break;
+		}
+
+		write_lock(&kvm->mmu_lock);
+		if (t->blocked) {
+			write_unlock(&kvm->mmu_lock);
+			unpin_user_pages(pages, n);
+			iommu_tdp_uncharge(t, n);
+			ret = -ENODEV;
+			break;
+		}
+		if (kvm->mmu_invalidate_in_progress ||
+		    kvm->mmu_invalidate_seq != mmu_seq) {
+			write_unlock(&kvm->mmu_lock);
+			unpin_user_pages(pages, n);
+			iommu_tdp_uncharge(t, n);
+			if (fatal_signal_pending(current)) {
+				ret = -EINTR;
+				break;
+			}
+			cond_resched();
+			continue;
+		}
+		installed = iommu_tdp_install(t, gfn, pages, n, spare, &nspare);
+		t->npinned += installed;
+		write_unlock(&kvm->mmu_lock);
+		iommu_tdp_uncharge(t, n - installed);
+		break;
+	}
+	while (nspare)
+		iommu_tdp_free_table(spare[--nspare]);
+	return ret;
+}
+
+static bool iommu_tdp_slot_mapped(const struct kvm_memory_slot *slot)
+{
+	/* User memslots of address space 0 that a device may write */
+	return !slot->as_id && slot->id < KVM_USER_MEM_SLOTS &&
+	       !(slot->flags & KVM_MEM_READONLY);
+}
+
+static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
+				   const struct kvm_memory_slot *slot)
+{
+	gfn_t gfn = slot->base_gfn, end = slot->base_gfn + slot->npages;
+	struct page **pages;
+	int ret = 0;
+
+	if (!iommu_tdp_slot_mapped(slot))
+		return 0;
+	pages = kmalloc_array(IOMMU_TDP_PTES, sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		return -ENOMEM;
+	while (gfn < end) {
+		unsigned long n = min_t(u64, end - gfn,
+				IOMMU_TDP_PTES - (gfn & (IOMMU_TDP_PTES - 1)));
+
+		ret = iommu_tdp_populate_chunk(t, gfn,
+					       __gfn_to_hva_memslot(slot, gfn),
+					       n, pages);
+		if (ret)
+			break;
+		gfn += n;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	kfree(pages);
+	return ret;
+}
+
+static void iommu_tdp_free_tables(u64 *table, int level)
+{
+	unsigned int i;
+
+	for (i = 0; level > PG_LEVEL_4K && i < IOMMU_TDP_PTES; i++)
+		if (iommu_tdp_present(table[i]) &&
+		    !iommu_tdp_is_leaf(table[i], level))
+			iommu_tdp_free_tables(__va(table[i] & IOMMU_TDP_ADDR),
+					      level - 1);
+	iommu_tdp_free_table(table);
+}
+
+/*
+ * Empty the table and flush every IOMMU on it whole, which drops their
+ * paging-structure caches too; mmu_lock held for write.
+ */
+static void iommu_tdp_empty(struct kvm_iommu_tdp *t)
+{
+	struct kvm_iommu_tdp_client *client;
+
+	iommu_tdp_zap(t, 0, 1ULL << (9 * t->fmt.levels));
+	list_for_each_entry(client, &t->clients, node)
+		client->flush(client, 0, U64_MAX);
+}
+
+static void iommu_tdp_free(struct kvm_iommu_tdp *t)
+{
+	WARN_ON(t->npinned || t->nr_unpin);
+	iommu_tdp_free_tables(t->root, t->fmt.levels);
+	if (t->user)
+		free_uid(t->user);
+	free_page((unsigned long)t->unpin);
+	kfree(t);
+}
+
+static void iommu_tdp_format(struct kvm_iommu_tdp_format *fmt)
+{
+	memset(fmt, 0, sizeof(*fmt));
+	fmt->levels = kvm_mmu_iommu_tdp_level();
+	fmt->max_leaf_level = PG_LEVEL_2M;
+	fmt->flags = KVM_IOMMU_TDP_WRITEBACK;
+	if (shadow_xs_mask) {
+		fmt->type = KVM_IOMMU_TDP_EPT;
+		fmt->table_bits = IOMMU_TDP_EPT_RWX;
+		fmt->leaf_bits = IOMMU_TDP_EPT_RWX | IOMMU_TDP_EPT_WB |
+				 IOMMU_TDP_PS;
+	} else {
+		fmt->type = KVM_IOMMU_TDP_X86_64;
+		fmt->flags |= KVM_IOMMU_TDP_USER;
+		fmt->table_bits = IOMMU_TDP_P | IOMMU_TDP_RW | IOMMU_TDP_US |
+				  IOMMU_TDP_A;
+		/* A and D set: an IOMMU never needs to write them */
+		fmt->leaf_bits = fmt->table_bits | IOMMU_TDP_D | IOMMU_TDP_PS;
+	}
+}
+
+static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
+{
+	struct kvm_iommu_tdp *t;
+
+	t = kzalloc_obj(*t, GFP_KERNEL_ACCOUNT);
+	if (!t)
+		return NULL;
+	t->kvm = kvm;
+	INIT_LIST_HEAD(&t->clients);
+	iommu_tdp_format(&t->fmt);
+	t->flush_start = U64_MAX;
+	t->unpin = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
+	t->root = iommu_tdp_alloc_table(t);
+	if (!t->unpin || !t->root) {
+		if (t->root)
+			iommu_tdp_free_table(t->root);
+		free_page((unsigned long)t->unpin);
+		kfree(t);
+		return NULL;
+	}
+	t->ntables = 1;
+	if (!capable(CAP_IPC_LOCK))
+		t->user = get_uid(current_user());
+	return t;
+}
+
+/**
+ * kvm_iommu_tdp_get() - Walk KVM's table for the VM's IOMMUs
+ * @kvm: the VM
+ * @client: the IOMMU, with its flush callback
+ * @fmt: set to the table's format
+ * @root: set to the physical address of the table's root
+ *
+ * The first IOMMU makes KVM build the table: every frame of the VM's user
+ * memslots (address space 0, not read-only) is pinned, charged to the
+ * caller's RLIMIT_MEMLOCK unless it has CAP_IPC_LOCK, and mapped writable.
+ * From then on @client->flush() is called, with mmu_lock held for write
+ * (so it must not sleep), each time entries of the table changed; when it
+ * returns, the IOMMU must no longer use what it cached of the range.
+ * @nr == U64_MAX means everything, paging-structure caches included. Call
+ * kvm_iommu_tdp_put() once no device walks the root any more.
+ *
+ * Process context, by the process that owns the VM; may sleep.
+ *
+ * Return: 0; -EOPNOTSUPP if KVM does not use the TDP MMU or the VM is not a
+ * default VM (private or encrypted memory); -EPERM from another process;
+ * -EBUSY if a memslot logs dirty pages; -ENOMEM if out of memory or over
+ * RLIMIT_MEMLOCK; -EFAULT if a memslot's memory cannot be pinned for
+ * writing (not RAM, or not a device's to reach); -EINTR on a fatal signal;
+ * -ENODEV if the table was blocked (kvm_iommu_tdp_block()).
+ */
+int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
+		      struct kvm_iommu_tdp_format *fmt, u64 *root)
+{
+	struct kvm_memory_slot *slot;
+	struct kvm_iommu_tdp *t;
+	int bkt, ret = 0;
+
+	if (!tdp_enabled || !tdp_mmu_enabled ||
+	    kvm->arch.vm_type != KVM_X86_DEFAULT_VM)
+		return -EOPNOTSUPP;
+	if (current->mm != kvm->mm)
+		return -EPERM;
+
+	mutex_lock(&kvm->slots_lock);
+	t = kvm->arch.iommu_tdp;
+	if (t && READ_ONCE(t->blocked)) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	if (t)
+		goto out_add;
+
+	kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm))
+		if (kvm_slot_dirty_track_enabled(slot)) {
+			ret = -EBUSY;
+			goto out_unlock;
+		}
+	t = iommu_tdp_create(kvm);
+	if (!t) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	/* Invalidations reach the table from now on, while it fills */
+	write_lock(&kvm->mmu_lock);
+	kvm->arch.iommu_tdp = t;
+	write_unlock(&kvm->mmu_lock);
+	kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm)) {
+		ret = iommu_tdp_populate_slot(t, slot);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		write_lock(&kvm->mmu_lock);
+		iommu_tdp_empty(t);
+		kvm->arch.iommu_tdp = NULL;
+		write_unlock(&kvm->mmu_lock);
+		iommu_tdp_free(t);
+		goto out_unlock;
+	}
+
+out_add:
+	write_lock(&kvm->mmu_lock);
+	list_add(&client->node, &t->clients);
+	write_unlock(&kvm->mmu_lock);
+	*fmt = t->fmt;
+	*root = __pa(t->root);
+out_unlock:
+	mutex_unlock(&kvm->slots_lock);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_tdp_get);
+
+/**
+ * kvm_iommu_tdp_put() - Stop walking KVM's table for the VM's IOMMUs
+ * @kvm: the VM
+ * @client: what kvm_iommu_tdp_get() was given
+ *
+ * No device may walk the root any more. When the last IOMMU goes, the
+ * table goes: it is emptied, @client flushed whole, every page unpinned and
+ * uncharged, the tables freed. Process context; may sleep.
+ */
+void kvm_iommu_tdp_put(struct kvm *kvm, struct kvm_iommu_tdp_client *client)
+{
+	struct kvm_iommu_tdp *t;
+	bool last;
+
+	mutex_lock(&kvm->slots_lock);
+	t = kvm->arch.iommu_tdp;
+	write_lock(&kvm->mmu_lock);
+	last = list_is_singular(&t->clients);
+	if (last) {
+		iommu_tdp_empty(t);
+		kvm->arch.iommu_tdp = NULL;
+	}
+	list_del(&client->node);
+	write_unlock(&kvm->mmu_lock);
+	if (last)
+		iommu_tdp_free(t);
+	mutex_unlock(&kvm->slots_lock);
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_tdp_put);
+
+/**
+ * kvm_iommu_tdp_block() - Make every DMA through KVM's table fault
+ * @kvm: the VM, whose table an IOMMU holds
+ *
+ * For an IOMMU whose VM went away for its users: the table is emptied, the
+ * IOMMUs are flushed whole and every page is unpinned; no memslot is mapped
+ * in it any more. The tables stay until the last kvm_iommu_tdp_put(), so
+ * the IOMMUs never walk a freed one. Takes mmu_lock only, not slots_lock:
+ * the IOMMU side calls it under its own locks, which KVM's intercepts take
+ * inside kvm->srcu, which slots_lock waits for.
+ */
+void kvm_iommu_tdp_block(struct kvm *kvm)
+{
+	struct kvm_iommu_tdp *t;
+
+	write_lock(&kvm->mmu_lock);
+	/* Stays: the caller is one of its clients */
+	t = kvm->arch.iommu_tdp;
+	if (!WARN_ON(!t)) {
+		t->blocked = true;
+		iommu_tdp_empty(t);
+	}
+	write_unlock(&kvm->mmu_lock);
+}
+EXPORT_SYMBOL_GPL(kvm_iommu_tdp_block);
+
+/**
+ * kvm_iommu_tdp_prepare_slot() - May this memslot change happen?
+ * @kvm: the VM
+ * @new: the memslot as it will be
+ * @change: the change
+ *
+ * With slots_lock held.
+ *
+ * Return: 0, or -EBUSY for dirty logging while the IOMMUs' table exists:
+ * KVM's dirty log would miss what devices write.
+ */
+int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
+			       const struct kvm_memory_slot *new,
+			       enum kvm_mr_change change)
+{
+	if (!kvm->arch.iommu_tdp || change == KVM_MR_DELETE)
+		return 0;
+	if (new->flags & KVM_MEM_LOG_DIRTY_PAGES)
+		return -EBUSY;
+	return 0;
+}
+
+/**
+ * kvm_iommu_tdp_commit_slot() - Map a created or moved memslot
+ * @kvm: the VM
+ * @new: the memslot, already visible
+ * @change: the change
+ *
+ * With slots_lock held, before the VMM's ioctl returns. A memslot that
+ * cannot be pinned stays unmapped for devices (their DMA faults), and
+ * KVM says so once.
+ */
+void kvm_iommu_tdp_commit_slot(struct kvm *kvm,
+			       const struct kvm_memory_slot *new,
+			       enum kvm_mr_change change)
+{
+	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
+	int ret;
+
+	if (!t || READ_ONCE(t->blocked) ||
+	    (change != KVM_MR_CREATE && change != KVM_MR_MOVE))
+		return;
+	ret = iommu_tdp_populate_slot(t, new);
+	/* -ENODEV: blocked meanwhile, nothing is to be mapped */
+	if (ret && ret != -ENODEV)
+		pr_warn_once("memslot %d not mapped for the VM's IOMMUs: %d\n",
+			     new->id, ret);
+}
