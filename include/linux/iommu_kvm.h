@@ -16,6 +16,8 @@
 #include <uapi/linux/iommufd.h>
 
 struct iommu_kvm_vm;
+struct kvm_iommu_tdp_client;
+struct kvm_iommu_tdp_format;
 struct page;
 struct seq_file;
 
@@ -276,6 +278,12 @@ int iommu_kvm_parent_read(struct iommu_kvm_domain *kdom, u64 gpa, void *buf,
 			  size_t len);
 int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom, u64 gfn,
 			     bool write, struct page **page);
+int iommu_kvm_tdp_get(struct iommu_kvm_vm *vm,
+		      struct kvm_iommu_tdp_client *client,
+		      struct kvm_iommu_tdp_format *fmt, u64 *root);
+void iommu_kvm_tdp_put(struct iommu_kvm_vm *vm,
+		       struct kvm_iommu_tdp_client *client);
+void iommu_kvm_tdp_block(struct iommu_kvm_vm *vm);
 
 /* What iommufd and in-kernel users call */
 struct iommu_kvm_vm *iommu_kvm_vm_get(int kvm_fd);
@@ -326,6 +334,23 @@ static inline int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom,
 					   struct page **page)
 {
 	return -EOPNOTSUPP;
+}
+
+static inline int iommu_kvm_tdp_get(struct iommu_kvm_vm *vm,
+				    struct kvm_iommu_tdp_client *client,
+				    struct kvm_iommu_tdp_format *fmt,
+				    u64 *root)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline void iommu_kvm_tdp_put(struct iommu_kvm_vm *vm,
+				     struct kvm_iommu_tdp_client *client)
+{
+}
+
+static inline void iommu_kvm_tdp_block(struct iommu_kvm_vm *vm)
+{
 }
 #endif
 

@@ -7,10 +7,13 @@
 #include <linux/bitops.h>
 #include <linux/bits.h>
 #include <linux/errno.h>
+#include <linux/iommu_kvm.h>
 #include <linux/kvm_iommu.h>
+#include <linux/seq_file.h>
 
 #include "iommu.h"
 #include "kvm.h"
+#include "pasid.h"
 
 /**
  * DOC: Which KVM tables a VT-d unit can walk
@@ -325,6 +328,275 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
 			"page walks do not snoop, and KVM does not write back its entries",
 			0, 0);
 	return intel_kvm_check_entries(cap, ecap, haw, fmt, verdict);
+}
+
+/**
+ * DOC: The KVM-backed domain
+ *
+ * An IOMMU_HWPT_KVM_FORMAT_VTD_TDP domain translates with the table KVM
+ * keeps for the VM's IOMMUs (kvm_iommu_tdp_get(), through the library's
+ * iommu_kvm_tdp_get()): the domain never maps or unmaps anything itself.
+ * It is the driver's own: &struct intel_kvm_domain embeds the library's
+ * &struct iommu_kvm_domain, whose iommu_domain the iommu core and iommufd
+ * see, and keeps a &struct dmar_domain that is never handed to them, for
+ * what the rest of the driver does per domain: domain IDs per unit, the
+ * device list and cache tags. Its ops are intel_kvm_domain_ops, which is
+ * how cache.c knows it for a first-stage domain and flushes its IOTLB
+ * entries by PASID.
+ *
+ * - Allocation takes KVM's table, so a VM whose memory cannot be pinned
+ *   and charged fails there, and checks the table against the device's
+ *   unit (intel_kvm_tdp_check()). Attach checks again, for the unit of
+ *   the device at hand, and names the failed check in the log (-EINVAL).
+ * - Attach programs the device's RID_PASID entry for first-stage
+ *   translation, with KVM's root, the domain's ID on the unit, and
+ *   page-walk snooping only if the unit snoops (else KVM writes back).
+ *   Like the driver's paging domains, it blocks the device first: a
+ *   replace is not atomic.
+ * - KVM calls intel_kvm_flush() for every change of its table, with its
+ *   mmu_lock held, before the memory can be reused: a ranged PASID-based
+ *   IOTLB and device-TLB invalidation over the domain's cache tags, or a
+ *   full one when KVM empties the table.
+ * - When the VM goes away (&iommu_kvm_domain_ops.block), KVM empties the
+ *   table, so every DMA faults at a leaf, and maps nothing more. The root
+ *   and its tables stay until the domain is freed, after its last device
+ *   left it: no unit ever walks a freed table.
+ */
+
+/**
+ * struct intel_kvm_domain - A VT-d domain that walks KVM's table
+ * @kdom: the library's part; its iommu_domain is what iommufd holds
+ * @dmar: the driver's per-domain state: domain IDs, devices, cache tags
+ * @vm: the VM, held by the library until iommu_kvm_domain_deinit()
+ * @client: KVM's handle on the domain, for its flushes
+ * @fmt: KVM's description of the table
+ * @root: the physical address of the table's root
+ */
+struct intel_kvm_domain {
+	struct iommu_kvm_domain kdom;
+	struct dmar_domain *dmar;
+	struct iommu_kvm_vm *vm;
+	struct kvm_iommu_tdp_client client;
+	struct kvm_iommu_tdp_format fmt;
+	u64 root;
+};
+
+static struct intel_kvm_domain *to_intel_kvm_domain(struct iommu_domain *d)
+{
+	return container_of(to_iommu_kvm_domain(d), struct intel_kvm_domain,
+			    kdom);
+}
+
+/* KVM changed entries of its table; called with KVM's mmu_lock held */
+static void intel_kvm_flush(struct kvm_iommu_tdp_client *client, u64 gfn,
+			    u64 nr)
+{
+	struct intel_kvm_domain *ikd =
+		container_of(client, struct intel_kvm_domain, client);
+
+	if (nr == U64_MAX || gfn + nr > (ULONG_MAX >> VTD_PAGE_SHIFT))
+		cache_tag_flush_all(ikd->dmar);
+	else
+		cache_tag_flush_range(ikd->dmar, gfn << VTD_PAGE_SHIFT,
+				      ((gfn + nr) << VTD_PAGE_SHIFT) - 1, 0);
+}
+
+static int intel_kvm_check(struct intel_iommu *iommu, struct device *dev,
+			   const struct kvm_iommu_tdp_format *fmt)
+{
+	struct intel_kvm_verdict v;
+	int ret;
+
+	ret = intel_kvm_tdp_check(iommu->cap, iommu->ecap,
+				  cap_mgaw(iommu->cap), fmt, &v);
+	if (ret) {
+		dev_warn(dev, "%s cannot walk KVM's table: %s (level %d, bit %d)\n",
+			 iommu->name, v.why, v.level, v.bit);
+		return -EINVAL;
+	}
+	/* Built here for the first stage only: EPT needs the second */
+	if (fmt->type != KVM_IOMMU_TDP_X86_64) {
+		dev_warn(dev, "KVM-backed domains on the second stage (EPT) are not supported\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int intel_kvm_attach_dev(struct iommu_domain *domain,
+				struct device *dev, struct iommu_domain *old)
+{
+	struct device_domain_info *info = dev_iommu_priv_get(dev);
+	struct intel_kvm_domain *ikd = to_intel_kvm_domain(domain);
+	struct dmar_domain *dmar = ikd->dmar;
+	struct intel_iommu *iommu = info->iommu;
+	unsigned long flags;
+	int pflags = 0;
+	int ret;
+
+	if (dev_is_real_dma_subdevice(dev) || !sm_supported(iommu))
+		return -EINVAL;
+	ret = intel_kvm_check(iommu, dev, &ikd->fmt);
+	if (ret)
+		return ret;
+	if (ikd->fmt.levels == 5)
+		pflags |= PASID_FLAG_FL5LP;
+	if (ecap_smpwc(iommu->ecap))
+		pflags |= PASID_FLAG_PWSNP;
+
+	iommu_kvm_domain_lock(&ikd->kdom);
+	if (iommu_kvm_domain_is_dead(&ikd->kdom)) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	device_block_translation(dev);
+	ret = domain_attach_iommu(dmar, iommu);
+	if (ret)
+		goto out_unlock;
+	info->domain = dmar;
+	info->domain_attached = true;
+	spin_lock_irqsave(&dmar->lock, flags);
+	list_add(&info->link, &dmar->devices);
+	spin_unlock_irqrestore(&dmar->lock, flags);
+
+	ret = __domain_setup_first_level(iommu, dev, IOMMU_NO_PASID,
+					 domain_id_iommu(dmar, iommu),
+					 ikd->root, pflags, NULL);
+	if (!ret)
+		ret = cache_tag_assign_domain(dmar, dev, IOMMU_NO_PASID);
+	if (ret)
+		device_block_translation(dev);
+out_unlock:
+	iommu_kvm_domain_unlock(&ikd->kdom);
+	return ret;
+}
+
+static void intel_kvm_domain_free(struct iommu_domain *domain)
+{
+	struct intel_kvm_domain *ikd = to_intel_kvm_domain(domain);
+
+	WARN_ON(!list_empty(&ikd->dmar->devices));
+	/* No device walks the root: KVM may free the table */
+	iommu_kvm_tdp_put(ikd->vm, &ikd->client);
+	iommu_kvm_domain_deinit(&ikd->kdom);
+	kfree(ikd->dmar->qi_batch);
+	kfree(ikd->dmar);
+	kfree(ikd);
+}
+
+const struct iommu_domain_ops intel_kvm_domain_ops = {
+	.attach_dev = intel_kvm_attach_dev,
+	.free = intel_kvm_domain_free,
+};
+
+/* KVM reports what it changes in its table through intel_kvm_flush() */
+static void intel_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
+				 u64 last)
+{
+}
+
+static void intel_kvm_block(struct iommu_kvm_domain *kdom)
+{
+	struct intel_kvm_domain *ikd =
+		container_of(kdom, struct intel_kvm_domain, kdom);
+
+	/* Every DMA faults at a leaf from now on; the tables stay */
+	iommu_kvm_tdp_block(ikd->vm);
+}
+
+static void intel_kvm_debugfs_show(struct iommu_kvm_domain *kdom,
+				   struct seq_file *s)
+{
+	struct intel_kvm_domain *ikd =
+		container_of(kdom, struct intel_kvm_domain, kdom);
+	struct device_domain_info *info;
+	unsigned long flags;
+
+	seq_printf(s, "  table=%s levels=%u max_leaf_level=%u flags=%#x\n",
+		   ikd->fmt.type == KVM_IOMMU_TDP_EPT ? "ept" : "x86-64",
+		   ikd->fmt.levels, ikd->fmt.max_leaf_level, ikd->fmt.flags);
+	spin_lock_irqsave(&ikd->dmar->lock, flags);
+	list_for_each_entry(info, &ikd->dmar->devices, link)
+		seq_printf(s, "  dev %s\n", dev_name(info->dev));
+	spin_unlock_irqrestore(&ikd->dmar->lock, flags);
+}
+
+static const struct iommu_kvm_domain_ops intel_kvm_ops = {
+	.name = "intel-iommu",
+	.invalidate = intel_kvm_invalidate,
+	.block = intel_kvm_block,
+	.debugfs_show = intel_kvm_debugfs_show,
+};
+
+/* iommu_ops->kvm_formats */
+u64 intel_kvm_formats(struct device *dev, u64 *shadow_formats)
+{
+	struct device_domain_info *info = dev_iommu_priv_get(dev);
+	struct intel_iommu *iommu = info->iommu;
+
+	*shadow_formats = 0;
+	if (!sm_supported(iommu) || !ecap_flts(iommu->ecap) ||
+	    dev_is_real_dma_subdevice(dev))
+		return 0;
+	return BIT_ULL(IOMMU_HWPT_KVM_FORMAT_VTD_TDP);
+}
+
+/* iommu_ops->domain_alloc_kvm */
+struct iommu_domain *
+intel_kvm_domain_alloc(struct device *dev,
+		       const struct iommu_kvm_domain_cfg *cfg)
+{
+	struct device_domain_info *info = dev_iommu_priv_get(dev);
+	struct intel_iommu *iommu = info->iommu;
+	struct intel_kvm_domain *ikd;
+	struct dmar_domain *dmar;
+	int ret;
+
+	if (cfg->format != IOMMU_HWPT_KVM_FORMAT_VTD_TDP || cfg->parent)
+		return ERR_PTR(-EOPNOTSUPP);
+	/* The format takes no driver data */
+	if (cfg->user_data)
+		return ERR_PTR(-EINVAL);
+
+	ikd = kzalloc_obj(*ikd, GFP_KERNEL_ACCOUNT);
+	if (!ikd)
+		return ERR_PTR(-ENOMEM);
+	dmar = paging_domain_alloc();
+	if (IS_ERR(dmar)) {
+		kfree(ikd);
+		return ERR_CAST(dmar);
+	}
+	/* Never handed to the iommu core: the ops say whose it is */
+	dmar->domain.type = IOMMU_DOMAIN_KVM;
+	dmar->domain.ops = &intel_kvm_domain_ops;
+	ikd->dmar = dmar;
+	ikd->vm = cfg->vm;
+	ikd->client.flush = intel_kvm_flush;
+
+	ret = iommu_kvm_domain_init(&ikd->kdom, &intel_kvm_ops, cfg);
+	if (ret)
+		goto out_free;
+	ikd->kdom.domain.ops = &intel_kvm_domain_ops;
+	ikd->kdom.domain.pgsize_bitmap = SZ_4K | SZ_2M;
+	ikd->kdom.domain.geometry.aperture_end =
+		BIT_ULL(cap_mgaw(iommu->cap)) - 1;
+	ikd->kdom.domain.geometry.force_aperture = true;
+
+	ret = iommu_kvm_tdp_get(cfg->vm, &ikd->client, &ikd->fmt, &ikd->root);
+	if (ret)
+		goto out_deinit;
+	ret = intel_kvm_check(iommu, dev, &ikd->fmt);
+	if (ret) {
+		iommu_kvm_tdp_put(cfg->vm, &ikd->client);
+		goto out_deinit;
+	}
+	return &ikd->kdom.domain;
+
+out_deinit:
+	iommu_kvm_domain_deinit(&ikd->kdom);
+out_free:
+	kfree(dmar);
+	kfree(ikd);
+	return ERR_PTR(ret);
 }
 
 #if IS_ENABLED(CONFIG_INTEL_IOMMU_KVM_DOMAIN_KUNIT_TEST)

@@ -45,4 +45,29 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
 			const struct kvm_iommu_tdp_format *fmt,
 			struct intel_kvm_verdict *verdict);
 
+struct device;
+struct dmar_domain;
+struct iommu_domain;
+struct iommu_kvm_domain_cfg;
+
+#if IS_ENABLED(CONFIG_INTEL_IOMMU_KVM_DOMAIN)
+extern const struct iommu_domain_ops intel_kvm_domain_ops;
+
+u64 intel_kvm_formats(struct device *dev, u64 *shadow_formats);
+struct iommu_domain *
+intel_kvm_domain_alloc(struct device *dev,
+		       const struct iommu_kvm_domain_cfg *cfg);
+
+/* cache.c: a KVM-backed domain is a first-stage one */
+static inline bool intel_domain_is_kvm(struct dmar_domain *domain)
+{
+	return domain->domain.ops == &intel_kvm_domain_ops;
+}
+#else
+static inline bool intel_domain_is_kvm(struct dmar_domain *domain)
+{
+	return false;
+}
+#endif
+
 #endif /* __INTEL_IOMMU_KVM_H */

@@ -24,6 +24,10 @@ struct seq_file;
  *                the device @key names to @vm's domain. Process context.
  * @pin_gfn: pin the page guest frame @gfn maps to, kvm_iommu_pin_gfn().
  *           Process context.
+ * @tdp_get: take the table KVM keeps for the VM's IOMMUs,
+ *           kvm_iommu_tdp_get(); optional (KVM x86 only). Process context.
+ * @tdp_put: give it back, kvm_iommu_tdp_put(). Process context.
+ * @tdp_block: empty it for good, kvm_iommu_tdp_block(). Process context.
  *
  * A real VM is reached through kvm.ko (vm.c); KUnit uses a stand-in.
  */
@@ -32,6 +36,12 @@ struct iommu_kvm_vm_ops {
 	int (*set_sync_key)(struct iommu_kvm_vm *vm, u64 key);
 	int (*pin_gfn)(struct iommu_kvm_vm *vm, u64 gfn, bool write,
 		       struct page **page);
+	int (*tdp_get)(struct iommu_kvm_vm *vm,
+		       struct kvm_iommu_tdp_client *client,
+		       struct kvm_iommu_tdp_format *fmt, u64 *root);
+	void (*tdp_put)(struct iommu_kvm_vm *vm,
+			struct kvm_iommu_tdp_client *client);
+	void (*tdp_block)(struct iommu_kvm_vm *vm);
 };
 
 /**

@@ -192,10 +192,55 @@ static int iommu_kvm_real_vm_pin_gfn(struct iommu_kvm_vm *vm, u64 gfn,
 	return ret;
 }
 
+static int iommu_kvm_real_vm_tdp_get(struct iommu_kvm_vm *vm,
+				     struct kvm_iommu_tdp_client *client,
+				     struct kvm_iommu_tdp_format *fmt,
+				     u64 *root)
+{
+	int (*get)(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
+		   struct kvm_iommu_tdp_format *fmt, u64 *root);
+	int ret;
+
+	/* Only KVM x86 keeps a table for IOMMUs */
+	get = symbol_get(kvm_iommu_tdp_get);
+	if (!get)
+		return -EOPNOTSUPP;
+	ret = get(vm->kvm, client, fmt, root);
+	symbol_put(kvm_iommu_tdp_get);
+	return ret;
+}
+
+static void iommu_kvm_real_vm_tdp_put(struct iommu_kvm_vm *vm,
+				      struct kvm_iommu_tdp_client *client)
+{
+	void (*put)(struct kvm *kvm, struct kvm_iommu_tdp_client *client);
+
+	/* Cannot fail: the VM reference keeps kvm.ko, which has it, loaded */
+	put = symbol_get(kvm_iommu_tdp_put);
+	if (WARN_ON(!put))
+		return;
+	put(vm->kvm, client);
+	symbol_put(kvm_iommu_tdp_put);
+}
+
+static void iommu_kvm_real_vm_tdp_block(struct iommu_kvm_vm *vm)
+{
+	void (*block)(struct kvm *kvm);
+
+	block = symbol_get(kvm_iommu_tdp_block);
+	if (WARN_ON(!block))
+		return;
+	block(vm->kvm);
+	symbol_put(kvm_iommu_tdp_block);
+}
+
 static const struct iommu_kvm_vm_ops iommu_kvm_real_vm_ops = {
 	.unbind = iommu_kvm_real_vm_unbind,
 	.set_sync_key = iommu_kvm_real_vm_set_sync_key,
 	.pin_gfn = iommu_kvm_real_vm_pin_gfn,
+	.tdp_get = iommu_kvm_real_vm_tdp_get,
+	.tdp_put = iommu_kvm_real_vm_tdp_put,
+	.tdp_block = iommu_kvm_real_vm_tdp_block,
 };
 
 static bool iommu_kvm_file_is_vm(struct file *file)
@@ -388,6 +433,63 @@ int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom, u64 gfn,
 	return kdom->vm->ops->pin_gfn(kdom->vm, gfn, write, page);
 }
 EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_pin_gfn, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_tdp_get() - Walk the table KVM keeps for the VM's IOMMUs
+ * @vm: the VM of a shared-format domain being allocated (&struct
+ *      iommu_kvm_domain_cfg.vm), which the core holds until the domain's
+ *      iommu_kvm_domain_deinit()
+ * @client: the driver's flush callback, see &struct kvm_iommu_tdp_client
+ * @fmt: set to the table's format, to check against the hardware
+ * @root: set to the physical address of the table's root
+ *
+ * For an IOMMU that walks a table of KVM's (see kvm_iommu_tdp_get()): KVM
+ * builds it for the VM, maps all guest RAM in it, pinned and charged to
+ * the caller's RLIMIT_MEMLOCK, and calls @client->flush() for every change
+ * before the memory can be reused. Call iommu_kvm_tdp_put() once no device
+ * walks the root any more, and at the latest from &iommu_kvm_domain_ops.block
+ * or before iommu_kvm_domain_deinit(). Process context, in the mm of the
+ * VM's owner; may sleep.
+ *
+ * Return: 0; -EOPNOTSUPP if the loaded KVM keeps no such table; else what
+ * kvm_iommu_tdp_get() returns.
+ */
+int iommu_kvm_tdp_get(struct iommu_kvm_vm *vm,
+		      struct kvm_iommu_tdp_client *client,
+		      struct kvm_iommu_tdp_format *fmt, u64 *root)
+{
+	if (!vm->ops->tdp_get)
+		return -EOPNOTSUPP;
+	return vm->ops->tdp_get(vm, client, fmt, root);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_tdp_get, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_tdp_put() - Stop walking the table KVM keeps for the IOMMUs
+ * @vm: what iommu_kvm_tdp_get() was given
+ * @client: likewise
+ *
+ * No device may walk the root any more. Process context; may sleep.
+ */
+void iommu_kvm_tdp_put(struct iommu_kvm_vm *vm,
+		       struct kvm_iommu_tdp_client *client)
+{
+	vm->ops->tdp_put(vm, client);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_tdp_put, "IOMMU_KVM");
+
+/**
+ * iommu_kvm_tdp_block() - Make every DMA through KVM's table fault
+ * @vm: what iommu_kvm_tdp_get() was given
+ *
+ * For &iommu_kvm_domain_ops.block: see kvm_iommu_tdp_block(). The root
+ * stays valid until iommu_kvm_tdp_put(). Process context; may sleep.
+ */
+void iommu_kvm_tdp_block(struct iommu_kvm_vm *vm)
+{
+	vm->ops->tdp_block(vm);
+}
+EXPORT_SYMBOL_NS_GPL(iommu_kvm_tdp_block, "IOMMU_KVM");
 
 #if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN_TEST)
 /**
