@@ -22,6 +22,11 @@ if [ "$arch" = x86_64 ]; then
 	dmesg | grep -iE 'kvm|svm|npt' | sed 's/^/# dmesg: /'
 	/kvmdom/bin/kvm_smoke
 	end kvm-smoke $?
+	if [ -x /kvmdom/bin/kvm_vtd_dma ]; then
+		begin vtd-dma
+		/kvmdom/bin/kvm_vtd_dma
+		end vtd-dma $?
+	fi
 elif [ "$arch" = s390x ]; then
 	echo "s390x: KVM not available under TCG (no SIE): KVM_RUN not tested"
 	modprobe kvm 2>&1 | sed 's/^/# modprobe kvm: /'

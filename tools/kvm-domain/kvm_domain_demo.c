@@ -69,6 +69,8 @@ static const char *fmt_names(__u64 formats, char *s)
 		strcat(s, "selftest-shared ");
 	if (formats & (1ULL << IOMMU_HWPT_KVM_FORMAT_SELFTEST_SHADOW))
 		strcat(s, "selftest-shadow ");
+	if (formats & (1ULL << IOMMU_HWPT_KVM_FORMAT_VTD_TDP))
+		strcat(s, "vtd-tdp ");
 	if (!s[0])
 		snprintf(s, 64, "none");
 	return s;
@@ -100,7 +102,10 @@ static void edu_info(int iommufd)
 	step(!ioctl(iommufd, IOMMU_GET_HW_INFO, &info),
 	     "IOMMU_GET_HW_INFO(edu) -> KVM formats: %s",
 	     fmt_names(info.out_kvm_formats, names));
-	printf("  (this IOMMU driver has no KVM-backed domains yet, so no format is offered)\n");
+	if (info.out_kvm_formats & (1ULL << IOMMU_HWPT_KVM_FORMAT_VTD_TDP))
+		printf("  (VT-d can walk the table KVM keeps for a VM: kvm_vtd_dma makes edu DMA through it)\n");
+	else
+		printf("  (this VT-d unit has no first-stage translation: it cannot walk KVM's x86-64 table)\n");
 	close(fd);
 }
 
