@@ -226,12 +226,16 @@ struct kvm_iommu_tdp_format {
  *	IOMMU must not use anything it cached of them: IOTLB, paging-structure
  *	caches, device TLBs. Called with KVM's mmu_lock held for write: must
  *	not sleep
+ * @check: optional: can the IOMMU walk a table of format @fmt? Called
+ *	before KVM pins or maps anything; an error ends kvm_iommu_tdp_get()
  * @node: KVM's list entry, while the IOMMU has the table
  *
  * See kvm_iommu_tdp_get() (arch/x86/kvm/mmu/iommu_tdp.c).
  */
 struct kvm_iommu_tdp_client {
 	void (*flush)(struct kvm_iommu_tdp_client *client, u64 gfn, u64 nr);
+	int (*check)(struct kvm_iommu_tdp_client *client,
+		     const struct kvm_iommu_tdp_format *fmt);
 	struct list_head node;
 };
 

@@ -44,13 +44,22 @@
  *   faults need none. Every page it maps is pinned (FOLL_LONGTERM, so no
  *   migration, swap or KSM behind the IOMMU's back) and charged to the
  *   RLIMIT_MEMLOCK of the user who took the table, as iommufd charges;
- * - what goes away from the VM goes away from it: kvm_unmap_gfn_range(),
+ * - what goes away from the VM goes away from it (a change of protection
+ *   alone, mprotect() or NUMA hinting, does not: the pins keep the pages
+ *   where they are): kvm_unmap_gfn_range(),
  *   which every MMU-notifier invalidation, memory-attribute change,
  *   guest_memfd invalidation and memslot deletion reaches, and the fast
  *   zap of a deleted memslot, zap its leaves under mmu_lock. Each cleared
  *   entry is written back to memory (the IOMMU may not snoop its walks),
  *   and before mmu_lock is dropped the IOMMUs flush the range, once per
- *   zap and by range, and only then are the pages unpinned;
+ *   zap and by range, and only then are the pages unpinned. A 2 MiB leaf
+ *   the range covers in part is split first, so the rest stays mapped
+ *   (unless no page can be had without sleeping: then it goes whole);
+ * - what an invalidation took out while it is still in a memslot (a host
+ *   huge page split, memory dropped and touched again) is mapped again by
+ *   a worker once the invalidation is over, faulting the memory in as the
+ *   first populate did; until then DMA to it faults, never reaching the
+ *   old pages;
  * - page-table pages are freed only with the table, after a full flush.
  *
  * The IOMMUs register as &struct kvm_iommu_tdp_client; the list changes
@@ -79,6 +88,7 @@ struct kvm_iommu_tdp_unpin {
 };
 
 #define IOMMU_TDP_UNPIN_MAX	(PAGE_SIZE / sizeof(struct kvm_iommu_tdp_unpin))
+#define IOMMU_TDP_HOLES		16
 
 /**
  * struct kvm_iommu_tdp - KVM's table for the VM's IOMMUs
@@ -87,6 +97,7 @@ struct kvm_iommu_tdp_unpin {
  * @fmt: its format, as the IOMMUs get it
  * @clients: the IOMMUs that walk it; mmu_lock for write
  * @user: the user charged for the pinned pages, NULL with CAP_IPC_LOCK
+ * @limit: the RLIMIT_MEMLOCK of the process that took the table, in pages
  * @npinned: pages pinned through the table's leaves
  * @ntables: page-table pages, the root included
  * @flush_start: first frame the next drain flushes
@@ -95,6 +106,13 @@ struct kvm_iommu_tdp_unpin {
  * @nr_unpin: entries in @unpin
  * @blocked: the VM went away for its users: the table maps nothing more;
  *	set under mmu_lock for write
+ * @zapped: a leaf was cleared since the flag was last reset
+ * @zap_start: the first frame of the leaves cleared since then
+ * @zap_end: and the one after the last
+ * @holes: guest frame ranges zapped while still in a memslot, for
+ *	@refill to map again; mmu_lock
+ * @nr_holes: entries in @holes
+ * @refill: maps @holes again, in process context
  */
 struct kvm_iommu_tdp {
 	struct kvm *kvm;
@@ -102,6 +120,7 @@ struct kvm_iommu_tdp {
 	struct kvm_iommu_tdp_format fmt;
 	struct list_head clients;
 	struct user_struct *user;
+	unsigned long limit;
 	unsigned long npinned;
 	unsigned long ntables;
 	gfn_t flush_start;
@@ -109,6 +128,12 @@ struct kvm_iommu_tdp {
 	struct kvm_iommu_tdp_unpin *unpin;
 	unsigned int nr_unpin;
 	bool blocked;
+	bool zapped;
+	gfn_t zap_start;
+	gfn_t zap_end;
+	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
+	unsigned int nr_holes;
+	struct work_struct refill;
 };
 
 /* Every entry the IOMMU may walk reaches memory before its flush */
@@ -154,12 +179,9 @@ static unsigned int iommu_tdp_index(gfn_t gfn, int level)
 
 static int iommu_tdp_charge(struct kvm_iommu_tdp *t, unsigned long n)
 {
-	unsigned long limit;
-
 	if (!t->user)
 		return 0;
-	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
-	if (atomic_long_add_return(n, &t->user->locked_vm) > limit) {
+	if (atomic_long_add_return(n, &t->user->locked_vm) > t->limit) {
 		atomic_long_sub(n, &t->user->locked_vm);
 		return -ENOMEM;
 	}
@@ -214,31 +236,77 @@ static void iommu_tdp_queue(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr,
 	t->flush_end = max(t->flush_end, gfn + nr);
 }
 
+static u64 iommu_tdp_leaf(struct kvm_iommu_tdp *t, kvm_pfn_t pfn, int level)
+{
+	u64 bits = t->fmt.leaf_bits & ~IOMMU_TDP_PS;
+
+	if (level > PG_LEVEL_4K)
+		bits |= IOMMU_TDP_PS;
+	return ((u64)pfn << PAGE_SHIFT) | bits;
+}
+
+/*
+ * Replace the 2 MiB leaf at @ptep, for @gfn on, with a table of the same
+ * 4 KiB translations, so that a range covering part of it can go alone.
+ * Under mmu_lock: no sleeping allocation. The IOMMU may still use the
+ * 2 MiB translation it cached until the drain, which flushes all of it.
+ */
+static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
+			    gfn_t gfn)
+{
+	kvm_pfn_t pfn = (entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT;
+	u64 *table;
+	int i;
+
+	table = (u64 *)get_zeroed_page(GFP_NOWAIT | __GFP_ACCOUNT |
+				       __GFP_NOWARN);
+	if (!table)
+		return false;
+	for (i = 0; i < IOMMU_TDP_PTES; i++)
+		table[i] = iommu_tdp_leaf(t, pfn + i, PG_LEVEL_4K);
+	clflush_cache_range(table, PAGE_SIZE);
+	kvm_account_pgtable_pages(table, 1);
+	t->ntables++;
+	iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
+	t->flush_start = min(t->flush_start, gfn);
+	t->flush_end = max(t->flush_end, gfn + IOMMU_TDP_PTES);
+	return true;
+}
+
 /* Clear the leaves under @table (of @level, mapping from @base) in range */
 static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
 				int level, gfn_t base, gfn_t start, gfn_t end)
 {
-	u64 size = 1ULL << (9 * (level - 1));
-	unsigned int i, first, last;
+	unsigned int shift = 9 * (level - 1), i, first, last;
+	u64 size = 1ULL << shift;
 
-	first = start > base ? (start - base) / size : 0;
-	last = min_t(u64, IOMMU_TDP_PTES, DIV_ROUND_UP_ULL(end - base, size));
+	/* Shifts: a 5-level root's entries span 2^36 frames */
+	first = start > base ? (start - base) >> shift : 0;
+	last = min_t(u64, IOMMU_TDP_PTES, (end - base + size - 1) >> shift);
 	for (i = first; i < last; i++) {
 		u64 entry = READ_ONCE(table[i]);
 		gfn_t gfn = base + i * size;
 
 		if (!iommu_tdp_present(entry))
 			continue;
+		/* Part of a 2 MiB leaf: split it, so the rest stays mapped */
+		if (level == PG_LEVEL_2M && iommu_tdp_is_leaf(entry, level) &&
+		    (gfn < start || gfn + size > end) &&
+		    iommu_tdp_split(t, &table[i], entry, gfn))
+			entry = READ_ONCE(table[i]);
 		if (!iommu_tdp_is_leaf(entry, level)) {
 			iommu_tdp_zap_table(t, __va(entry & IOMMU_TDP_ADDR),
 					    level - 1, gfn, start, end);
 			continue;
 		}
 		/*
-		 * A huge leaf goes whole, even if the range covers part of
-		 * it: the rest faults until the memslot is populated again.
+		 * All of the leaf goes, or a huge leaf that could not be
+		 * split: then the rest of it faults until the refill.
 		 */
 		iommu_tdp_write(&table[i], 0);
+		t->zapped = true;
+		t->zap_start = min(t->zap_start, gfn);
+		t->zap_end = max(t->zap_end, gfn + size);
 		iommu_tdp_queue(t, gfn, size,
 				(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT);
 	}
@@ -250,6 +318,31 @@ static void iommu_tdp_zap(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
 		return;
 	iommu_tdp_zap_table(t, t->root, t->fmt.levels, 0, start, end);
 	iommu_tdp_drain(t);
+}
+
+/*
+ * Remember a zapped range for the refill, which maps again what is still
+ * in a memslot once the invalidation is over: devices take no faults. A
+ * full list coarsens its last range.
+ */
+static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
+{
+	unsigned int i;
+
+	for (i = 0; i < t->nr_holes; i++) {
+		if (start <= t->holes[i].end && end >= t->holes[i].start)
+			break;
+	}
+	if (i == t->nr_holes && t->nr_holes < IOMMU_TDP_HOLES) {
+		t->holes[t->nr_holes].start = start;
+		t->holes[t->nr_holes].end = end;
+		t->nr_holes++;
+	} else {
+		i = min(i, t->nr_holes - 1);
+		t->holes[i].start = min(t->holes[i].start, start);
+		t->holes[i].end = max(t->holes[i].end, end);
+	}
+	schedule_work(&t->refill);
 }
 
 /**
@@ -267,8 +360,18 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 
 	if (!t || range->slot->as_id || !(range->attr_filter & KVM_FILTER_SHARED))
 		return;
+	/* A protection change: the pins keep the pages where they are */
+	if (range->keeps_pfns)
+		return;
 	lockdep_assert_held_write(&kvm->mmu_lock);
+	t->zapped = false;
+	t->zap_start = U64_MAX;
+	t->zap_end = 0;
 	iommu_tdp_zap(t, range->start, range->end);
+	/* A huge leaf that stuck out went whole: all of it comes back */
+	if (t->zapped && !t->blocked)
+		iommu_tdp_hole(t, min(range->start, t->zap_start),
+			       max(range->end, t->zap_end));
 }
 
 /* The pages are physically contiguous and as aligned as the leaf */
@@ -314,15 +417,6 @@ static u64 *iommu_tdp_walk(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
 	return &table[iommu_tdp_index(gfn, level)];
 }
 
-static u64 iommu_tdp_leaf(struct kvm_iommu_tdp *t, kvm_pfn_t pfn, int level)
-{
-	u64 bits = t->fmt.leaf_bits & ~IOMMU_TDP_PS;
-
-	if (level > PG_LEVEL_4K)
-		bits |= IOMMU_TDP_PS;
-	return ((u64)pfn << PAGE_SHIFT) | bits;
-}
-
 /* Install what @pages holds for @n frames from @gfn on; mmu_lock held */
 static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 				       struct page **pages, unsigned long n,
@@ -356,6 +450,18 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 	return installed;
 }
 
+/* An invalidation ran since @mmu_seq, or runs over [@start, @end) */
+static bool iommu_tdp_retry(struct kvm *kvm, unsigned long mmu_seq,
+			    gfn_t start, gfn_t end)
+{
+	lockdep_assert_held(&kvm->mmu_lock);
+	if (kvm->mmu_invalidate_in_progress &&
+	    start < kvm->mmu_invalidate_range_end &&
+	    end > kvm->mmu_invalidate_range_start)
+		return true;
+	return kvm->mmu_invalidate_seq != mmu_seq;
+}
+
 /*
  * Pin @n frames from @gfn on at @hva and map them, under KVM's
  * invalidation protocol: if an invalidation ran or runs meanwhile, start
@@ -376,11 +482,14 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 		ret = iommu_tdp_charge(t, n);
 		if (ret)
 			break;
-		mmu_seq = kvm->mmu_invalidate_seq;
+		mmu_seq = READ_ONCE(kvm->mmu_invalidate_seq);
 		/* Pairs with the increment in kvm_mmu_invalidate_end() */
 		smp_rmb();
-		pinned = pin_user_pages_fast(hva, n, FOLL_WRITE | FOLL_LONGTERM,
-					     pages);
+		mmap_read_lock(kvm->mm);
+		pinned = pin_user_pages_remote(kvm->mm, hva, n,
+					       FOLL_WRITE | FOLL_LONGTERM,
+					       pages, NULL);
+		mmap_read_unlock(kvm->mm);
 		if (pinned != n) {
 			if (pinned > 0)
 				unpin_user_pages(pages, pinned);
@@ -409,8 +518,7 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 			ret = -ENODEV;
 			break;
 		}
-		if (kvm->mmu_invalidate_in_progress ||
-		    kvm->mmu_invalidate_seq != mmu_seq) {
+		if (iommu_tdp_retry(kvm, mmu_seq, gfn, gfn + n)) {
 			write_unlock(&kvm->mmu_lock);
 			unpin_user_pages(pages, n);
 			iommu_tdp_uncharge(t, n);
@@ -439,15 +547,22 @@ static bool iommu_tdp_slot_mapped(const struct kvm_memory_slot *slot)
 	       !(slot->flags & KVM_MEM_READONLY);
 }
 
-static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
-				   const struct kvm_memory_slot *slot)
+/*
+ * Map frames [@gfn, @end) of @slot; what is mapped already stays. With
+ * @keep_going, a chunk that cannot be pinned (munmap, PROT_READ) stays
+ * unmapped and the rest is mapped; else the first error ends it.
+ */
+static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
+				    const struct kvm_memory_slot *slot,
+				    gfn_t gfn, gfn_t end, bool keep_going)
 {
-	gfn_t gfn = slot->base_gfn, end = slot->base_gfn + slot->npages;
 	struct page **pages;
 	int ret = 0;
 
 	if (!iommu_tdp_slot_mapped(slot))
 		return 0;
+	gfn = max(gfn, slot->base_gfn);
+	end = min(end, slot->base_gfn + slot->npages);
 	pages = kmalloc_array(IOMMU_TDP_PTES, sizeof(*pages), GFP_KERNEL);
 	if (!pages)
 		return -ENOMEM;
@@ -458,6 +573,8 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
 		ret = iommu_tdp_populate_chunk(t, gfn,
 					       __gfn_to_hva_memslot(slot, gfn),
 					       n, pages);
+		if (ret == -EFAULT && keep_going)
+			ret = 0;
 		if (ret)
 			break;
 		gfn += n;
@@ -469,6 +586,46 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
 	}
 	kfree(pages);
 	return ret;
+}
+
+static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
+				   const struct kvm_memory_slot *slot)
+{
+	return iommu_tdp_populate_range(t, slot, slot->base_gfn,
+					slot->base_gfn + slot->npages, false);
+}
+
+/*
+ * Map again what invalidations took out of the table and is still in a
+ * memslot: a host huge page split, memory dropped and touched again, a
+ * page migrated before the pin. Memory that has no backing any more is
+ * faulted in, as the first populate did; memory that cannot be pinned
+ * (munmap) stays unmapped.
+ */
+static void iommu_tdp_refill(struct work_struct *work)
+{
+	struct kvm_iommu_tdp *t = container_of(work, struct kvm_iommu_tdp,
+					       refill);
+	struct kvm *kvm = t->kvm;
+	struct kvm_memory_slot *slot;
+	unsigned int i, n;
+	int bkt;
+	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
+
+	if (!mmget_not_zero(kvm->mm))
+		return;
+	mutex_lock(&kvm->slots_lock);
+	write_lock(&kvm->mmu_lock);
+	n = t->blocked ? 0 : t->nr_holes;
+	memcpy(holes, t->holes, n * sizeof(holes[0]));
+	t->nr_holes = 0;
+	write_unlock(&kvm->mmu_lock);
+	for (i = 0; i < n; i++)
+		kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm))
+			iommu_tdp_populate_range(t, slot, holes[i].start,
+						 holes[i].end, true);
+	mutex_unlock(&kvm->slots_lock);
+	mmput(kvm->mm);
 }
 
 static void iommu_tdp_free_tables(u64 *table, int level)
@@ -536,6 +693,7 @@ static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
 		return NULL;
 	t->kvm = kvm;
 	INIT_LIST_HEAD(&t->clients);
+	INIT_WORK(&t->refill, iommu_tdp_refill);
 	iommu_tdp_format(&t->fmt);
 	t->flush_start = U64_MAX;
 	t->unpin = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
@@ -548,8 +706,11 @@ static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
 		return NULL;
 	}
 	t->ntables = 1;
-	if (!capable(CAP_IPC_LOCK))
+	/* The refill runs in a worker: keep the owner's limit */
+	if (!capable(CAP_IPC_LOCK)) {
 		t->user = get_uid(current_user());
+		t->limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	}
 	return t;
 }
 
@@ -573,10 +734,12 @@ static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
  *
  * Return: 0; -EOPNOTSUPP if KVM does not use the TDP MMU or the VM is not a
  * default VM (private or encrypted memory); -EPERM from another process;
- * -EBUSY if a memslot logs dirty pages; -ENOMEM if out of memory or over
+ * -EBUSY if a memslot logs dirty pages; -EOPNOTSUPP also if a memslot is
+ * backed by guest_memfd; -ENOMEM if out of memory or over
  * RLIMIT_MEMLOCK; -EFAULT if a memslot's memory cannot be pinned for
  * writing (not RAM, or not a device's to reach); -EINTR on a fatal signal;
- * -ENODEV if the table was blocked (kvm_iommu_tdp_block()).
+ * -ENODEV if the table was blocked (kvm_iommu_tdp_block()); what
+ * @client->check returned, before anything was pinned.
  */
 int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 		      struct kvm_iommu_tdp_format *fmt, u64 *root)
@@ -597,17 +760,33 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 		ret = -ENODEV;
 		goto out_unlock;
 	}
-	if (t)
+	if (t) {
+		ret = client->check ? client->check(client, &t->fmt) : 0;
+		if (ret)
+			goto out_unlock;
 		goto out_add;
+	}
 
-	kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm))
+	kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm)) {
 		if (kvm_slot_dirty_track_enabled(slot)) {
 			ret = -EBUSY;
 			goto out_unlock;
 		}
+		/* KVM maps guest_memfd, the table would pin the hva */
+		if (kvm_slot_has_gmem(slot)) {
+			ret = -EOPNOTSUPP;
+			goto out_unlock;
+		}
+	}
 	t = iommu_tdp_create(kvm);
 	if (!t) {
 		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	/* Before anything is pinned: can the IOMMU walk it at all? */
+	ret = client->check ? client->check(client, &t->fmt) : 0;
+	if (ret) {
+		iommu_tdp_free(t);
 		goto out_unlock;
 	}
 	/* Invalidations reach the table from now on, while it fills */
@@ -621,11 +800,14 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 	}
 	if (ret) {
 		write_lock(&kvm->mmu_lock);
+		t->blocked = true;
 		iommu_tdp_empty(t);
 		kvm->arch.iommu_tdp = NULL;
 		write_unlock(&kvm->mmu_lock);
+		mutex_unlock(&kvm->slots_lock);
+		cancel_work_sync(&t->refill);
 		iommu_tdp_free(t);
-		goto out_unlock;
+		return ret;
 	}
 
 out_add:
@@ -659,14 +841,18 @@ void kvm_iommu_tdp_put(struct kvm *kvm, struct kvm_iommu_tdp_client *client)
 	write_lock(&kvm->mmu_lock);
 	last = list_is_singular(&t->clients);
 	if (last) {
+		t->blocked = true;
 		iommu_tdp_empty(t);
 		kvm->arch.iommu_tdp = NULL;
 	}
 	list_del(&client->node);
 	write_unlock(&kvm->mmu_lock);
-	if (last)
-		iommu_tdp_free(t);
 	mutex_unlock(&kvm->slots_lock);
+	if (last) {
+		/* Takes slots_lock, and maps nothing once blocked */
+		cancel_work_sync(&t->refill);
+		iommu_tdp_free(t);
+	}
 }
 EXPORT_SYMBOL_GPL(kvm_iommu_tdp_put);
 
@@ -686,9 +872,12 @@ void kvm_iommu_tdp_block(struct kvm *kvm)
 	struct kvm_iommu_tdp *t;
 
 	write_lock(&kvm->mmu_lock);
-	/* Stays: the caller is one of its clients */
+	/*
+	 * None if the domain that calls this was freed meanwhile, as its
+	 * VM went away: then there is nothing left to block.
+	 */
 	t = kvm->arch.iommu_tdp;
-	if (!WARN_ON(!t)) {
+	if (t) {
 		t->blocked = true;
 		iommu_tdp_empty(t);
 	}
@@ -704,8 +893,9 @@ EXPORT_SYMBOL_GPL(kvm_iommu_tdp_block);
  *
  * With slots_lock held.
  *
- * Return: 0, or -EBUSY for dirty logging while the IOMMUs' table exists:
- * KVM's dirty log would miss what devices write.
+ * Return: 0, or -EBUSY for dirty logging while the IOMMUs' table exists
+ * (KVM's dirty log would miss what devices write), and for a guest_memfd
+ * memslot (KVM maps the file's pages, the table would pin the mapping's).
  */
 int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
 			       const struct kvm_memory_slot *new,
@@ -714,6 +904,8 @@ int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
 	if (!kvm->arch.iommu_tdp || change == KVM_MR_DELETE)
 		return 0;
 	if (new->flags & KVM_MEM_LOG_DIRTY_PAGES)
+		return -EBUSY;
+	if (kvm_slot_has_gmem(new))
 		return -EBUSY;
 	return 0;
 }
