@@ -345,14 +345,18 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
  * entries by PASID.
  *
  * - Allocation takes KVM's table, so a VM whose memory cannot be pinned
- *   and charged fails there, and checks the table against the device's
- *   unit (intel_kvm_tdp_check()). Attach checks again, for the unit of
- *   the device at hand, and names the failed check in the log (-EINVAL).
+ *   and charged fails there. KVM first has the driver check the table's
+ *   format against the device's unit (intel_kvm_tdp_check()), before it
+ *   pins anything. Attach checks again, for the unit of the device at
+ *   hand, and names the failed check in the log (-EINVAL). An attach to a
+ *   domain whose VM is gone leaves the device blocked and succeeds, as
+ *   the iommu core expects of resets and rollbacks.
  * - Attach programs the device's RID_PASID entry for first-stage
  *   translation, with KVM's root, the domain's ID on the unit, and
  *   page-walk snooping only if the unit snoops (else KVM writes back).
- *   Like the driver's paging domains, it blocks the device first: a
- *   replace is not atomic.
+ *   The device's cache tag is assigned before the entry goes live, as
+ *   KVM may flush at any time. Like the driver's paging domains, it
+ *   blocks the device first: a replace is not atomic.
  * - KVM calls intel_kvm_flush() for every change of its table, with its
  *   mmu_lock held, before the memory can be reused: a ranged PASID-based
  *   IOTLB and device-TLB invalidation over the domain's cache tags, or a
@@ -371,6 +375,8 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
  * @client: KVM's handle on the domain, for its flushes
  * @fmt: KVM's description of the table
  * @root: the physical address of the table's root
+ * @iommu: the unit of the device the domain is allocated for, while it is
+ * @dev: that device, while it is
  */
 struct intel_kvm_domain {
 	struct iommu_kvm_domain kdom;
@@ -379,6 +385,8 @@ struct intel_kvm_domain {
 	struct kvm_iommu_tdp_client client;
 	struct kvm_iommu_tdp_format fmt;
 	u64 root;
+	struct intel_iommu *iommu;
+	struct device *dev;
 };
 
 static struct intel_kvm_domain *to_intel_kvm_domain(struct iommu_domain *d)
@@ -407,8 +415,12 @@ static int intel_kvm_check(struct intel_iommu *iommu, struct device *dev,
 	struct intel_kvm_verdict v;
 	int ret;
 
+	/*
+	 * The driver keeps no host address width; MGAW bounds the output
+	 * addresses the unit takes, and entries have 52 address bits.
+	 */
 	ret = intel_kvm_tdp_check(iommu->cap, iommu->ecap,
-				  cap_mgaw(iommu->cap), fmt, &v);
+				  min(cap_mgaw(iommu->cap), 52), fmt, &v);
 	if (ret) {
 		dev_warn(dev, "%s cannot walk KVM's table: %s (level %d, bit %d)\n",
 			 iommu->name, v.why, v.level, v.bit);
@@ -420,6 +432,16 @@ static int intel_kvm_check(struct intel_iommu *iommu, struct device *dev,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* KVM asks before it builds its table: no pinning for nothing */
+static int intel_kvm_client_check(struct kvm_iommu_tdp_client *client,
+				  const struct kvm_iommu_tdp_format *fmt)
+{
+	struct intel_kvm_domain *ikd =
+		container_of(client, struct intel_kvm_domain, client);
+
+	return intel_kvm_check(ikd->iommu, ikd->dev, fmt);
 }
 
 static int intel_kvm_attach_dev(struct iommu_domain *domain,
@@ -444,27 +466,34 @@ static int intel_kvm_attach_dev(struct iommu_domain *domain,
 		pflags |= PASID_FLAG_PWSNP;
 
 	iommu_kvm_domain_lock(&ikd->kdom);
-	if (iommu_kvm_domain_is_dead(&ikd->kdom)) {
-		ret = -ENODEV;
-		goto out_unlock;
-	}
 	device_block_translation(dev);
-	ret = domain_attach_iommu(dmar, iommu);
+	/* The iommu core expects this to work: the device stays blocked */
+	if (iommu_kvm_domain_is_dead(&ikd->kdom))
+		goto out_unlock;
+	ret = iopf_for_domain_replace(domain, old, dev);
 	if (ret)
 		goto out_unlock;
+	ret = domain_attach_iommu(dmar, iommu);
+	if (ret) {
+		iopf_for_domain_replace(old, domain, dev);
+		goto out_unlock;
+	}
 	info->domain = dmar;
 	info->domain_attached = true;
 	spin_lock_irqsave(&dmar->lock, flags);
 	list_add(&info->link, &dmar->devices);
 	spin_unlock_irqrestore(&dmar->lock, flags);
 
-	ret = __domain_setup_first_level(iommu, dev, IOMMU_NO_PASID,
-					 domain_id_iommu(dmar, iommu),
-					 ikd->root, pflags, NULL);
+	/* Tagged before the entry goes live: KVM may flush at any time */
+	ret = cache_tag_assign_domain(dmar, dev, IOMMU_NO_PASID);
 	if (!ret)
-		ret = cache_tag_assign_domain(dmar, dev, IOMMU_NO_PASID);
-	if (ret)
+		ret = __domain_setup_first_level(iommu, dev, IOMMU_NO_PASID,
+						 domain_id_iommu(dmar, iommu),
+						 ikd->root, pflags, NULL);
+	if (ret) {
 		device_block_translation(dev);
+		iopf_for_domain_replace(old, domain, dev);
+	}
 out_unlock:
 	iommu_kvm_domain_unlock(&ikd->kdom);
 	return ret;
@@ -571,6 +600,9 @@ intel_kvm_domain_alloc(struct device *dev,
 	ikd->dmar = dmar;
 	ikd->vm = cfg->vm;
 	ikd->client.flush = intel_kvm_flush;
+	ikd->client.check = intel_kvm_client_check;
+	ikd->iommu = iommu;
+	ikd->dev = dev;
 
 	ret = iommu_kvm_domain_init(&ikd->kdom, &intel_kvm_ops, cfg);
 	if (ret)
@@ -581,14 +613,12 @@ intel_kvm_domain_alloc(struct device *dev,
 		BIT_ULL(cap_mgaw(iommu->cap)) - 1;
 	ikd->kdom.domain.geometry.force_aperture = true;
 
+	/* Calls intel_kvm_client_check() first */
 	ret = iommu_kvm_tdp_get(cfg->vm, &ikd->client, &ikd->fmt, &ikd->root);
+	ikd->iommu = NULL;
+	ikd->dev = NULL;
 	if (ret)
 		goto out_deinit;
-	ret = intel_kvm_check(iommu, dev, &ikd->fmt);
-	if (ret) {
-		iommu_kvm_tdp_put(cfg->vm, &ikd->client);
-		goto out_deinit;
-	}
 	return &ikd->kdom.domain;
 
 out_deinit:
