@@ -6,6 +6,7 @@
 # Boot the kernel of $CACHE/build/ARCH with its initramfs in QEMU.
 #   x86_64 flts  VT-d scalable mode, first-stage translation (x-flts=on)
 #   x86_64 sl    VT-d scalable mode, second-stage translation
+#   x86_64 la57  first-stage translation, and 5-level paging in the guest
 #   s390x  zpci  s390-ccw-virtio with one zPCI NVMe function
 # MODE is check, demo, bench or shell (kvmdom.mode= for the guest's init).
 # The console goes to LOG (default $CACHE/logs/boot-ARCH-VARIANT-MODE.log);
@@ -31,9 +32,17 @@ quiet=
 HUGEPAGES=256
 
 case $arch-$variant in
-x86_64-flts|x86_64-sl)
+x86_64-flts|x86_64-sl|x86_64-la57)
 	iommu=intel-iommu,intremap=on,x-scalable-mode=on
-	if [ "$variant" = flts ]; then
+	# The table VT-d walks must have the 4 levels of QEMU's first stage
+	cpu=max,la57=off
+	if [ "$variant" = la57 ]; then
+		# 5-level paging, so KVM's table has 5 levels: VT-d must refuse
+		# it (kvm_vtd_dma checks); the rest runs on the other boots
+		iommu=$iommu,x-flts=on
+		cpu=max
+		suites="kvmdom.mock=0 kunit.enable=0"
+	elif [ "$variant" = flts ]; then
 		iommu=$iommu,x-flts=on
 		# Upstream's iommufd selftests run on this boot (make check)
 		suites="kvmdom.upstream=1 hugepages=$HUGEPAGES"
@@ -42,7 +51,7 @@ x86_64-flts|x86_64-sl)
 		# on the first-stage boot only (make check)
 		suites="kvmdom.mock=0 kunit.enable=0"
 	fi
-	qemu=(qemu-system-x86_64 -accel tcg -cpu max,la57=off
+	qemu=(qemu-system-x86_64 -accel tcg -cpu "$cpu"
 	      -M q35,kernel-irqchip=split -device "$iommu"
 	      -device edu,dma_mask=0xffffffffffffffff
 	      -m 3G -smp 2 -nographic -no-reboot -nic none

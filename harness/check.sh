@@ -21,7 +21,7 @@ TIMES=$CACHE/times.txt
 : >"$TIMES"
 KUNIT_PY=$SRC/tools/testing/kunit/kunit.py
 IOMMUFD_BASELINE=$REPO/harness/baseline/iommufd-$KSRC_VERSION.tsv
-ALL_STAGES="setup prepare x86_64 x86_64-boot-flts x86_64-boot-sl s390x s390x-boot arm64 series static matrix-x86_64 matrix-s390x"
+ALL_STAGES="setup prepare x86_64 x86_64-boot-flts x86_64-boot-sl x86_64-boot-la57 s390x s390x-boot arm64 series static matrix-x86_64 matrix-s390x"
 # setup and prepare always run: every other stage reads the prepared tree,
 # and a stale one would test old code (they take seconds when nothing changed).
 STAGES="setup prepare ${KVMDOM_STAGES:-$ALL_STAGES}"
@@ -80,7 +80,7 @@ boot_check() {
 	# splats); KUnit and the mock's kselftest run on the other boot
 	# (boot.sh passes kunit.enable=0 kvmdom.mock=0 there).
 	local all=1
-	[ "$arch/$variant" = x86_64/sl ] && all=0
+	case $arch/$variant in x86_64/sl|x86_64/la57) all=0 ;; esac
 	[ $all = 1 ] && grep -q '^CONFIG_IOMMU_KVM_DOMAIN_KUNIT_TEST=y' "$out/.config" && args+=(--expect-kunit)
 	[ "$arch" = x86_64 ] && args+=(--tap kvm-smoke)
 	[ "$arch" = x86_64 ] && args+=(--tap vtd-dma)
@@ -143,6 +143,7 @@ trap '[ ${#BG_PIDS[@]} = 0 ] || kill "${BG_PIDS[@]}" 2>/dev/null' EXIT
 x86_64_boots() {
 	stage x86_64-boot-flts x86_64 -- boot_check x86_64 flts
 	stage x86_64-boot-sl x86_64 -- boot_check x86_64 sl
+	stage x86_64-boot-la57 x86_64 -- boot_check x86_64 la57
 }
 
 echo "kvm-domain make check, cache: $CACHE"

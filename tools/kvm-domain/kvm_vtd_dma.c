@@ -10,8 +10,12 @@
  * between guest RAM and its buffer, checked through the host mapping and by
  * the vCPU; then dirty logging (refused), MADV_DONTNEED, memslot deletion
  * and the VM's file closing must keep DMA off the memory.  A refused DMA
- * leaves no error in edu: every check uses poison.  Without first-stage
- * translation (ECAP.FLTS) the format must be refused.  Prints TAP.
+ * leaves no error in edu: every check uses poison.  Then VM 2, without
+ * KVM_X86_QUIRK_SLOT_ZAP_ALL and without a vCPU: a memslot moved, deleted
+ * and created under the attached device; and a child without CAP_IPC_LOCK
+ * whose table must fit in RLIMIT_MEMLOCK.  Without first-stage translation
+ * (ECAP.FLTS) the format must be refused; so must KVM's 5-level table under
+ * 5-level paging (LA57), which QEMU's first stage cannot walk.  Prints TAP.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,15 +26,21 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <linux/const.h>
 #include <linux/iommufd.h>
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 
-#define PLAN_FULL	30
+#define PLAN_FULL	52
 #define PLAN_SL		5
+#define PLAN_LA57	7
+#define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 
 #define SYSPCI		"/sys/bus/pci/devices"
 #define ECAP_FLTS	_BITULL(47)
@@ -57,6 +67,23 @@
 #define GONE_GPA	(SLOT1_GPA + 0x201000)	/* step (c) */
 #define PORT		0x3f8
 #define NR_LOCS		6
+
+/* VM 2, step (e): slot 0 for the controls; slot 2 moves and goes */
+#define VM2_SLOT0_SIZE	(16ULL << 20)
+#define SLOT2_GPA	(64ULL << 20)
+#define SLOT2_MOVED	(128ULL << 20)
+#define SLOT2_SIZE	(4ULL << 20)
+#define SLOT3_GPA	(192ULL << 20)
+#define SLOT3_SIZE	(2ULL << 20)
+#define IN2		0x201000ULL	/* pages in slot 2: in its 2nd 2 MiB */
+#define IN2B		0x3ff000ULL
+#define IN3		0x1ff000ULL	/* the last page of slot 3 */
+#define SLOT4_GPA	(256ULL << 20)	/* transparent huge pages */
+#define SLOT4_SIZE	(4ULL << 20)
+#define DROP4		0x3000ULL	/* dropped from its first 2 MiB */
+#define KEEP4		0x1ff000ULL	/* the rest of those 2 MiB */
+#define LIMIT		(4ULL << 20)	/* step (f); the LA57 VM's memslot */
+#define LA57_WHY	"cannot walk KVM's table: a 5-level root, and the first stage walks 4 levels (FL5LP=0)"
 
 /* Seeds of page patterns (see fill()); the poisons are seeds too */
 #define POISON		0xdbdbdbdbU
@@ -91,6 +118,11 @@ static int failed;
 static __u8 *bar;
 static size_t bar_size, run_size;
 static __u8 *mem0, *mem1;
+/* The guest RAM of the VM under test, as hva() finds it */
+static struct ram {
+	__u64 gpa, size;
+	__u8 *p;
+} ram[2];
 static struct kvm_run *run;
 static int vcpu = -1;
 
@@ -128,7 +160,9 @@ static const char *errstr(int ret)
 
 static __u8 *hva(__u64 gpa)
 {
-	return gpa < SLOT1_GPA ? mem0 + gpa : mem1 + (gpa - SLOT1_GPA);
+	int i = gpa - ram[1].gpa < ram[1].size;
+
+	return ram[i].p + (gpa - ram[i].gpa);
 }
 
 /* 64-bit words seed << 32 | index + 1: never 0, and they say whose they are */
@@ -431,6 +465,25 @@ static int hwpt_alloc(int iommufd, __u32 dev_id, int vm, __u32 *id)
 	return ret;
 }
 
+static __u8 *anon(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Create, move (a new @gpa, same slot and size) or delete (@size 0) */
+static int vm_slot(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (unsigned long)p,
+	};
+
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
 /* Slot 0 (4 KiB pages), slot 1 (2 MiB pages) and a flat 32-bit vCPU */
 static int vm_create(int kvm, int vm, struct kvm_userspace_memory_region *r)
 {
@@ -452,6 +505,8 @@ static int vm_create(int kvm, int vm, struct kvm_userspace_memory_region *r)
 		return -1;
 	}
 	madvise(mem0, SLOT0_SIZE, MADV_NOHUGEPAGE);
+	ram[0] = (struct ram){ 0, SLOT0_SIZE, mem0 };
+	ram[1] = (struct ram){ SLOT1_GPA, SLOT1_SIZE, mem1 };
 	memcpy(mem0 + READ_GPA, code, sizeof(code));
 	r[0] = (struct kvm_userspace_memory_region) {
 		.slot = 0, .memory_size = SLOT0_SIZE,
@@ -519,6 +574,34 @@ static void round_trips(int i)
 	    w0, w1, a, b);
 }
 
+/*
+ * @mem (@size bytes, all POISON) left GPA @gpa, by a memslot change that
+ * returned @ret: DMA to @gpa must not write it, DMA from @gpa not read it
+ * (poisoned again, whatever the write did)
+ */
+static void dma_off(const char *what, int ret, __u64 gpa, __u8 *mem,
+		    size_t size, __u32 seed)
+{
+	int ok = !ret && !edu_load(seed) && !edu_to_ram(gpa);
+
+	settle();
+	tap(ok && is_fill(mem, size, POISON),
+	    "%s: DMA to GPA 0x%llx leaves its old memory alone", what, gpa);
+	fill(mem, size, POISON);
+	ok = !ret && !edu_load(seed + 1);
+	if (ok) {
+		fill(hva(DST_GPA), PG, POISON2);
+		ok = !ram_to_edu(gpa) && !edu_to_ram(DST_GPA) &&
+		     !is_fill(hva(DST_GPA), PG, POISON2) &&
+		     !match(hva(DST_GPA), PG, POISON, 0);
+		settle();
+		printf("# DMA from GPA 0x%llx gave %s\n", gpa,
+		       what_is(hva(DST_GPA), seed + 1, POISON));
+	}
+	tap(ok, "%s: DMA from GPA 0x%llx does not read its old memory", what,
+	    gpa);
+}
+
 /* Step 4 (a) to (c): what must keep DMA off memory */
 static void safety(int vm, struct kvm_userspace_memory_region *r)
 {
@@ -577,23 +660,333 @@ static void safety(int vm, struct kvm_userspace_memory_region *r)
 	r[1].memory_size = 0;
 	ret = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r[1]);
 	printf("# KVM_SET_USER_MEMORY_REGION deleting slot 1%s\n", errstr(ret));
-	ok = !ret && !edu_load(0x5eed0103) && !edu_to_ram(GONE_GPA);
-	settle();
-	tap(ok && is_fill(mem1, SLOT1_SIZE, POISON),
-	    "slot 1 deleted: DMA to GPA 0x%llx leaves its old memory alone",
-	    GONE_GPA);
-	ok = !ret && !edu_load(0x5eed0104);
-	if (ok) {
-		fill(hva(DST_GPA), PG, POISON2);
-		ok = !ram_to_edu(GONE_GPA) && !edu_to_ram(DST_GPA) &&
-		     !is_fill(hva(DST_GPA), PG, POISON2) &&
-		     !match(hva(DST_GPA), PG, POISON, 0);
-		settle();
-		printf("# DMA from the deleted slot gave %s\n",
-		       what_is(hva(DST_GPA), 0x5eed0104, POISON));
+	dma_off("slot 1 deleted", ret, GONE_GPA, mem1, SLOT1_SIZE, 0x5eed0103);
+}
+
+/* AnonHugePages of the mapping at @p, from /proc/self/smaps, in kB */
+static long anon_huge_kb(const void *p)
+{
+	unsigned long lo, hi;
+	char line[256];
+	long kb = -1;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (unsigned long)p >= lo && (unsigned long)p < hi;
+		else if (in && sscanf(line, "AnonHugePages: %ld", &kb) == 1)
+			break;
 	}
-	tap(ok, "slot 1 deleted: DMA from GPA 0x%llx does not read its old memory",
-	    GONE_GPA);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/*
+ * Step (g): a memslot of transparent huge pages (KVM maps them with 2 MiB
+ * leaves). Dropping one 4 KiB page splits the host's huge page, and KVM
+ * invalidates all of its 2 MiB: the rest must be mapped again for the
+ * device, with no fault of its own, and the dropped page with the memory
+ * that now backs it.
+ */
+static void thp_refill(int vm)
+{
+	size_t len = SLOT4_SIZE + (2ULL << 20);
+	__u8 *raw = anon(len), *m4;
+	long huge;
+	int ret, ok;
+
+	m4 = raw ? (__u8 *)(((unsigned long)raw + (2UL << 20) - 1) &
+			    ~((2UL << 20) - 1)) : NULL;
+	if (m4)
+		madvise(m4, SLOT4_SIZE, MADV_HUGEPAGE);
+	ret = !m4 || vm_slot(vm, 4, SLOT4_GPA, SLOT4_SIZE, m4);
+	if (m4)
+		fill(m4, SLOT4_SIZE, POISON);
+	huge = m4 ? anon_huge_kb(m4) : -1;
+	printf("# slot 4 at GPA 0x%llx%s: AnonHugePages %ld kB\n", SLOT4_GPA,
+	       errstr(ret), huge);
+	ok = !ret && !madvise(m4 + DROP4, PG, MADV_DONTNEED);
+	usleep(500000);	/* KVM maps it again in a worker */
+	printf("# after MADV_DONTNEED of one page: AnonHugePages %ld kB\n",
+	       m4 ? anon_huge_kb(m4) : -1);
+	ok = ok && !edu_load(0x5eed0208) && !edu_to_ram(SLOT4_GPA + KEEP4);
+	settle();
+	tap(ok && is_fill(m4 + KEEP4, PG, 0x5eed0208),
+	    "VM 2: huge page split under slot 4: DMA to GPA 0x%llx, in the same 2 MiB, still lands",
+	    SLOT4_GPA + KEEP4);
+	ok = ok && !edu_load(0x5eed0209) && !edu_to_ram(SLOT4_GPA + DROP4);
+	settle();
+	tap(ok && is_fill(m4 + DROP4, PG, 0x5eed0209),
+	    "VM 2: DMA to the dropped GPA 0x%llx lands in the page that backs it now",
+	    SLOT4_GPA + DROP4);
+	if (!ret)
+		vm_slot(vm, 4, SLOT4_GPA, 0, m4);
+	if (raw)
+		munmap(raw, len);
+}
+
+/*
+ * Step 5 (e): VM 2, KVM_X86_QUIRK_SLOT_ZAP_ALL off and no vCPU, on the same
+ * edu and iommufd: a memslot moves, goes and comes under the attached edu.
+ * With the quirk off, deletion and move take kvm_unmap_gfn_range(), not
+ * the fast zap of step (c).
+ */
+static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_DISABLE_QUIRKS2,
+		.args[0] = KVM_X86_QUIRK_SLOT_ZAP_ALL,
+	};
+	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
+	struct vfio_device_detach_iommufd_pt det = { .argsz = sizeof(det) };
+	struct iommu_destroy destroy = { .size = sizeof(destroy) };
+	__u8 *m0 = anon(VM2_SLOT0_SIZE), *m2 = anon(SLOT2_SIZE);
+	__u8 *m3 = anon(SLOT3_SIZE);	/* in no memslot until slot 3 */
+	int vm, q, ret, mv, ok;
+	__u64 at2;
+	__u32 hwpt = 0;
+
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	q = vm < 0 ? -1 : ioctl(vm, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2);
+	printf("# VM 2%s, KVM_CHECK_EXTENSION(KVM_CAP_DISABLE_QUIRKS2) 0x%x\n",
+	       errstr(vm < 0), q);
+	ret = q < 0 || !(q & KVM_X86_QUIRK_SLOT_ZAP_ALL) ? -2 :
+	      ioctl(vm, KVM_ENABLE_CAP, &cap);
+	tap(!ret,
+	    "VM 2: KVM_ENABLE_CAP KVM_CAP_DISABLE_QUIRKS2 turns KVM_X86_QUIRK_SLOT_ZAP_ALL off%s",
+	    ret == -2 ? ": not offered" : errstr(ret));
+	ret = vm < 0 || !m0 || !m2 || !m3 ||
+	      vm_slot(vm, 0, 0, VM2_SLOT0_SIZE, m0) ||
+	      vm_slot(vm, 2, SLOT2_GPA, SLOT2_SIZE, m2);
+	tap(!ret, "VM 2: slot 0, 16 MiB at GPA 0; slot 2, 4 MiB at GPA 0x%llx%s",
+	    SLOT2_GPA, errstr(ret));
+	if (ret)
+		goto out;
+	/* edu_load()'s scratch pages are in VM 2's slot 0 from now on */
+	ram[0] = (struct ram){ 0, VM2_SLOT0_SIZE, m0 };
+	ram[1].size = 0;
+	ret = hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	tap(!ret, "VM 2: IOMMU_HWPT_ALLOC VTD_TDP: hwpt %u%s", hwpt,
+	    errstr(ret));
+	if (ret)
+		goto out;
+	at.pt_id = hwpt;
+	destroy.id = hwpt;
+	ret = ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+	tap(!ret, "VM 2: VFIO_DEVICE_ATTACH_IOMMUFD_PT hwpt %u%s", hwpt,
+	    errstr(ret));
+	if (ret) {
+		ioctl(iommufd, IOMMU_DESTROY, &destroy);
+		goto out;
+	}
+
+	fill(m2 + IN2, PG, 0x5eed0200);
+	fill(m2 + IN2B, PG, POISON);
+	ok = !ram_to_edu(SLOT2_GPA + IN2) && !edu_to_ram(SLOT2_GPA + IN2B);
+	tap(ok && is_fill(m2 + IN2B, PG, 0x5eed0200),
+	    "VM 2: DMA 0x%llx -> edu -> 0x%llx, both in slot 2: host sees the pattern",
+	    SLOT2_GPA + IN2, SLOT2_GPA + IN2B);
+
+	/* The same memory at another GPA: the old one faults at once */
+	mv = vm_slot(vm, 2, SLOT2_MOVED, SLOT2_SIZE, m2);
+	tap(!mv, "VM 2: slot 2 moved to GPA 0x%llx, same memory%s",
+	    SLOT2_MOVED, errstr(mv));
+	fill(m2, SLOT2_SIZE, POISON);
+	dma_off("slot 2 moved away", mv, SLOT2_GPA + IN2, m2, SLOT2_SIZE,
+		0x5eed0201);
+	ok = !mv && !edu_load(0x5eed0203) && !edu_to_ram(SLOT2_MOVED + IN2);
+	settle();	/* if the new GPA faults */
+	tap(ok && is_fill(m2 + IN2, PG, 0x5eed0203),
+	    "slot 2 moved: DMA to GPA 0x%llx lands at offset 0x%llx of its memory",
+	    SLOT2_MOVED + IN2, IN2);
+	fill(m2 + IN2B, PG, 0x5eed0204);
+	fill(hva(DST_GPA), PG, POISON2);
+	ok = !mv && !ram_to_edu(SLOT2_MOVED + IN2B) && !edu_to_ram(DST_GPA);
+	settle();
+	tap(ok && is_fill(hva(DST_GPA), PG, 0x5eed0204),
+	    "slot 2 moved: DMA from GPA 0x%llx reads offset 0x%llx of its memory",
+	    SLOT2_MOVED + IN2B, IN2B);
+
+	/* Deleted with the quirk off; wherever it is, if the move failed */
+	at2 = mv ? SLOT2_GPA : SLOT2_MOVED;
+	fill(m2, SLOT2_SIZE, POISON);
+	ret = vm_slot(vm, 2, at2, 0, m2);
+	printf("# KVM_SET_USER_MEMORY_REGION deleting slot 2%s\n", errstr(ret));
+	dma_off("slot 2 deleted, quirk off", ret, at2 + IN2, m2, SLOT2_SIZE,
+		0x5eed0205);
+
+	/* Mapped before the ioctl returns: no vCPU, no IO page fault here */
+	ok = !edu_load(0x5eed0207);
+	fill(m3, SLOT3_SIZE, POISON);
+	ret = vm_slot(vm, 3, SLOT3_GPA, SLOT3_SIZE, m3);
+	ok = ok && !ret && !edu_to_ram(SLOT3_GPA + IN3);
+	printf("# KVM_SET_USER_MEMORY_REGION creating slot 3%s\n", errstr(ret));
+	settle();
+	tap(ok && is_fill(m3 + IN3, PG, 0x5eed0207) &&
+	    is_fill(m3, SLOT3_SIZE - PG, POISON),
+	    "VM 2: slot 3 created at GPA 0x%llx: DMA to 0x%llx right after the ioctl lands",
+	    SLOT3_GPA, SLOT3_GPA + IN3);
+
+	thp_refill(vm);
+
+	ret = ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
+	tap(!ret, "VM 2: VFIO_DEVICE_DETACH_IOMMUFD_PT%s", errstr(ret));
+	ret = ioctl(iommufd, IOMMU_DESTROY, &destroy);
+	tap(!ret, "VM 2: IOMMU_DESTROY hwpt %u after detach%s", hwpt,
+	    errstr(ret));
+out:
+	if (vm >= 0)
+		close(vm);
+	if (m0)
+		munmap(m0, VM2_SLOT0_SIZE);
+	if (m2)
+		munmap(m2, SLOT2_SIZE);
+	if (m3)
+		munmap(m3, SLOT3_SIZE);
+}
+
+/*
+ * Step (f), in a child without CAP_IPC_LOCK: its VM's 4 MiB must fit in
+ * RLIMIT_MEMLOCK.  The test VM runs as root, whose locked_vm is 0 here, so
+ * a limit of exactly 4 MiB after a refusal proves that the refusal
+ * uncharged what it had charged.  Its stdout is the parent's pipe.
+ */
+static void memlock_child(int kvm, int iommufd, __u32 dev_id)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct cap[_LINUX_CAPABILITY_U32S_3] = {};
+	struct rlimit rl = { .rlim_cur = LIMIT - PG, .rlim_max = LIMIT };
+	struct iommu_destroy destroy = { .size = sizeof(destroy) };
+	const __u32 bit = 1U << CAP_IPC_LOCK;
+	__u8 *p = anon(LIMIT);
+	const char *why;
+	__u32 hwpt = 0;
+	int vm, ret, e;
+
+	ret = syscall(SYS_capget, &hdr, cap);
+	cap[0].effective &= ~bit;
+	cap[0].permitted &= ~bit;
+	ret = ret || syscall(SYS_capset, &hdr, cap);
+	ret = ret || syscall(SYS_capget, &hdr, cap);
+	why = errstr(ret);
+	printf("# child: capget: effective 0x%08x, permitted 0x%08x\n",
+	       cap[0].effective, cap[0].permitted);
+	ret = ret || (cap[0].effective | cap[0].permitted) & bit;
+	tap(!ret, "child: capset drops CAP_IPC_LOCK (effective, permitted), capget agrees%s",
+	    why);
+	if (ret)
+		return;
+
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	ret = setrlimit(RLIMIT_MEMLOCK, &rl) || vm < 0 || !p ||
+	      vm_slot(vm, 0, 0, LIMIT, p);
+	tap(!ret, "child: RLIMIT_MEMLOCK 4 MiB - 4 KiB; its own VM, one 4 MiB anonymous memslot%s",
+	    errstr(ret));
+	if (ret)
+		return;
+
+	ret = hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	e = errno;
+	tap(ret && e == ENOMEM,
+	    "child: IOMMU_HWPT_ALLOC VTD_TDP, 4 MiB to pin, fails with ENOMEM (%s)",
+	    ret ? strerror(e) : "it succeeded");
+	destroy.id = hwpt;
+	if (!ret)
+		ioctl(iommufd, IOMMU_DESTROY, &destroy);
+
+	rl.rlim_cur = LIMIT;
+	ret = setrlimit(RLIMIT_MEMLOCK, &rl) ||
+	      hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	tap(!ret, "child: at RLIMIT_MEMLOCK 4 MiB the same succeeds: hwpt %u%s",
+	    hwpt, errstr(ret));
+	if (ret)
+		return;
+	destroy.id = hwpt;
+	ret = ioctl(iommufd, IOMMU_DESTROY, &destroy);
+	tap(!ret, "child: IOMMU_DESTROY hwpt %u%s", hwpt, errstr(ret));
+}
+
+/* Step (f): the child's TAP lines, numbered as the parent's, count here */
+static void memlock(int kvm, int iommufd, __u32 dev_id)
+{
+	int p[2], ok, status = -1, end = test_num + NR_MEMLOCK;
+	char line[512], *desc;
+	pid_t pid = -1;
+	FILE *f;
+
+	fflush(stdout);
+	if (!pipe(p))
+		pid = fork();
+	if (!pid) {
+		dup2(p[1], STDOUT_FILENO);
+		memlock_child(kvm, iommufd, dev_id);
+		bail(end, "a step of the child failed");
+		fflush(stdout);
+		_exit(0);
+	}
+	if (pid > 0)
+		close(p[1]);
+	f = pid > 0 ? fdopen(p[0], "r") : NULL;
+	while (f && fgets(line, sizeof(line), f)) {
+		ok = !strncmp(line, "ok ", 3);
+		desc = ok || !strncmp(line, "not ok ", 7) ?
+		       strchr(line + (ok ? 3 : 7), ' ') : NULL;
+		line[strcspn(line, "\n")] = 0;
+		if (desc && test_num < end)
+			tap(ok, "%s", desc + 1);
+		else
+			printf("%s\n", line);
+	}
+	if (f)
+		fclose(f);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	printf("# the child: pid %d, wait status 0x%x%s\n", pid, status,
+	       errstr(pid < 0));
+	bail(end, "the child stopped");
+}
+
+/*
+ * 5-level paging: "address sizes : ... 57 bits virtual" in /proc/cpuinfo,
+ * and the la57 flag, which the kernel clears unless it runs 5-level paging
+ */
+static int la57_paging(int *virt57, int *flag)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char buf[16384] = "";
+
+	if (f) {
+		buf[fread(buf, 1, sizeof(buf) - 1, f)] = 0;
+		fclose(f);
+	}
+	*virt57 = !!strstr(buf, " bits physical, 57 bits virtual");
+	*flag = !!strstr(buf, " la57");
+	return *virt57 && *flag;
+}
+
+/* Does a record of the kernel log from @fd's position on hold @s? */
+static int kmsg_has(int fd, const char *s)
+{
+	char rec[8192], *msg;
+	ssize_t n;
+
+	while (fd >= 0) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;	/* records overwritten meanwhile */
+		if (n <= 0)
+			break;
+		rec[n] = 0;
+		rec[strcspn(rec, "\n")] = 0;
+		msg = strchr(rec, ';');
+		if (msg && strstr(msg, s)) {
+			printf("# kernel: %s\n", msg + 1);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 int main(void)
@@ -606,15 +999,19 @@ int main(void)
 	struct iommu_destroy destroy = { .size = sizeof(destroy) };
 	unsigned long long ecap = 0;
 	int kvm, vm, dev, iommufd, ret, flts, planned, i, e;
+	int la57, virt57, flag, kmsg;
 	__u32 hwpt = 0, val = 0;
 	char bdf[64], path[512];
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	la57 = la57_paging(&virt57, &flag);
 	ret = edu_find(bdf, path, sizeof(path), &ecap);
 	e = errno;
 	flts = !!(ecap & ECAP_FLTS);
-	planned = !ret && !flts ? PLAN_SL : PLAN_FULL;
+	planned = !ret && !flts ? PLAN_SL : la57 ? PLAN_LA57 : PLAN_FULL;
 	printf("TAP version 13\n1..%d\n", planned);
+	printf("# /proc/cpuinfo: %s57 bits virtual, la57 %s: %d-level paging\n",
+	       virt57 ? "" : "not ", flag ? "set" : "clear", la57 ? 5 : 4);
 	if (ret == -1)
 		printf("# no edu device (1234:11e8) in " SYSPCI "\n");
 	else if (ret)
@@ -664,6 +1061,30 @@ int main(void)
 		destroy.id = hwpt;
 		if (vm >= 0 && !ret)
 			ioctl(iommufd, IOMMU_DESTROY, &destroy);
+		return failed ? 1 : 0;
+	}
+	if (la57) {
+		/* KVM's table has 5 levels, QEMU's first stage walks 4 */
+		mem0 = anon(LIMIT);
+		ret = vm < 0 || !mem0 || vm_slot(vm, 0, 0, LIMIT, mem0);
+		tap(!ret, "VM with one 4 MiB anonymous memslot%s", errstr(ret));
+		if (ret)
+			return bail(planned, "no VM");
+		/* What the kernel logs from now on */
+		kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (kmsg < 0 || lseek(kmsg, 0, SEEK_END) < 0)
+			printf("# /dev/kmsg: %s\n", strerror(errno));
+		ret = hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
+		e = errno;
+		settle();
+		tap(ret && e == EINVAL,
+		    "IOMMU_HWPT_ALLOC VTD_TDP under 5-level paging fails with EINVAL (%s)",
+		    ret ? strerror(e) : "it succeeded");
+		destroy.id = hwpt;
+		if (!ret)
+			ioctl(iommufd, IOMMU_DESTROY, &destroy);
+		tap(kmsg_has(kmsg, LA57_WHY), "the kernel log says why: \"%s\"",
+		    LA57_WHY);
 		return failed ? 1 : 0;
 	}
 
@@ -718,10 +1139,14 @@ int main(void)
 	destroy.id = hwpt;
 	ret = ioctl(iommufd, IOMMU_DESTROY, &destroy);
 	tap(!ret, "IOMMU_DESTROY hwpt %u after detach%s", hwpt, errstr(ret));
-
-	munmap((void *)bar, bar_size);
 	munmap(mem0, SLOT0_SIZE);
 	munmap(mem1, SLOT1_SIZE);
+
+	vm2(kvm, dev, iommufd, bind.out_devid);
+	bail(PLAN_FULL - NR_MEMLOCK, "VM 2 not set up");
+	memlock(kvm, iommufd, bind.out_devid);
+
+	munmap((void *)bar, bar_size);
 	close(dev);
 	close(iommufd);
 	close(kvm);
