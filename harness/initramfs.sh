@@ -27,7 +27,8 @@ cp "$HARNESS_DIR/guest/init" "$root/init"
 cp "$HARNESS_DIR/guest/check.sh" "$root/kvmdom/check.sh"
 cp "$REPO/tools/kvm-domain/demo.sh" "$root/kvmdom/demo.sh"
 cp -a "$out/mods/lib/modules" "$root/lib/"
-for p in kvm_smoke kvm_vtd_dma kvm_domain_demo kvm_domain iommufd iommufd_fail_nth; do
+for p in kvm_smoke kvm_vtd_dma kvm_vtd_bench kvm_domain_demo kvm_domain iommufd \
+	 iommufd_fail_nth; do
 	[ -x "$out/user/$p" ] && cp "$out/user/$p" "$root/kvmdom/bin/"
 done
 chmod 755 "$root/init" "$root/kvmdom/"*.sh

@@ -7,6 +7,8 @@
 #   kvm_smoke   tools/kvm-domain/kvm_smoke.c (x86_64 only: real-mode guest)
 #   kvm_vtd_dma  tools/kvm-domain/kvm_vtd_dma.c (x86_64 only: edu's DMA
 #               through a VT-d domain that walks KVM's table)
+#   kvm_vtd_bench  tools/kvm-domain/kvm_vtd_bench.c (x86_64 only: make
+#               bench's VT-d part, the KVM-backed domain against an IOAS)
 #   kvm_domain_demo  tools/kvm-domain/kvm_domain_demo.c (x86_64 only: the
 #               demo's walk through the uAPI with KVM and the mock IOMMU driver)
 #   kvm_domain  tools/testing/selftests/iommu/kvm_domain.c, the kselftest,

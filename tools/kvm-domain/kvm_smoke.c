@@ -22,6 +22,8 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "vmm_test.h"
+
 #define MEM_SIZE	0x10000
 #define CODE_GPA	0x1000
 
@@ -31,30 +33,6 @@ static const unsigned char code[] = {
 	0xee,			/* out %al, (%dx) */
 	0xf4,			/* hlt */
 };
-
-static int test_num;
-static int failed;
-
-static void tap(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++test_num);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok)
-		failed++;
-}
-
-/* Report the remaining tests as failed: a step they need did not work. */
-static int bail(int planned, const char *why)
-{
-	while (test_num < planned)
-		tap(0, "step %d # not reached: %s", test_num + 1, why);
-	return 1;
-}
 
 static const char *exit_name(unsigned int reason)
 {

@@ -37,12 +37,13 @@
 #include <linux/kvm.h>
 #include <linux/vfio.h>
 
+#include "vmm_test.h"
+
 #define PLAN_FULL	52
 #define PLAN_SL		5
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 
-#define SYSPCI		"/sys/bus/pci/devices"
 #define ECAP_FLTS	_BITULL(47)
 
 #define EDU_ID		0x00	/* 0x010000ed */
@@ -113,8 +114,6 @@ static const struct {
 	{ SLOT1_GPA + SLOT1_SIZE - PG, 0x1803000, "the last page of 64 MiB" },
 };
 
-static int test_num;
-static int failed;
 static __u8 *bar;
 static size_t bar_size, run_size;
 static __u8 *mem0, *mem1;
@@ -125,27 +124,6 @@ static struct ram {
 } ram[2];
 static struct kvm_run *run;
 static int vcpu = -1;
-
-static void tap(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d ", ok ? "" : "not ", ++test_num);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	if (!ok)
-		failed++;
-}
-
-/* Report the remaining tests as failed: a step they need did not work. */
-static int bail(int planned, const char *why)
-{
-	while (test_num < planned)
-		tap(0, "step %d # not reached: %s", test_num + 1, why);
-	return 1;
-}
 
 /* ": <errno string>" after a failed call, else "" */
 static const char *errstr(int ret)
@@ -310,102 +288,19 @@ static int vcpu_write(__u64 gpa, __u32 val)
 	return vcpu_call(WRITE_GPA, gpa, val, &out) || out != val ? -1 : 0;
 }
 
-static int sysfs_read(const char *path, char *buf, int len)
-{
-	FILE *f = fopen(path, "r");
-	int ok = f && fgets(buf, len, f);
-
-	if (f)
-		fclose(f);
-	return ok ? 0 : -1;
-}
-
-static int sysfs_write(const char *path, const char *val)
-{
-	FILE *f = fopen(path, "w");
-
-	if (!f)
-		return -1;
-	fputs(val, f);
-	return fclose(f) ? -1 : 0;
-}
-
 /* The first edu device (else -1), the ECAP of its VT-d unit (else -2) */
-static int edu_find(char *bdf, char *path, size_t len, unsigned long long *ecap)
+static int edu_find_ecap(char *bdf, char *path, size_t len,
+			 unsigned long long *ecap)
 {
-	char ven[32], dev[32];
-	struct dirent *e;
-	DIR *d;
-	int ret = -1;
+	char val[32];
 
-	d = opendir(SYSPCI);
-	while (d && ret && (e = readdir(d))) {
-		snprintf(path, len, SYSPCI "/%s/vendor", e->d_name);
-		if (sysfs_read(path, ven, sizeof(ven)))
-			continue;
-		snprintf(path, len, SYSPCI "/%s/device", e->d_name);
-		if (sysfs_read(path, dev, sizeof(dev)) ||
-		    strcmp(ven, "0x1234\n") || strcmp(dev, "0x11e8\n"))
-			continue;
-		snprintf(bdf, len, "%s", e->d_name);
-		ret = 0;
-	}
-	if (d)
-		closedir(d);
-	if (ret)
+	if (edu_find(bdf, len))
 		return -1;
 	snprintf(path, len, SYSPCI "/%s/iommu/intel-iommu/ecap", bdf);
-	if (sysfs_read(path, ven, sizeof(ven)))
+	if (sysfs_read(path, val, sizeof(val)))
 		return -2;
-	*ecap = strtoull(ven, NULL, 16);
+	*ecap = strtoull(val, NULL, 16);
 	return 0;
-}
-
-/* Bind @bdf to vfio-pci if it is not, and open its VFIO cdev */
-static int edu_open(const char *bdf)
-{
-	char path[512], link[512], cdev[300];
-	const char *drv;
-	struct dirent *e;
-	ssize_t n;
-	DIR *d;
-	int fd = -1;
-
-	snprintf(path, sizeof(path), SYSPCI "/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	link[n > 0 ? n : 0] = 0;
-	drv = strrchr(link, '/');
-	drv = n <= 0 ? "no driver" : drv ? drv + 1 : link;
-	printf("# %s: driver %s\n", bdf, drv);
-	if (strcmp(drv, "vfio-pci")) {
-		if (access("/sys/bus/pci/drivers/vfio-pci", F_OK) &&
-		    system("modprobe vfio-pci >/dev/null 2>&1"))
-			printf("# modprobe vfio-pci failed (ignored)\n");
-		snprintf(path, sizeof(path), SYSPCI "/%s/driver_override", bdf);
-		if (sysfs_write(path, "vfio-pci"))
-			printf("# %s: %s\n", path, strerror(errno));
-		snprintf(path, sizeof(path), SYSPCI "/%s/driver/unbind", bdf);
-		if (n > 0 && sysfs_write(path, bdf))
-			printf("# %s: %s\n", path, strerror(errno));
-		if (sysfs_write("/sys/bus/pci/drivers_probe", bdf))
-			printf("# drivers_probe: %s\n", strerror(errno));
-	}
-	snprintf(path, sizeof(path), SYSPCI "/%s/vfio-dev", bdf);
-	d = opendir(path);
-	if (!d)
-		printf("# %s: %s\n", path, strerror(errno));
-	while (d && fd < 0 && (e = readdir(d))) {
-		if (strncmp(e->d_name, "vfio", 4))
-			continue;
-		snprintf(cdev, sizeof(cdev), "/dev/vfio/devices/%s", e->d_name);
-		fd = open(cdev, O_RDWR | O_CLOEXEC);
-		printf("# open %s%s\n", cdev, errstr(fd < 0));
-		if (fd < 0)
-			break;
-	}
-	if (d)
-		closedir(d);
-	return fd;
 }
 
 /* BAR0 through the VFIO device; memory space and bus mastering on */
@@ -1005,7 +900,7 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	la57 = la57_paging(&virt57, &flag);
-	ret = edu_find(bdf, path, sizeof(path), &ecap);
+	ret = edu_find_ecap(bdf, path, sizeof(path), &ecap);
 	e = errno;
 	flts = !!(ecap & ECAP_FLTS);
 	planned = !ret && !flts ? PLAN_SL : la57 ? PLAN_LA57 : PLAN_FULL;
