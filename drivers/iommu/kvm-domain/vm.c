@@ -446,10 +446,10 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_domain_pin_gfn, "IOMMU_KVM");
  * For an IOMMU that walks a table of KVM's (see kvm_iommu_tdp_get()): KVM
  * builds it for the VM, maps all guest RAM in it, pinned and charged to
  * the caller's RLIMIT_MEMLOCK, and calls @client->flush() for every change
- * before the memory can be reused. Call iommu_kvm_tdp_put() once no device
- * walks the root any more, and at the latest from &iommu_kvm_domain_ops.block
- * or before iommu_kvm_domain_deinit(). Process context, in the mm of the
- * VM's owner; may sleep.
+ * before the memory can be reused. From &iommu_kvm_domain_ops.block, call
+ * iommu_kvm_tdp_block(); call iommu_kvm_tdp_put() once no device walks the
+ * root any more, before iommu_kvm_domain_deinit(). Process context, in the
+ * mm of the VM's owner; may sleep.
  *
  * Return: 0; -EOPNOTSUPP if the loaded KVM keeps no such table; else what
  * kvm_iommu_tdp_get() returns.

@@ -52,7 +52,8 @@
  *   zap of a deleted memslot, zap its leaves under mmu_lock. Each cleared
  *   entry is written back to memory (the IOMMU may not snoop its walks),
  *   and before mmu_lock is dropped the IOMMUs flush the range, once per
- *   zap and by range, and only then are the pages unpinned. A 2 MiB leaf
+ *   zap and by range, and only then are the pages unpinned, and marked
+ *   dirty, since devices may have written them. A 2 MiB leaf
  *   the range covers in part is split first, so the rest stays mapped
  *   (unless no page can be had without sleeping: then it goes whole);
  * - what an invalidation took out while it is still in a memslot (a host
@@ -106,9 +107,6 @@ struct kvm_iommu_tdp_unpin {
  * @nr_unpin: entries in @unpin
  * @blocked: the VM went away for its users: the table maps nothing more;
  *	set under mmu_lock for write
- * @zapped: a leaf was cleared since the flag was last reset
- * @zap_start: the first frame of the leaves cleared since then
- * @zap_end: and the one after the last
  * @holes: guest frame ranges zapped while still in a memslot, for
  *	@refill to map again; mmu_lock
  * @nr_holes: entries in @holes
@@ -128,9 +126,6 @@ struct kvm_iommu_tdp {
 	struct kvm_iommu_tdp_unpin *unpin;
 	unsigned int nr_unpin;
 	bool blocked;
-	bool zapped;
-	gfn_t zap_start;
-	gfn_t zap_end;
 	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 	unsigned int nr_holes;
 	struct work_struct refill;
@@ -195,6 +190,26 @@ static void iommu_tdp_uncharge(struct kvm_iommu_tdp *t, unsigned long n)
 }
 
 /*
+ * Unpin pages devices may have written, dirty, as
+ * unpin_user_pages_dirty_lock() would but without sleeping under
+ * mmu_lock: FOLL_LONGTERM pins only anonymous, shmem and hugetlb memory,
+ * whose dirty_folio() takes no lock.
+ */
+static void iommu_tdp_unpin(kvm_pfn_t pfn, u64 nr)
+{
+	struct folio *folio, *last = NULL;
+	u64 i;
+
+	for (i = 0; i < nr; i++) {
+		folio = pfn_folio(pfn + i);
+		if (folio != last && !folio_test_dirty(folio))
+			folio_mark_dirty(folio);
+		last = folio;
+	}
+	unpin_user_page_range_dirty_lock(pfn_to_page(pfn), nr, false);
+}
+
+/*
  * Tell every IOMMU that walks the table that the entries of what was
  * queued changed, then release the pages they mapped. mmu_lock is held for
  * write, so no IOMMU comes or goes meanwhile.
@@ -214,8 +229,7 @@ static void iommu_tdp_drain(struct kvm_iommu_tdp *t)
 	t->flush_end = 0;
 
 	for (i = 0; i < t->nr_unpin; i++) {
-		unpin_user_page_range_dirty_lock(pfn_to_page(t->unpin[i].pfn),
-						 t->unpin[i].nr, false);
+		iommu_tdp_unpin(t->unpin[i].pfn, t->unpin[i].nr);
 		n += t->unpin[i].nr;
 	}
 	t->nr_unpin = 0;
@@ -273,9 +287,26 @@ static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
 	return true;
 }
 
+/**
+ * struct iommu_tdp_zap - One zap of the table
+ * @can_yield: mmu_lock may be dropped between 2 MiB ranges: tables are
+ *	only freed with the whole table, and nothing maps while it is
+ *	dropped (the table is blocked, or the range is being invalidated)
+ * @zapped: a leaf was cleared
+ * @start: the first frame of the leaves cleared
+ * @end: and the one after the last
+ */
+struct iommu_tdp_zap {
+	bool can_yield;
+	bool zapped;
+	gfn_t start;
+	gfn_t end;
+};
+
 /* Clear the leaves under @table (of @level, mapping from @base) in range */
 static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
-				int level, gfn_t base, gfn_t start, gfn_t end)
+				int level, gfn_t base, gfn_t start, gfn_t end,
+				struct iommu_tdp_zap *z)
 {
 	unsigned int shift = 9 * (level - 1), i, first, last;
 	u64 size = 1ULL << shift;
@@ -296,7 +327,13 @@ static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
 			entry = READ_ONCE(table[i]);
 		if (!iommu_tdp_is_leaf(entry, level)) {
 			iommu_tdp_zap_table(t, __va(entry & IOMMU_TDP_ADDR),
-					    level - 1, gfn, start, end);
+					    level - 1, gfn, start, end, z);
+			if (level == PG_LEVEL_2M && z->can_yield &&
+			    (need_resched() ||
+			     rwlock_needbreak(&t->kvm->mmu_lock))) {
+				iommu_tdp_drain(t);
+				cond_resched_rwlock_write(&t->kvm->mmu_lock);
+			}
 			continue;
 		}
 		/*
@@ -304,19 +341,23 @@ static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
 		 * split: then the rest of it faults until the refill.
 		 */
 		iommu_tdp_write(&table[i], 0);
-		t->zapped = true;
-		t->zap_start = min(t->zap_start, gfn);
-		t->zap_end = max(t->zap_end, gfn + size);
+		z->zapped = true;
+		z->start = min(z->start, gfn);
+		z->end = max(z->end, gfn + size);
 		iommu_tdp_queue(t, gfn, size,
 				(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT);
 	}
 }
 
-static void iommu_tdp_zap(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
+static void iommu_tdp_zap(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end,
+			  struct iommu_tdp_zap *z)
 {
+	z->zapped = false;
+	z->start = U64_MAX;
+	z->end = 0;
 	if (start >= end)
 		return;
-	iommu_tdp_zap_table(t, t->root, t->fmt.levels, 0, start, end);
+	iommu_tdp_zap_table(t, t->root, t->fmt.levels, 0, start, end, z);
 	iommu_tdp_drain(t);
 }
 
@@ -357,6 +398,7 @@ static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
 void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 {
 	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
+	struct iommu_tdp_zap z = {};
 
 	if (!t || range->slot->as_id || !(range->attr_filter & KVM_FILTER_SHARED))
 		return;
@@ -364,14 +406,11 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 	if (range->keeps_pfns)
 		return;
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	t->zapped = false;
-	t->zap_start = U64_MAX;
-	t->zap_end = 0;
-	iommu_tdp_zap(t, range->start, range->end);
+	iommu_tdp_zap(t, range->start, range->end, &z);
 	/* A huge leaf that stuck out went whole: all of it comes back */
-	if (t->zapped && !t->blocked)
-		iommu_tdp_hole(t, min(range->start, t->zap_start),
-			       max(range->end, t->zap_end));
+	if (z.zapped && !t->blocked)
+		iommu_tdp_hole(t, min(range->start, z.start),
+			       max(range->end, z.end));
 }
 
 /* The pages are physically contiguous and as aligned as the leaf */
@@ -423,7 +462,7 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 				       u64 **spare, int *nspare)
 {
 	unsigned long i, installed = 0;
-	u64 *ptep;
+	u64 *ptep, *first = NULL, *last = NULL;
 
 	if (n == IOMMU_TDP_PTES && t->fmt.max_leaf_level >= PG_LEVEL_2M &&
 	    iommu_tdp_contiguous(pages, n)) {
@@ -436,6 +475,7 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 			return n;
 		}
 	}
+	/* One table: the chunk is within 2 MiB. Written back at once */
 	for (i = 0; i < n; i++) {
 		ptep = iommu_tdp_walk(t, gfn + i, PG_LEVEL_4K, spare, nspare);
 		if (!ptep || iommu_tdp_present(READ_ONCE(*ptep))) {
@@ -443,10 +483,14 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 			unpin_user_page(pages[i]);
 			continue;
 		}
-		iommu_tdp_write(ptep, iommu_tdp_leaf(t, page_to_pfn(pages[i]),
-						     PG_LEVEL_4K));
+		WRITE_ONCE(*ptep, iommu_tdp_leaf(t, page_to_pfn(pages[i]),
+						 PG_LEVEL_4K));
+		first = first ?: ptep;
+		last = ptep;
 		installed++;
 	}
+	if (first)
+		clflush_cache_range(first, (last - first + 1) * sizeof(*ptep));
 	return installed;
 }
 
@@ -642,13 +686,18 @@ static void iommu_tdp_free_tables(u64 *table, int level)
 
 /*
  * Empty the table and flush every IOMMU on it whole, which drops their
- * paging-structure caches too; mmu_lock held for write.
+ * paging-structure caches too; mmu_lock held for write. With @can_yield,
+ * in process context, the table blocked and slots_lock held, so that no
+ * kvm_iommu_tdp_put() can free it meanwhile, mmu_lock may be dropped on
+ * the way. Elsewhere a zap holds it throughout: a very large one delays
+ * vCPU faults.
  */
-static void iommu_tdp_empty(struct kvm_iommu_tdp *t)
+static void iommu_tdp_empty(struct kvm_iommu_tdp *t, bool can_yield)
 {
+	struct iommu_tdp_zap z = { .can_yield = can_yield };
 	struct kvm_iommu_tdp_client *client;
 
-	iommu_tdp_zap(t, 0, 1ULL << (9 * t->fmt.levels));
+	iommu_tdp_zap(t, 0, 1ULL << (9 * t->fmt.levels), &z);
 	list_for_each_entry(client, &t->clients, node)
 		client->flush(client, 0, U64_MAX);
 }
@@ -801,7 +850,7 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 	if (ret) {
 		write_lock(&kvm->mmu_lock);
 		t->blocked = true;
-		iommu_tdp_empty(t);
+		iommu_tdp_empty(t, true);
 		kvm->arch.iommu_tdp = NULL;
 		write_unlock(&kvm->mmu_lock);
 		mutex_unlock(&kvm->slots_lock);
@@ -842,7 +891,7 @@ void kvm_iommu_tdp_put(struct kvm *kvm, struct kvm_iommu_tdp_client *client)
 	last = list_is_singular(&t->clients);
 	if (last) {
 		t->blocked = true;
-		iommu_tdp_empty(t);
+		iommu_tdp_empty(t, true);
 		kvm->arch.iommu_tdp = NULL;
 	}
 	list_del(&client->node);
@@ -879,7 +928,7 @@ void kvm_iommu_tdp_block(struct kvm *kvm)
 	t = kvm->arch.iommu_tdp;
 	if (t) {
 		t->blocked = true;
-		iommu_tdp_empty(t);
+		iommu_tdp_empty(t, false);
 	}
 	write_unlock(&kvm->mmu_lock);
 }
