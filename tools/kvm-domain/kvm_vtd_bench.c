@@ -371,22 +371,11 @@ static void destroy(__u32 id)
 
 static __u32 hwpt_alloc(struct vm *v)
 {
-	struct iommu_hwpt_kvm data = {
-		.kvm_fd = v->fd,
-		.format = IOMMU_HWPT_KVM_FORMAT_VTD_TDP,
-		.data_type = IOMMU_HWPT_KVM_DATA_NONE,
-	};
-	struct iommu_hwpt_alloc alloc = {
-		.size = sizeof(alloc),
-		.dev_id = dev_id,
-		.data_type = IOMMU_HWPT_DATA_KVM,
-		.data_len = sizeof(data),
-		.data_uptr = (unsigned long)&data,
-	};
+	__u32 id = 0;
 
-	if (ioctl(iommufd, IOMMU_HWPT_ALLOC, &alloc))
+	if (vtd_hwpt_alloc(iommufd, dev_id, v->fd, &id))
 		fail(errno, "IOMMU_HWPT_ALLOC VTD_TDP, %llu MiB", v->size / MIB);
-	return alloc.out_hwpt_id;
+	return id;
 }
 
 static __u32 ioas_alloc(void)

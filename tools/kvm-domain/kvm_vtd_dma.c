@@ -340,26 +340,6 @@ static int edu_map(int dev)
 	return id == 0x010000ed && (cmd & 0x6) == 0x6 ? 0 : -1;
 }
 
-static int hwpt_alloc(int iommufd, __u32 dev_id, int vm, __u32 *id)
-{
-	struct iommu_hwpt_kvm data = {
-		.kvm_fd = vm,
-		.format = IOMMU_HWPT_KVM_FORMAT_VTD_TDP,
-		.data_type = IOMMU_HWPT_KVM_DATA_NONE,
-	};
-	struct iommu_hwpt_alloc alloc = {
-		.size = sizeof(alloc),
-		.dev_id = dev_id,
-		.data_type = IOMMU_HWPT_DATA_KVM,
-		.data_len = sizeof(data),
-		.data_uptr = (unsigned long)&data,
-	};
-	int ret = ioctl(iommufd, IOMMU_HWPT_ALLOC, &alloc);
-
-	*id = alloc.out_hwpt_id;
-	return ret;
-}
-
 static __u8 *anon(size_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
@@ -662,7 +642,7 @@ static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 	/* edu_load()'s scratch pages are in VM 2's slot 0 from now on */
 	ram[0] = (struct ram){ 0, VM2_SLOT0_SIZE, m0 };
 	ram[1].size = 0;
-	ret = hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	ret = vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
 	tap(!ret, "VM 2: IOMMU_HWPT_ALLOC VTD_TDP: hwpt %u%s", hwpt,
 	    errstr(ret));
 	if (ret)
@@ -782,7 +762,7 @@ static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 	if (ret)
 		return;
 
-	ret = hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	ret = vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
 	e = errno;
 	tap(ret && e == ENOMEM,
 	    "child: IOMMU_HWPT_ALLOC VTD_TDP, 4 MiB to pin, fails with ENOMEM (%s)",
@@ -793,7 +773,7 @@ static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 
 	rl.rlim_cur = LIMIT;
 	ret = setrlimit(RLIMIT_MEMLOCK, &rl) ||
-	      hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	      vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
 	tap(!ret, "child: at RLIMIT_MEMLOCK 4 MiB the same succeeds: hwpt %u%s",
 	    hwpt, errstr(ret));
 	if (ret)
@@ -949,7 +929,7 @@ int main(void)
 	if (vm < 0)
 		printf("# /dev/kvm, KVM_CREATE_VM: %s\n", strerror(errno));
 	if (!flts) {
-		ret = vm < 0 ? 0 : hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
+		ret = vm < 0 ? 0 : vtd_hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
 		tap(vm >= 0 && ret && errno == EOPNOTSUPP,
 		    "IOMMU_HWPT_ALLOC VTD_TDP without first-stage fails with EOPNOTSUPP (%s)",
 		    ret ? strerror(errno) : "it did not fail");
@@ -969,7 +949,7 @@ int main(void)
 		kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (kmsg < 0 || lseek(kmsg, 0, SEEK_END) < 0)
 			printf("# /dev/kmsg: %s\n", strerror(errno));
-		ret = hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
+		ret = vtd_hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
 		e = errno;
 		settle();
 		tap(ret && e == EINVAL,
@@ -1002,7 +982,7 @@ int main(void)
 	if (ret)
 		return bail(planned, "no edu registers");
 
-	ret = hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
+	ret = vtd_hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
 	tap(!ret, "IOMMU_HWPT_ALLOC IOMMU_HWPT_DATA_KVM VTD_TDP: hwpt %u%s",
 	    hwpt, errstr(ret));
 	if (ret)

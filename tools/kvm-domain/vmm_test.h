@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 
 #define SYSPCI		"/sys/bus/pci/devices"
 
@@ -133,5 +134,29 @@ static inline int edu_open(const char *bdf)
 		closedir(d);
 	return fd;
 }
+
+#ifdef IOMMUFD_TYPE
+/* A HWPT on which VT-d walks KVM's table for VM @vm_fd: 0, or -1 and errno */
+static inline int vtd_hwpt_alloc(int iommufd, __u32 dev_id, int vm_fd,
+				 __u32 *id)
+{
+	struct iommu_hwpt_kvm data = {
+		.kvm_fd = vm_fd,
+		.format = IOMMU_HWPT_KVM_FORMAT_VTD_TDP,
+		.data_type = IOMMU_HWPT_KVM_DATA_NONE,
+	};
+	struct iommu_hwpt_alloc alloc = {
+		.size = sizeof(alloc),
+		.dev_id = dev_id,
+		.data_type = IOMMU_HWPT_DATA_KVM,
+		.data_len = sizeof(data),
+		.data_uptr = (unsigned long)&data,
+	};
+	int ret = ioctl(iommufd, IOMMU_HWPT_ALLOC, &alloc);
+
+	*id = alloc.out_hwpt_id;
+	return ret;
+}
+#endif
 
 #endif /* KVMDOM_VMM_TEST_H */
