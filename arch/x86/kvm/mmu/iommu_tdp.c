@@ -36,8 +36,10 @@
  *   protection and NX huge-page splitting and recovery never see it;
  * - it maps address space 0 only (no SMM, no nested guest), the user
  *   memslots only (no APIC access page), and guest RAM only: never an
- *   MMIO SPTE. A frame is present and writable for as long as it is in a
- *   memslot and its page stays in the VM's mm;
+ *   MMIO SPTE, nor memory that cannot be pinned for writing (another
+ *   device's BAR in a memslot: DMA to it faults). A frame is present
+ *   and writable for as long as it is in a memslot and its page stays in
+ *   the VM's mm;
  * - it is populated in bulk, with 2 MiB leaves where the backing is
  *   physically contiguous, when the first IOMMU takes it and whenever a
  *   memslot is created or moved, so devices that cannot take IO page
@@ -383,7 +385,8 @@ static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
 		t->holes[i].start = min(t->holes[i].start, start);
 		t->holes[i].end = max(t->holes[i].end, end);
 	}
-	schedule_work(&t->refill);
+	/* It pins, and may take long: not on a per-CPU worker */
+	queue_work(system_unbound_wq, &t->refill);
 }
 
 /**
@@ -592,13 +595,14 @@ static bool iommu_tdp_slot_mapped(const struct kvm_memory_slot *slot)
 }
 
 /*
- * Map frames [@gfn, @end) of @slot; what is mapped already stays. With
- * @keep_going, a chunk that cannot be pinned (munmap, PROT_READ) stays
- * unmapped and the rest is mapped; else the first error ends it.
+ * Map frames [@gfn, @end) of @slot; what is mapped already stays. A chunk
+ * that cannot be pinned for writing is not RAM a device may reach (another
+ * device's BAR, VM_PFNMAP or VM_IO; a read-only or no mapping): it stays
+ * unmapped, DMA to it faults, and the rest is mapped.
  */
 static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 				    const struct kvm_memory_slot *slot,
-				    gfn_t gfn, gfn_t end, bool keep_going)
+				    gfn_t gfn, gfn_t end)
 {
 	struct page **pages;
 	int ret = 0;
@@ -617,7 +621,7 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 		ret = iommu_tdp_populate_chunk(t, gfn,
 					       __gfn_to_hva_memslot(slot, gfn),
 					       n, pages);
-		if (ret == -EFAULT && keep_going)
+		if (ret == -EFAULT)
 			ret = 0;
 		if (ret)
 			break;
@@ -636,7 +640,7 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
 				   const struct kvm_memory_slot *slot)
 {
 	return iommu_tdp_populate_range(t, slot, slot->base_gfn,
-					slot->base_gfn + slot->npages, false);
+					slot->base_gfn + slot->npages);
 }
 
 /*
@@ -667,7 +671,7 @@ static void iommu_tdp_refill(struct work_struct *work)
 	for (i = 0; i < n; i++)
 		kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm))
 			iommu_tdp_populate_range(t, slot, holes[i].start,
-						 holes[i].end, true);
+						 holes[i].end);
 	mutex_unlock(&kvm->slots_lock);
 	mmput(kvm->mm);
 }
@@ -785,8 +789,7 @@ static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
  * default VM (private or encrypted memory); -EPERM from another process;
  * -EBUSY if a memslot logs dirty pages; -EOPNOTSUPP also if a memslot is
  * backed by guest_memfd; -ENOMEM if out of memory or over
- * RLIMIT_MEMLOCK; -EFAULT if a memslot's memory cannot be pinned for
- * writing (not RAM, or not a device's to reach); -EINTR on a fatal signal;
+ * RLIMIT_MEMLOCK; -EINTR on a fatal signal;
  * -ENODEV if the table was blocked (kvm_iommu_tdp_block()); what
  * @client->check returned, before anything was pinned.
  */
@@ -965,9 +968,10 @@ int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
  * @new: the memslot, already visible
  * @change: the change
  *
- * With slots_lock held, before the VMM's ioctl returns. A memslot that
- * cannot be pinned stays unmapped for devices (their DMA faults), and
- * KVM says so once.
+ * With slots_lock held, before the VMM's ioctl returns. Memory that cannot
+ * be pinned for writing stays unmapped for devices (their DMA faults); a
+ * memslot that cannot be mapped for want of memory or RLIMIT_MEMLOCK
+ * stays unmapped too, and KVM says so once.
  */
 void kvm_iommu_tdp_commit_slot(struct kvm *kvm,
 			       const struct kvm_memory_slot *new,
