@@ -102,7 +102,6 @@ struct kvm_iommu_tdp_unpin {
  * @user: the user charged for the pinned pages, NULL with CAP_IPC_LOCK
  * @limit: the RLIMIT_MEMLOCK of the process that took the table, in pages
  * @npinned: pages pinned through the table's leaves
- * @ntables: page-table pages, the root included
  * @flush_start: first frame the next drain flushes
  * @flush_end: and the one after its last; none if not above @flush_start
  * @unpin: pages whose leaves were cleared, unpinned by the next drain
@@ -122,7 +121,6 @@ struct kvm_iommu_tdp {
 	struct user_struct *user;
 	unsigned long limit;
 	unsigned long npinned;
-	unsigned long ntables;
 	gfn_t flush_start;
 	gfn_t flush_end;
 	struct kvm_iommu_tdp_unpin *unpin;
@@ -239,6 +237,13 @@ static void iommu_tdp_drain(struct kvm_iommu_tdp *t)
 	iommu_tdp_uncharge(t, n);
 }
 
+/* The next drain flushes frames [@gfn, @gfn + @nr) too */
+static void iommu_tdp_flush_range(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr)
+{
+	t->flush_start = min(t->flush_start, gfn);
+	t->flush_end = max(t->flush_end, gfn + nr);
+}
+
 /* A leaf mapping @nr frames from @gfn on, to @pfn on, was just cleared */
 static void iommu_tdp_queue(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr,
 			    kvm_pfn_t pfn)
@@ -248,8 +253,7 @@ static void iommu_tdp_queue(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr,
 	t->unpin[t->nr_unpin].pfn = pfn;
 	t->unpin[t->nr_unpin].nr = nr;
 	t->nr_unpin++;
-	t->flush_start = min(t->flush_start, gfn);
-	t->flush_end = max(t->flush_end, gfn + nr);
+	iommu_tdp_flush_range(t, gfn, nr);
 }
 
 static u64 iommu_tdp_leaf(struct kvm_iommu_tdp *t, kvm_pfn_t pfn, int level)
@@ -282,10 +286,8 @@ static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
 		table[i] = iommu_tdp_leaf(t, pfn + i, PG_LEVEL_4K);
 	clflush_cache_range(table, PAGE_SIZE);
 	kvm_account_pgtable_pages(table, 1);
-	t->ntables++;
 	iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
-	t->flush_start = min(t->flush_start, gfn);
-	t->flush_end = max(t->flush_end, gfn + IOMMU_TDP_PTES);
+	iommu_tdp_flush_range(t, gfn, IOMMU_TDP_PTES);
 	return true;
 }
 
@@ -448,8 +450,7 @@ static u64 *iommu_tdp_walk(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
 			if (!*nspare)
 				return NULL;
 			table = spare[--*nspare];
-			t->ntables++;
-			iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
+					iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
 			continue;
 		}
 		if (iommu_tdp_is_leaf(entry, l))
@@ -706,6 +707,22 @@ static void iommu_tdp_empty(struct kvm_iommu_tdp *t, bool can_yield)
 		client->flush(client, 0, U64_MAX);
 }
 
+/*
+ * The table goes: nothing maps in it any more, it is emptied (dropping
+ * mmu_lock on the way) and no invalidation reaches it. slots_lock held.
+ */
+static void iommu_tdp_retire(struct kvm_iommu_tdp *t)
+{
+	struct kvm *kvm = t->kvm;
+
+	lockdep_assert_held(&kvm->slots_lock);
+	write_lock(&kvm->mmu_lock);
+	t->blocked = true;
+	iommu_tdp_empty(t, true);
+	kvm->arch.iommu_tdp = NULL;
+	write_unlock(&kvm->mmu_lock);
+}
+
 static void iommu_tdp_free(struct kvm_iommu_tdp *t)
 {
 	WARN_ON(t->npinned || t->nr_unpin);
@@ -758,13 +775,18 @@ static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
 		kfree(t);
 		return NULL;
 	}
-	t->ntables = 1;
 	/* The refill runs in a worker: keep the owner's limit */
 	if (!capable(CAP_IPC_LOCK)) {
 		t->user = get_uid(current_user());
 		t->limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
 	}
 	return t;
+}
+
+static int iommu_tdp_check(struct kvm_iommu_tdp_client *client,
+			   const struct kvm_iommu_tdp_format *fmt)
+{
+	return client->check ? client->check(client, fmt) : 0;
 }
 
 /**
@@ -813,7 +835,7 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 		goto out_unlock;
 	}
 	if (t) {
-		ret = client->check ? client->check(client, &t->fmt) : 0;
+		ret = iommu_tdp_check(client, &t->fmt);
 		if (ret)
 			goto out_unlock;
 		goto out_add;
@@ -836,7 +858,7 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 		goto out_unlock;
 	}
 	/* Before anything is pinned: can the IOMMU walk it at all? */
-	ret = client->check ? client->check(client, &t->fmt) : 0;
+	ret = iommu_tdp_check(client, &t->fmt);
 	if (ret) {
 		iommu_tdp_free(t);
 		goto out_unlock;
@@ -851,11 +873,7 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 			break;
 	}
 	if (ret) {
-		write_lock(&kvm->mmu_lock);
-		t->blocked = true;
-		iommu_tdp_empty(t, true);
-		kvm->arch.iommu_tdp = NULL;
-		write_unlock(&kvm->mmu_lock);
+		iommu_tdp_retire(t);
 		mutex_unlock(&kvm->slots_lock);
 		cancel_work_sync(&t->refill);
 		iommu_tdp_free(t);
@@ -890,13 +908,11 @@ void kvm_iommu_tdp_put(struct kvm *kvm, struct kvm_iommu_tdp_client *client)
 
 	mutex_lock(&kvm->slots_lock);
 	t = kvm->arch.iommu_tdp;
-	write_lock(&kvm->mmu_lock);
+	/* Only kvm_iommu_tdp_get(), under slots_lock too, adds clients */
 	last = list_is_singular(&t->clients);
-	if (last) {
-		t->blocked = true;
-		iommu_tdp_empty(t, true);
-		kvm->arch.iommu_tdp = NULL;
-	}
+	if (last)
+		iommu_tdp_retire(t);
+	write_lock(&kvm->mmu_lock);
 	list_del(&client->node);
 	write_unlock(&kvm->mmu_lock);
 	mutex_unlock(&kvm->slots_lock);
