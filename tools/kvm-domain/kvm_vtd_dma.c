@@ -450,6 +450,25 @@ static void round_trips(int i)
 }
 
 /*
+ * With edu's buffer loaded with fill(@seed): a DMA from @gpa, which must
+ * no longer reach memory filled with @old, brings none of it back (and
+ * does bring something: the copy to DST_GPA happens)
+ */
+static int dma_reads_none(__u64 gpa, __u32 seed, __u32 old)
+{
+	int ok;
+
+	fill(hva(DST_GPA), PG, POISON2);
+	ok = !ram_to_edu(gpa) && !edu_to_ram(DST_GPA) &&
+	     !is_fill(hva(DST_GPA), PG, POISON2) &&
+	     !match(hva(DST_GPA), PG, old, 0);
+	settle();
+	printf("# DMA from GPA 0x%llx gave %s\n", gpa,
+	       what_is(hva(DST_GPA), seed, old));
+	return ok;
+}
+
+/*
  * @mem (@size bytes, all POISON) left GPA @gpa, by a memslot change that
  * returned @ret: DMA to @gpa must not write it, DMA from @gpa not read it
  * (poisoned again, whatever the write did)
@@ -463,16 +482,8 @@ static void dma_off(const char *what, int ret, __u64 gpa, __u8 *mem,
 	tap(ok && is_fill(mem, size, POISON),
 	    "%s: DMA to GPA 0x%llx leaves its old memory alone", what, gpa);
 	fill(mem, size, POISON);
-	ok = !ret && !edu_load(seed + 1);
-	if (ok) {
-		fill(hva(DST_GPA), PG, POISON2);
-		ok = !ram_to_edu(gpa) && !edu_to_ram(DST_GPA) &&
-		     !is_fill(hva(DST_GPA), PG, POISON2) &&
-		     !match(hva(DST_GPA), PG, POISON, 0);
-		settle();
-		printf("# DMA from GPA 0x%llx gave %s\n", gpa,
-		       what_is(hva(DST_GPA), seed + 1, POISON));
-	}
+	ok = !ret && !edu_load(seed + 1) &&
+	     dma_reads_none(gpa, seed + 1, POISON);
 	tap(ok, "%s: DMA from GPA 0x%llx does not read its old memory", what,
 	    gpa);
 }
@@ -506,16 +517,8 @@ static void safety(int vm, struct kvm_userspace_memory_region *r)
 	ret = madvise(hva(DROP_GPA), PG, MADV_DONTNEED);
 	printf("# madvise(MADV_DONTNEED) at GPA 0x%llx%s\n", DROP_GPA,
 	       errstr(ret));
-	ok = pre && !ret && !edu_load(0x5eed0101);
-	if (ok) {
-		fill(hva(DST_GPA), PG, POISON2);
-		ok = !ram_to_edu(DROP_GPA) && !edu_to_ram(DST_GPA) &&
-		     !is_fill(hva(DST_GPA), PG, POISON2) &&
-		     !match(hva(DST_GPA), PG, OLD, 0);
-		settle();
-		printf("# DMA from the dropped page gave %s\n",
-		       what_is(hva(DST_GPA), 0x5eed0101, OLD));
-	}
+	ok = pre && !ret && !edu_load(0x5eed0101) &&
+	     dma_reads_none(DROP_GPA, 0x5eed0101, OLD);
 	tap(ok, "after MADV_DONTNEED, DMA from GPA 0x%llx does not read the old page",
 	    DROP_GPA);
 	/* The host must not touch the page before this DMA */
