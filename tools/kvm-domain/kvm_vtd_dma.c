@@ -12,20 +12,28 @@
  * and the VM's file closing must keep DMA off the memory.  A refused DMA
  * leaves no error in edu: every check uses poison.  Then VM 2, without
  * KVM_X86_QUIRK_SLOT_ZAP_ALL and without a vCPU: a memslot moved, deleted
- * and created under the attached device; and a child without CAP_IPC_LOCK
+ * and created under the attached device, then DMA from a thread of its own
+ * while the main thread drops pages, splits a huge page and deletes and
+ * creates a memslot, with what the VM lost kept readable to prove that no
+ * later DMA reached it; and a child without CAP_IPC_LOCK
  * whose table must fit in RLIMIT_MEMLOCK.  Without first-stage translation
  * (ECAP.FLTS) the format must be refused; so must KVM's 5-level table under
  * 5-level paging (LA57), which QEMU's first stage cannot walk.  Prints TAP.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* vmsplice() */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -39,7 +47,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	52
+#define PLAN_FULL	56
 #define PLAN_SL		5
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
@@ -207,25 +215,32 @@ static void edu_wr(unsigned int reg, __u64 val)
 }
 
 /* One edu DMA of a page, polled for up to 10 s; edu takes 100 ms a DMA */
-static int edu_dma(__u64 gpa, int to_ram)
+static int edu_dma_quiet(__u64 gpa, int to_ram)
 {
 	int i;
 
-	fflush(stdout);
-	tcdrain(STDOUT_FILENO);
 	edu_wr(EDU_DMA_SRC, to_ram ? EDU_BUF : gpa);
 	edu_wr(EDU_DMA_DST, to_ram ? gpa : EDU_BUF);
 	edu_wr(EDU_DMA_CNT, PG);
 	edu_wr(EDU_DMA_CMD, EDU_CMD_RUN | (to_ram ? EDU_CMD_TO_RAM : 0));
 	for (i = 0; edu_rd(EDU_DMA_CMD) & EDU_CMD_RUN; i++) {
-		if (i == 10000) {
-			printf("# edu DMA %s GPA 0x%llx did not complete\n",
-			       to_ram ? "to" : "from", gpa);
+		if (i == 10000)
 			return -1;
-		}
 		usleep(1000);
 	}
 	return 0;
+}
+
+/* The same, with the console drained first and a word if it hangs */
+static int edu_dma(__u64 gpa, int to_ram)
+{
+	fflush(stdout);
+	tcdrain(STDOUT_FILENO);
+	if (!edu_dma_quiet(gpa, to_ram))
+		return 0;
+	printf("# edu DMA %s GPA 0x%llx did not complete\n",
+	       to_ram ? "to" : "from", gpa);
+	return -1;
 }
 
 #define ram_to_edu(gpa)	edu_dma(gpa, 0)
@@ -606,6 +621,256 @@ static void thp_refill(int vm)
 }
 
 /*
+ * Step (h): DMA that runs while KVM zaps. A thread of its own drives edu
+ * all along: it writes a page of fill(CHURN_SEED(epoch)) to each target
+ * GPA in turn, loading edu's buffer again whenever the epoch changes. The
+ * main thread meanwhile takes memory away from the VM, and moves to the
+ * next epoch only when the call that took it has returned: drops a page
+ * (which splits a huge page), drops all the huge page, drops a 4 KiB
+ * page, deletes the memslot and creates it again over new memory. What
+ * the VM lost stays readable to the test: a dropped page through a pipe
+ * that vmsplice() gave a reference to, a memslot's old memory through its
+ * mapping. None of it may ever hold a later epoch's pattern: DMA that
+ * started after the memory left the VM must not reach it. Last, every
+ * target must take the final epoch's DMA in the memory that backs it now.
+ */
+#define CHURN_SLOT	5
+#define CHURN_GPA	(320ULL << 20)
+#define CHURN_SIZE	(4ULL << 20)	/* 2 MiB of THP, then 4 KiB pages */
+#define CHURN_HALF	(2ULL << 20)
+#define CHURN_SCRATCH	0x7000ULL	/* the thread's page in slot 0 */
+#define CHURN_SEED(e)	(0x5eed0400U + (e))
+#define CHURN_ROUNDS	3
+#define NR_TARGETS	6
+#define NR_DROPS	(CHURN_ROUNDS * 5)
+
+static const __u64 churn_off[NR_TARGETS] = {
+	0x0, 0x101000, 0x1ff000,	/* in the huge page */
+	0x200000, 0x2ff000, 0x3ff000,	/* in the 4 KiB half */
+};
+
+static struct {
+	int epoch, stop, err;
+	int done[NR_TARGETS];	/* the epoch of each target's last write */
+	unsigned long writes;
+} churn;
+
+static void *churn_dma(void *arg)
+{
+	int loaded = -1, i = 0, e;
+
+	(void)arg;
+	while (!__atomic_load_n(&churn.stop, __ATOMIC_ACQUIRE)) {
+		e = __atomic_load_n(&churn.epoch, __ATOMIC_ACQUIRE);
+		if (e != loaded) {
+			fill(hva(CHURN_SCRATCH), PG, CHURN_SEED(e));
+			if (edu_dma_quiet(CHURN_SCRATCH, 0))
+				break;
+			loaded = e;
+		}
+		if (edu_dma_quiet(CHURN_GPA + churn_off[i], 1))
+			break;
+		__atomic_store_n(&churn.done[i], e, __ATOMIC_RELEASE);
+		churn.writes++;
+		i = (i + 1) % NR_TARGETS;
+	}
+	if (!__atomic_load_n(&churn.stop, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&churn.err, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* CHURN_SIZE of poisoned anonymous memory on a 2 MiB boundary (*@raw) */
+static __u8 *churn_mem(__u8 **raw)
+{
+	__u8 *m;
+
+	*raw = anon(CHURN_SIZE + CHURN_HALF);
+	if (!*raw)
+		return NULL;
+	m = (__u8 *)(((unsigned long)*raw + CHURN_HALF - 1) & ~(CHURN_HALF - 1));
+	madvise(m, CHURN_HALF, MADV_HUGEPAGE);
+	madvise(m + CHURN_HALF, CHURN_HALF, MADV_NOHUGEPAGE);
+	fill(m, CHURN_SIZE, POISON);
+	return m;
+}
+
+/* A pipe that holds a reference to the page at @p (its fd), or -1 */
+static int churn_keep(__u8 *p)
+{
+	struct iovec iov = { .iov_base = p, .iov_len = PG };
+	int fd[2];
+
+	if (pipe(fd))
+		return -1;
+	if (vmsplice(fd[1], &iov, 1, 0) != (ssize_t)PG) {
+		close(fd[0]);
+		fd[0] = -1;
+	}
+	close(fd[1]);
+	return fd[0];
+}
+
+/* The first epoch after @epoch whose pattern @p holds, or -1 */
+static int churn_later(const __u8 *p, int epoch, int last)
+{
+	int e;
+
+	for (e = epoch + 1; e <= last; e++)
+		if (match(p, PG, CHURN_SEED(e), 0))
+			return e;
+	return -1;
+}
+
+/* Next epoch, and time for DMA to run into what just changed */
+static void churn_next(void)
+{
+	__atomic_add_fetch(&churn.epoch, 1, __ATOMIC_RELEASE);
+	usleep(400000);
+}
+
+static void churn_run(int vm)
+{
+	struct { int fd, epoch; __u64 off; } drop[NR_DROPS];
+	struct { __u8 *raw, *m; int epoch; } old[CHURN_ROUNDS + 1];
+	int nd = 0, no = 0, i, r, e, bad, checked, last, ok, ret;
+	__u8 page[PG], *m;
+	pthread_t thread;
+	long huge;
+
+	memset(&churn, 0, sizeof(churn));
+	memset(old, 0, sizeof(old));
+	m = churn_mem(&old[0].raw);
+	old[0].m = m;
+	ret = !m || vm_slot(vm, CHURN_SLOT, CHURN_GPA, CHURN_SIZE, m);
+	huge = m ? anon_huge_kb(m) : -1;
+	if (!ret && pthread_create(&thread, NULL, churn_dma, NULL)) {
+		vm_slot(vm, CHURN_SLOT, CHURN_GPA, 0, m);
+		ret = -1;
+	}
+	tap(!ret,
+	    "VM 2: slot 5, 4 MiB at GPA 0x%llx (AnonHugePages %ld kB), and a thread that keeps edu writing to it%s",
+	    CHURN_GPA, huge, errstr(ret));
+	if (ret) {
+		if (m)
+			munmap(old[0].raw, CHURN_SIZE + CHURN_HALF);
+		return;
+	}
+	usleep(400000);	/* the thread's first epoch */
+
+	for (r = 0; r < CHURN_ROUNDS; r++) {
+		__u64 t = churn_off[r % 3], u = churn_off[3 + r % 3];
+
+		/* one page of the huge page: it splits, the rest stays */
+		e = churn.epoch;
+		drop[nd++] = (typeof(drop[0])){ churn_keep(m + t), e, t };
+		madvise(m + t, PG, MADV_DONTNEED);
+		churn_next();
+
+		/* all of the huge page */
+		e = churn.epoch;
+		for (i = 0; i < 3; i++)
+			drop[nd++] = (typeof(drop[0])){
+				churn_keep(m + churn_off[i]), e, churn_off[i] };
+		madvise(m, CHURN_HALF, MADV_DONTNEED);
+		churn_next();
+
+		/* one 4 KiB page */
+		e = churn.epoch;
+		drop[nd++] = (typeof(drop[0])){ churn_keep(m + u), e, u };
+		madvise(m + u, PG, MADV_DONTNEED);
+		churn_next();
+
+		/* the memslot goes, and comes back over new memory */
+		old[no++].epoch = churn.epoch;
+		ret = vm_slot(vm, CHURN_SLOT, CHURN_GPA, 0, m);
+		m = ret ? NULL : churn_mem(&old[no].raw);
+		old[no].m = m;
+		if (!m || vm_slot(vm, CHURN_SLOT, CHURN_GPA, CHURN_SIZE, m)) {
+			printf("# slot 5 deleted%s, created again: %s\n",
+			       errstr(ret), m ? strerror(errno) : "no memory");
+			break;
+		}
+		churn_next();
+	}
+
+	/* The final epoch: every target once more, in today's memory */
+	usleep(500000);	/* KVM's worker maps the dropped pages again */
+	last = __atomic_add_fetch(&churn.epoch, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < 200 && !churn.err; i++) {
+		int n = 0, j;
+
+		for (j = 0; j < NR_TARGETS; j++)
+			n += __atomic_load_n(&churn.done[j], __ATOMIC_ACQUIRE) == last;
+		if (n == NR_TARGETS)
+			break;
+		usleep(50000);
+	}
+	__atomic_store_n(&churn.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(thread, NULL);
+	settle();
+	printf("# %d epochs, %lu DMA writes by the thread%s\n", last + 1,
+	       churn.writes, churn.err ? ", which stopped on a DMA that did not complete" : "");
+
+	bad = checked = 0;
+	for (i = 0; i < nd; i++) {
+		ok = drop[i].fd >= 0 &&
+		     read(drop[i].fd, page, PG) == (ssize_t)PG;
+		if (drop[i].fd >= 0)
+			close(drop[i].fd);
+		if (!ok) {
+			printf("# dropped page %d: no reference kept\n", i);
+			bad++;
+			continue;
+		}
+		checked++;
+		e = churn_later(page, drop[i].epoch, last);
+		if (e >= 0)
+			printf("# the page dropped from offset 0x%llx in epoch %d holds epoch %d's DMA\n",
+			       drop[i].off, drop[i].epoch, e);
+		bad += e >= 0;
+	}
+	tap(nd == NR_DROPS && !bad,
+	    "VM 2: %d pages dropped under DMA (%d kept by a pipe): none of them took a later DMA",
+	    nd, checked);
+
+	bad = checked = 0;
+	for (i = 0; i < no; i++) {
+		for (r = 0; r < NR_TARGETS; r++) {
+			e = churn_later(old[i].m + churn_off[r], old[i].epoch,
+					last);
+			if (e >= 0)
+				printf("# slot 5's memory %d, deleted in epoch %d, holds epoch %d's DMA at 0x%llx\n",
+				       i, old[i].epoch, e, churn_off[r]);
+			bad += e >= 0;
+			checked++;
+		}
+	}
+	tap(no == CHURN_ROUNDS && !bad,
+	    "VM 2: slot 5 deleted and created %d times under DMA: none of %d old pages took a later DMA",
+	    no, checked);
+
+	ok = !churn.err && m;
+	for (r = 0; ok && r < NR_TARGETS; r++) {
+		if (!is_fill(m + churn_off[r], PG, CHURN_SEED(last))) {
+			printf("# GPA 0x%llx after the churn: %s\n",
+			       CHURN_GPA + churn_off[r],
+			       is_fill(m + churn_off[r], PG, POISON) ?
+			       "still poison" : "not the last epoch's data");
+			ok = 0;
+		}
+	}
+	tap(ok,
+	    "VM 2: after the churn, DMA to each of %d GPAs of slot 5 lands in the memory that backs it now",
+	    NR_TARGETS);
+
+	if (m)
+		vm_slot(vm, CHURN_SLOT, CHURN_GPA, 0, m);
+	for (i = 0; i <= no && i <= CHURN_ROUNDS; i++)
+		if (old[i].m)
+			munmap(old[i].raw, CHURN_SIZE + CHURN_HALF);
+}
+
+/*
  * Step 5 (e): VM 2, KVM_X86_QUIRK_SLOT_ZAP_ALL off and no vCPU, on the same
  * edu and iommufd: a memslot moves, goes and comes under the attached edu.
  * With the quirk off, deletion and move take kvm_unmap_gfn_range(), not
@@ -708,6 +973,7 @@ static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 	    SLOT3_GPA, SLOT3_GPA + IN3);
 
 	thp_refill(vm);
+	churn_run(vm);
 
 	ret = ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
 	tap(!ret, "VM 2: VFIO_DEVICE_DETACH_IOMMUFD_PT%s", errstr(ret));
