@@ -84,6 +84,8 @@ boot_check() {
 	[ $all = 1 ] && grep -q '^CONFIG_IOMMU_KVM_DOMAIN_KUNIT_TEST=y' "$out/.config" && args+=(--expect-kunit)
 	[ "$arch" = x86_64 ] && args+=(--tap kvm-smoke)
 	[ "$arch" = x86_64 ] && args+=(--tap vtd-dma)
+	[ $all = 1 ] && grep -q '^CONFIG_KVM_IOMMU_TDP_KUNIT_TEST=y' "$out/.config" &&
+		args+=(--tap kunit-kvm_iommu_tdp)
 	[ $all = 1 ] && [ -x "$out/user/kvm_domain" ] && args+=(--tap kselftest-kvm_domain)
 	grep -q '^CONFIG_DEBUG_KMEMLEAK=y' "$out/.config" && args+=(--tap kmemleak)
 	# Upstream's iommufd selftests, judged against the stock kernel's results.

@@ -22,6 +22,15 @@ if [ "$arch" = x86_64 ]; then
 	dmesg | grep -iE 'kvm|svm|npt' | sed 's/^/# dmesg: /'
 	/kvmdom/bin/kvm_smoke
 	end kvm-smoke $?
+	# KUnit suites built into kvm.ko ran when it loaded, their KTAP at
+	# KERN_INFO (off the console); debugfs keeps it, unless KUnit is
+	# disabled (kunit.enable=0), when the suite has no directory.
+	r=/sys/kernel/debug/kunit/kvm_iommu_tdp/results
+	if [ -r $r ]; then
+		begin kunit-kvm_iommu_tdp
+		cat $r
+		end kunit-kvm_iommu_tdp 0
+	fi
 	if [ -x /kvmdom/bin/kvm_vtd_dma ]; then
 		begin vtd-dma
 		/kvmdom/bin/kvm_vtd_dma

@@ -7,6 +7,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <kunit/static_stub.h>
 #include <linux/cacheflush.h>
 #include <linux/kvm_host.h>
 #include <linux/kvm_iommu.h>
@@ -131,11 +132,22 @@ struct kvm_iommu_tdp {
 	struct work_struct refill;
 };
 
-/* Every entry the IOMMU may walk reaches memory before its flush */
+/*
+ * Write back the cache lines of @len bytes at @p: the IOMMU may walk the
+ * table without snooping the CPU's caches. Every change of an entry goes
+ * through here before the IOMMU is told of it, and a table before it is
+ * linked (KUnit checks both).
+ */
+static void iommu_tdp_wb(void *p, unsigned int len)
+{
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_wb, p, len);
+	clflush_cache_range(p, len);
+}
+
 static void iommu_tdp_write(u64 *ptep, u64 val)
 {
 	WRITE_ONCE(*ptep, val);
-	clflush_cache_range(ptep, sizeof(*ptep));
+	iommu_tdp_wb(ptep, sizeof(*ptep));
 }
 
 static u64 *iommu_tdp_alloc_table(struct kvm_iommu_tdp *t)
@@ -145,7 +157,7 @@ static u64 *iommu_tdp_alloc_table(struct kvm_iommu_tdp *t)
 	if (!table)
 		return NULL;
 	/* The zeroes too: the IOMMU sees the page once it is linked */
-	clflush_cache_range(table, PAGE_SIZE);
+	iommu_tdp_wb(table, PAGE_SIZE);
 	kvm_account_pgtable_pages(table, 1);
 	return table;
 }
@@ -200,6 +212,7 @@ static void iommu_tdp_unpin(kvm_pfn_t pfn, u64 nr)
 	struct folio *folio, *last = NULL;
 	u64 i;
 
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_unpin, pfn, nr);
 	for (i = 0; i < nr; i++) {
 		folio = pfn_folio(pfn + i);
 		if (folio != last && !folio_test_dirty(folio))
@@ -284,7 +297,7 @@ static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
 		return false;
 	for (i = 0; i < IOMMU_TDP_PTES; i++)
 		table[i] = iommu_tdp_leaf(t, pfn + i, PG_LEVEL_4K);
-	clflush_cache_range(table, PAGE_SIZE);
+	iommu_tdp_wb(table, PAGE_SIZE);
 	kvm_account_pgtable_pages(table, 1);
 	iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
 	iommu_tdp_flush_range(t, gfn, IOMMU_TDP_PTES);
@@ -450,7 +463,7 @@ static u64 *iommu_tdp_walk(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
 			if (!*nspare)
 				return NULL;
 			table = spare[--*nspare];
-					iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
+			iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
 			continue;
 		}
 		if (iommu_tdp_is_leaf(entry, l))
@@ -494,7 +507,7 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 		installed++;
 	}
 	if (first)
-		clflush_cache_range(first, (last - first + 1) * sizeof(*ptep));
+		iommu_tdp_wb(first, (last - first + 1) * sizeof(*ptep));
 	return installed;
 }
 
@@ -733,13 +746,15 @@ static void iommu_tdp_free(struct kvm_iommu_tdp *t)
 	kfree(t);
 }
 
-static void iommu_tdp_format(struct kvm_iommu_tdp_format *fmt)
+/* The table's format: EPT with @ept, else x86-64 paging; @levels deep */
+static void iommu_tdp_format_of(struct kvm_iommu_tdp_format *fmt, bool ept,
+				int levels)
 {
 	memset(fmt, 0, sizeof(*fmt));
-	fmt->levels = kvm_mmu_iommu_tdp_level();
+	fmt->levels = levels;
 	fmt->max_leaf_level = PG_LEVEL_2M;
 	fmt->flags = KVM_IOMMU_TDP_WRITEBACK;
-	if (shadow_xs_mask) {
+	if (ept) {
 		fmt->type = KVM_IOMMU_TDP_EPT;
 		fmt->table_bits = IOMMU_TDP_EPT_RWX;
 		fmt->leaf_bits = IOMMU_TDP_EPT_RWX | IOMMU_TDP_EPT_WB |
@@ -752,6 +767,11 @@ static void iommu_tdp_format(struct kvm_iommu_tdp_format *fmt)
 		/* A and D set: an IOMMU never needs to write them */
 		fmt->leaf_bits = fmt->table_bits | IOMMU_TDP_D | IOMMU_TDP_PS;
 	}
+}
+
+static void iommu_tdp_format(struct kvm_iommu_tdp_format *fmt)
+{
+	iommu_tdp_format_of(fmt, !!shadow_xs_mask, kvm_mmu_iommu_tdp_level());
 }
 
 static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
@@ -1005,3 +1025,7 @@ void kvm_iommu_tdp_commit_slot(struct kvm *kvm,
 		pr_warn_once("memslot %d not mapped for the VM's IOMMUs: %d\n",
 			     new->id, ret);
 }
+
+#if IS_ENABLED(CONFIG_KVM_IOMMU_TDP_KUNIT_TEST)
+#include "iommu_tdp_kunit.c"
+#endif

@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KUnit tests of KVM's table for the VM's IOMMUs, as an IOMMU that does
+ * not snoop its walks sees it: what it reads of an entry is what was last
+ * written back. Every change must be written back before the IOMMUs are
+ * told of it, a table before it is linked, and no page may be unpinned
+ * before a flush that covers it; a zap flushes once per batch of leaves,
+ * by range, and not at all if it cleared nothing.
+ *
+ * Included by iommu_tdp.c, to reach its static functions; built into
+ * kvm.ko, the suite runs when the module loads. The write-back and the
+ * unpin are static stubs: the tests see every write-back and free no page.
+ * They run under mmu_lock, so they count what they find and the test
+ * reports it afterwards: KUnit's log allocates.
+ *
+ * Copyright (C) 2026 The KVM-backed IOMMU domain authors
+ */
+#include <kunit/test.h>
+#include <kunit/test-bug.h>
+
+#define ITT_TABLES	16
+#define ITT_FLUSHES	8
+/* What a non-snooping walk would read of an entry never written back */
+#define ITT_STALE	0xdead5ea1dead5ea1ULL
+
+struct itt_table {
+	u64 *page;
+	u64 seen[IOMMU_TDP_PTES];
+};
+
+struct itt_flush {
+	u64 gfn;
+	u64 nr;
+};
+
+/**
+ * struct itt - One test's table and what the IOMMU saw of it
+ * @kvm: a stand-in VM: the table only takes its mmu_lock
+ * @t: the table
+ * @client: the IOMMU
+ * @mem: 2 MiB of memory whose frames the leaves map
+ * @pfn: its first frame
+ * @tables: the table pages written back so far, with what the IOMMU sees
+ * @ntables: entries in @tables
+ * @flushes: the client's flushes, in order
+ * @nflushes: how many there were (more than %ITT_FLUSHES are counted only)
+ * @pending: pages of leaves cleared in memory and written back, not flushed
+ * @flushed: pages of cleared leaves the IOMMUs were told of
+ * @unpinned: pages unpinned
+ * @stale: entries the IOMMU would have read stale at a flush
+ * @early_links: tables linked before they were all written back
+ * @early_unpins: pages unpinned before a flush covered them
+ * @odd: write-backs of no known table or across a page, unpins of frames
+ *	the table never mapped
+ * @first: where the first stale entry or early link was, for the report:
+ *	index in @tables, times %IOMMU_TDP_PTES, plus the entry's; -1 if none
+ * @skip_wb_len: leave out write-backs of this length (the test of the
+ *	checks themselves)
+ */
+struct itt {
+	struct kvm *kvm;
+	struct kvm_iommu_tdp *t;
+	struct kvm_iommu_tdp_client client;
+	struct page *mem;
+	kvm_pfn_t pfn;
+	struct itt_table tables[ITT_TABLES];
+	int ntables;
+	struct itt_flush flushes[ITT_FLUSHES];
+	int nflushes;
+	unsigned long pending;
+	unsigned long flushed;
+	unsigned long unpinned;
+	unsigned int stale;
+	unsigned int early_links;
+	unsigned int early_unpins;
+	unsigned int odd;
+	int first;
+	unsigned int skip_wb_len;
+};
+
+static struct itt_table *itt_table(struct itt *itt, u64 *page, bool add)
+{
+	struct itt_table *tb;
+	int i;
+
+	for (i = 0; i < itt->ntables; i++)
+		if (itt->tables[i].page == page)
+			return &itt->tables[i];
+	if (!add || itt->ntables == ITT_TABLES)
+		return NULL;
+	tb = &itt->tables[itt->ntables++];
+	tb->page = page;
+	memset64(tb->seen, ITT_STALE, IOMMU_TDP_PTES);
+	return tb;
+}
+
+/* Entries of @tb whose memory differs from what the IOMMU sees */
+static unsigned int itt_unseen(struct itt_table *tb)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < IOMMU_TDP_PTES; i++)
+		n += READ_ONCE(tb->page[i]) != tb->seen[i];
+	return n;
+}
+
+/* The write-back, as the IOMMU sees it: whole cache lines */
+static void itt_wb(void *p, unsigned int len)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct itt *itt = test->priv;
+	unsigned long line = boot_cpu_data.x86_clflush_size;
+	unsigned long a = ALIGN_DOWN((unsigned long)p, line);
+	unsigned long end = ALIGN((unsigned long)p + len, line);
+	u64 *page = (u64 *)ALIGN_DOWN(a, PAGE_SIZE);
+	struct itt_table *tb, *to;
+	u64 old, new;
+
+	if (len == itt->skip_wb_len)
+		return;
+	clflush_cache_range(p, len);
+	tb = itt_table(itt, page, true);
+	if (!tb || end > (unsigned long)page + PAGE_SIZE) {
+		itt->odd++;
+		return;
+	}
+	for (; a < end; a += sizeof(u64)) {
+		unsigned int i = (u64 *)a - page;
+
+		old = tb->seen[i];
+		new = READ_ONCE(page[i]);
+		/* A leaf cleared: 4 KiB, or 2 MiB with PS */
+		if (old != ITT_STALE && iommu_tdp_present(old) &&
+		    !iommu_tdp_present(new))
+			itt->pending += old & IOMMU_TDP_PS ? IOMMU_TDP_PTES : 1;
+		/*
+		 * A link (not a 4 KiB leaf, which maps the test's memory):
+		 * the table must be in memory as it is in the CPU's cache
+		 */
+		if (iommu_tdp_present(new) && !(new & IOMMU_TDP_PS) &&
+		    (new >> PAGE_SHIFT) - itt->pfn >= IOMMU_TDP_PTES) {
+			to = itt_table(itt, __va(new & IOMMU_TDP_ADDR), false);
+			if (!to || itt_unseen(to)) {
+				if (itt->first < 0)
+					itt->first = (tb - itt->tables) *
+						     IOMMU_TDP_PTES + i;
+				itt->early_links++;
+			}
+		}
+		tb->seen[i] = new;
+	}
+}
+
+static void itt_unpin(kvm_pfn_t pfn, u64 nr)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct itt *itt = test->priv;
+
+	if (pfn < itt->pfn || pfn + nr > itt->pfn + IOMMU_TDP_PTES)
+		itt->odd++;
+	itt->unpinned += nr;
+	if (itt->unpinned > itt->flushed)
+		itt->early_unpins++;
+}
+
+static void itt_flush(struct kvm_iommu_tdp_client *client, u64 gfn, u64 nr)
+{
+	struct kunit *test = kunit_get_current_test();
+	struct itt *itt = test->priv;
+	unsigned int i, n;
+
+	for (i = 0; i < itt->ntables; i++) {
+		n = itt_unseen(&itt->tables[i]);
+		if (n && itt->first < 0)
+			itt->first = i * IOMMU_TDP_PTES;
+		itt->stale += n;
+	}
+	if (itt->nflushes < ITT_FLUSHES)
+		itt->flushes[itt->nflushes] = (struct itt_flush){ gfn, nr };
+	itt->nflushes++;
+	itt->flushed += itt->pending;
+	itt->pending = 0;
+}
+
+static void itt_release(void *data)
+{
+	struct itt *itt = data;
+
+	if (itt->t) {
+		iommu_tdp_free_tables(itt->t->root, itt->t->fmt.levels);
+		free_page((unsigned long)itt->t->unpin);
+		kfree(itt->t);
+	}
+	if (itt->mem)
+		__free_pages(itt->mem, PMD_ORDER);
+	kvfree(itt->kvm);
+}
+
+struct itt_param {
+	bool ept;
+	int levels;
+	const char *name;
+};
+
+static const struct itt_param itt_params[] = {
+	{ false, 4, "x86-64 paging, 4 levels" },
+	{ true, 4, "EPT, 4 levels" },
+	{ false, 5, "x86-64 paging, 5 levels" },
+};
+
+static void itt_param_desc(const struct itt_param *p, char *desc)
+{
+	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(itt_format, itt_params, itt_param_desc);
+
+/* An empty table of the test's format, its IOMMU and its memory */
+static struct itt *itt_new(struct kunit *test)
+{
+	const struct itt_param *p = test->param_value;
+	struct kvm_iommu_tdp *t;
+	struct itt *itt;
+
+	itt = kunit_kzalloc(test, sizeof(*itt), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, itt);
+	test->priv = itt;
+	KUNIT_ASSERT_EQ(test, kunit_add_action_or_reset(test, itt_release, itt), 0);
+	itt->first = -1;
+	itt->kvm = kvzalloc_obj(*itt->kvm, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, itt->kvm);
+	rwlock_init(&itt->kvm->mmu_lock);
+	itt->mem = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
+	KUNIT_ASSERT_NOT_NULL(test, itt->mem);
+	itt->pfn = page_to_pfn(itt->mem);
+
+	kunit_activate_static_stub(test, iommu_tdp_wb, itt_wb);
+	kunit_activate_static_stub(test, iommu_tdp_unpin, itt_unpin);
+
+	t = kzalloc_obj(*t, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	itt->t = t;
+	t->kvm = itt->kvm;
+	INIT_LIST_HEAD(&t->clients);
+	INIT_WORK(&t->refill, iommu_tdp_refill);
+	iommu_tdp_format_of(&t->fmt, p->ept, p->levels);
+	t->flush_start = U64_MAX;
+	t->unpin = (void *)__get_free_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, t->unpin);
+	t->root = iommu_tdp_alloc_table(t);
+	KUNIT_ASSERT_NOT_NULL(test, t->root);
+	itt->client.flush = itt_flush;
+	list_add(&itt->client.node, &t->clients);
+	return itt;
+}
+
+/*
+ * Map @n frames from @gfn (within one 2 MiB) to the memory's frames from
+ * @off on, as a populate does: one 2 MiB leaf where it can.
+ */
+static void itt_install(struct kunit *test, struct itt *itt, gfn_t gfn,
+			unsigned long n, unsigned int off)
+{
+	struct kvm_iommu_tdp *t = itt->t;
+	u64 *spare[PT64_ROOT_MAX_LEVEL];
+	struct page **pages;
+	unsigned long i, installed;
+	int nspare = 0;
+
+	pages = kunit_kmalloc_array(test, n, sizeof(*pages), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	for (i = 0; i < n; i++)
+		pages[i] = itt->mem + (off + i) % IOMMU_TDP_PTES;
+	while (nspare < t->fmt.levels - 1) {
+		spare[nspare] = iommu_tdp_alloc_table(t);
+		KUNIT_ASSERT_NOT_NULL(test, spare[nspare]);
+		nspare++;
+	}
+	write_lock(&itt->kvm->mmu_lock);
+	installed = iommu_tdp_install(t, gfn, pages, n, spare, &nspare);
+	t->npinned += installed;
+	write_unlock(&itt->kvm->mmu_lock);
+	/* The spares it did not link go, and the IOMMU never sees them */
+	while (nspare) {
+		struct itt_table *tb = itt_table(itt, spare[--nspare], false);
+
+		if (tb)
+			*tb = itt->tables[--itt->ntables];
+		iommu_tdp_free_table(spare[nspare]);
+	}
+	KUNIT_ASSERT_EQ(test, installed, n);
+}
+
+static void itt_zap(struct itt *itt, gfn_t start, gfn_t end)
+{
+	struct iommu_tdp_zap z = {};
+
+	write_lock(&itt->kvm->mmu_lock);
+	iommu_tdp_zap(itt->t, start, end, &z);
+	write_unlock(&itt->kvm->mmu_lock);
+}
+
+/* The entry that maps @gfn, at the level it maps it; NULL if none */
+static u64 itt_lookup(struct itt *itt, gfn_t gfn, int *level)
+{
+	u64 *table = itt->t->root, entry = 0;
+	int l;
+
+	for (l = itt->t->fmt.levels; l >= PG_LEVEL_4K; l--) {
+		entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
+		if (!iommu_tdp_present(entry))
+			return 0;
+		if (iommu_tdp_is_leaf(entry, l))
+			break;
+		table = __va(entry & IOMMU_TDP_ADDR);
+	}
+	*level = l;
+	return entry;
+}
+
+/* Frames [@gfn, @gfn + @n) map the memory from @off on, 4 KiB each */
+static void itt_expect_4k(struct kunit *test, struct itt *itt, gfn_t gfn,
+			  unsigned long n, unsigned int off)
+{
+	unsigned long i;
+	int level;
+	u64 e;
+
+	for (i = 0; i < n; i++) {
+		e = itt_lookup(itt, gfn + i, &level);
+		if (e != iommu_tdp_leaf(itt->t, itt->pfn + (off + i) % IOMMU_TDP_PTES,
+					PG_LEVEL_4K) || level != PG_LEVEL_4K) {
+			KUNIT_FAIL(test, "GFN %llx: entry %llx at level %d\n",
+				   gfn + i, e, level);
+			return;
+		}
+	}
+}
+
+static void itt_expect_none(struct kunit *test, struct itt *itt, gfn_t gfn,
+			    unsigned long n)
+{
+	unsigned long i;
+	int level;
+
+	for (i = 0; i < n; i++)
+		KUNIT_EXPECT_EQ_MSG(test, itt_lookup(itt, gfn + i, &level), 0,
+				    "GFN %llx", gfn + i);
+}
+
+/* Every change written back, and no page unpinned before its flush */
+static void itt_expect_ordered(struct kunit *test, struct itt *itt)
+{
+	unsigned int i;
+
+	for (i = 0; i < itt->ntables; i++)
+		KUNIT_EXPECT_EQ_MSG(test, itt_unseen(&itt->tables[i]), 0,
+				    "table %u", i);
+	KUNIT_EXPECT_EQ_MSG(test, itt->stale, 0,
+			    "entries not written back at a flush, from table %d",
+			    itt->first / IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ_MSG(test, itt->early_links, 0,
+			    "a table linked at entry %d of table %d before it was written back",
+			    itt->first % IOMMU_TDP_PTES,
+			    itt->first / IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->early_unpins, 0);
+	KUNIT_EXPECT_EQ(test, itt->odd, 0);
+	KUNIT_EXPECT_EQ(test, itt->pending, 0);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, itt->flushed);
+}
+
+static void itt_expect_flush(struct kunit *test, struct itt *itt, int i,
+			     u64 gfn, u64 nr)
+{
+	KUNIT_ASSERT_LT(test, i, min(itt->nflushes, ITT_FLUSHES));
+	KUNIT_EXPECT_EQ(test, itt->flushes[i].gfn, gfn);
+	KUNIT_EXPECT_EQ(test, itt->flushes[i].nr, nr);
+}
+
+/* 100 frames of 4 KiB pages at GFN 5, a 2 MiB leaf at GFN 512 */
+static struct itt *itt_populated(struct kunit *test)
+{
+	struct itt *itt = itt_new(test);
+	int level;
+	u64 e;
+
+	itt_install(test, itt, 5, 100, 5);
+	itt_install(test, itt, IOMMU_TDP_PTES, IOMMU_TDP_PTES, 0);
+	e = itt_lookup(itt, IOMMU_TDP_PTES, &level);
+	KUNIT_ASSERT_EQ(test, level, PG_LEVEL_2M);
+	KUNIT_ASSERT_EQ(test, e, iommu_tdp_leaf(itt->t, itt->pfn, PG_LEVEL_2M));
+	itt_expect_4k(test, itt, 5, 100, 5);
+	return itt;
+}
+
+/* What a populate installs reaches memory, tables before their links */
+static void test_install_written_back(struct kunit *test)
+{
+	struct itt *itt = itt_populated(test);
+
+	/* root, then one table a level below the root down to 4 KiB */
+	KUNIT_EXPECT_EQ(test, itt->ntables, itt->t->fmt.levels);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 0);
+	itt_expect_ordered(test, itt);
+}
+
+/* Part of the 4 KiB leaves: one flush, of exactly that range */
+static void test_zap_range(struct kunit *test)
+{
+	struct itt *itt = itt_populated(test);
+
+	itt_zap(itt, 10, 20);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 1);
+	itt_expect_flush(test, itt, 0, 10, 10);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 10);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 100 + IOMMU_TDP_PTES - 10);
+	itt_expect_none(test, itt, 10, 10);
+	itt_expect_4k(test, itt, 5, 5, 5);
+	itt_expect_4k(test, itt, 20, 85, 20);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * One frame of the 2 MiB leaf: it is split, the split table reaches
+ * memory before its link, the flush covers the 2 MiB the IOMMU may have
+ * cached, and only the one page is unpinned.
+ */
+static void test_zap_splits(struct kunit *test)
+{
+	struct itt *itt = itt_populated(test);
+	int tables = itt->ntables;
+
+	itt_zap(itt, 600, 601);
+	KUNIT_EXPECT_EQ(test, itt->ntables, tables + 1);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 1);
+	itt_expect_flush(test, itt, 0, IOMMU_TDP_PTES, IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 1);
+	itt_expect_none(test, itt, 600, 1);
+	itt_expect_4k(test, itt, IOMMU_TDP_PTES, 600 - IOMMU_TDP_PTES, 0);
+	itt_expect_4k(test, itt, 601, 2 * IOMMU_TDP_PTES - 601,
+		      601 - IOMMU_TDP_PTES);
+	itt_expect_ordered(test, itt);
+}
+
+/* A zap that clears nothing tells no IOMMU */
+static void test_zap_nothing(struct kunit *test)
+{
+	struct itt *itt = itt_populated(test);
+
+	itt_zap(itt, 2 * IOMMU_TDP_PTES, 64 * IOMMU_TDP_PTES);
+	itt_zap(itt, 0, 5);
+	itt_zap(itt, 105, IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 0);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 0);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * 512 leaves in one zap: one flush per batch of IOMMU_TDP_UNPIN_MAX,
+ * each by its range and before its pages are unpinned.
+ */
+static void test_zap_batches(struct kunit *test)
+{
+	struct itt *itt = itt_new(test);
+	gfn_t gfn = 4 * IOMMU_TDP_PTES;
+
+	itt_install(test, itt, gfn, IOMMU_TDP_PTES / 2, 0);
+	itt_install(test, itt, gfn + IOMMU_TDP_PTES / 2, IOMMU_TDP_PTES / 2,
+		    IOMMU_TDP_PTES / 2);
+	itt_zap(itt, 0, 1ULL << 30);
+	KUNIT_EXPECT_EQ(test, itt->nflushes,
+			DIV_ROUND_UP(IOMMU_TDP_PTES, IOMMU_TDP_UNPIN_MAX));
+	itt_expect_flush(test, itt, 0, gfn, IOMMU_TDP_UNPIN_MAX);
+	itt_expect_flush(test, itt, 1, gfn + IOMMU_TDP_UNPIN_MAX,
+			 IOMMU_TDP_PTES - IOMMU_TDP_UNPIN_MAX);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
+	itt_expect_none(test, itt, gfn, IOMMU_TDP_PTES);
+	itt_expect_ordered(test, itt);
+}
+
+/* Emptying ends with a full flush, which drops paging-structure caches */
+static void test_empty_flushes_all(struct kunit *test)
+{
+	struct itt *itt = itt_populated(test);
+
+	write_lock(&itt->kvm->mmu_lock);
+	iommu_tdp_empty(itt->t, false);
+	write_unlock(&itt->kvm->mmu_lock);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 2);
+	itt_expect_flush(test, itt, 1, 0, U64_MAX);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 100 + IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
+	itt_expect_none(test, itt, 0, 2 * IOMMU_TDP_PTES);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * The checks themselves: without the write-back of single entries, a zap
+ * must show stale entries at its flush and pages unpinned before it;
+ * without the write-back of a whole table, a split must show its table
+ * linked before it reached memory.
+ */
+static void test_checks_catch_no_writeback(struct kunit *test)
+{
+	struct itt *itt = itt_populated(test);
+
+	itt->skip_wb_len = sizeof(u64);
+	itt_zap(itt, 10, 20);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 1);
+	KUNIT_EXPECT_EQ(test, itt->stale, 10);
+	KUNIT_EXPECT_GT(test, itt->early_unpins, 0);
+	KUNIT_EXPECT_EQ(test, itt->early_links, 0);
+
+	itt->skip_wb_len = PAGE_SIZE;
+	itt_zap(itt, 600, 601);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 2);
+	KUNIT_EXPECT_GT(test, itt->early_links, 0);
+}
+
+static struct kunit_case iommu_tdp_test_cases[] = {
+	KUNIT_CASE_PARAM(test_install_written_back, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_zap_range, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_zap_splits, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_zap_nothing, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_zap_batches, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_empty_flushes_all, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_checks_catch_no_writeback, itt_format_gen_params),
+	{}
+};
+
+static struct kunit_suite iommu_tdp_test_suite = {
+	.name = "kvm_iommu_tdp",
+	.test_cases = iommu_tdp_test_cases,
+};
+
+kunit_test_suite(iommu_tdp_test_suite);
