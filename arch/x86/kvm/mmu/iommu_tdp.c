@@ -15,6 +15,7 @@
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/user.h>
+#include <linux/wait_bit.h>
 
 #include "mmu.h"
 #include "spte.h"
@@ -113,6 +114,9 @@ struct kvm_iommu_tdp_unpin {
  *	@refill to map again; mmu_lock
  * @nr_holes: entries in @holes
  * @refill: maps @holes again, in process context
+ * @zaps: invalidations under way that may drop mmu_lock and still use the
+ *	table after the table's last user retired it; mmu_lock. The table
+ *	is freed when there are none
  */
 struct kvm_iommu_tdp {
 	struct kvm *kvm;
@@ -130,6 +134,7 @@ struct kvm_iommu_tdp {
 	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 	unsigned int nr_holes;
 	struct work_struct refill;
+	unsigned int zaps;
 };
 
 /*
@@ -306,9 +311,10 @@ static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
 
 /**
  * struct iommu_tdp_zap - One zap of the table
- * @can_yield: mmu_lock may be dropped between 2 MiB ranges: tables are
- *	only freed with the whole table, and nothing maps while it is
- *	dropped (the table is blocked, or the range is being invalidated)
+ * @can_yield: mmu_lock may be dropped between 2 MiB ranges, after a drain,
+ *	so nothing cleared waits for its flush meanwhile: tables are only
+ *	freed with the whole table, and nothing maps into the range while it
+ *	is dropped (an invalidation covers it, or slots_lock is held)
  * @zapped: a leaf was cleared
  * @start: the first frame of the leaves cleared
  * @end: and the one after the last
@@ -319,6 +325,13 @@ struct iommu_tdp_zap {
 	gfn_t start;
 	gfn_t end;
 };
+
+/* May a zap that can yield drop mmu_lock here? */
+static bool iommu_tdp_should_yield(struct kvm_iommu_tdp *t)
+{
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_should_yield, t);
+	return need_resched() || rwlock_needbreak(&t->kvm->mmu_lock);
+}
 
 /* Clear the leaves under @table (of @level, mapping from @base) in range */
 static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
@@ -346,8 +359,7 @@ static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
 			iommu_tdp_zap_table(t, __va(entry & IOMMU_TDP_ADDR),
 					    level - 1, gfn, start, end, z);
 			if (level == PG_LEVEL_2M && z->can_yield &&
-			    (need_resched() ||
-			     rwlock_needbreak(&t->kvm->mmu_lock))) {
+			    iommu_tdp_should_yield(t)) {
 				iommu_tdp_drain(t);
 				cond_resched_rwlock_write(&t->kvm->mmu_lock);
 			}
@@ -411,12 +423,14 @@ static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
  *
  * Called by kvm_unmap_gfn_range() and on a memslot deletion, with mmu_lock
  * held for write. On return no IOMMU translates through the range, and the
- * pages it mapped are unpinned.
+ * pages it mapped are unpinned. If the range may block, mmu_lock may be
+ * dropped between 2 MiB ranges, as KVM's own zaps do, after the IOMMUs
+ * were flushed for what was cleared so far and its pages unpinned.
  */
 void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 {
 	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
-	struct iommu_tdp_zap z = {};
+	struct iommu_tdp_zap z = { .can_yield = range->may_block };
 
 	if (!t || range->slot->as_id || !(range->attr_filter & KVM_FILTER_SHARED))
 		return;
@@ -424,11 +438,14 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 	if (range->keeps_pfns)
 		return;
 	lockdep_assert_held_write(&kvm->mmu_lock);
+	t->zaps++;
 	iommu_tdp_zap(t, range->start, range->end, &z);
 	/* A huge leaf that stuck out went whole: all of it comes back */
 	if (z.zapped && !t->blocked)
 		iommu_tdp_hole(t, min(range->start, z.start),
 			       max(range->end, z.end));
+	if (!--t->zaps)
+		wake_up_var(&t->zaps);
 }
 
 /* The pages are physically contiguous and as aligned as the leaf */
@@ -707,8 +724,7 @@ static void iommu_tdp_free_tables(u64 *table, int level)
  * paging-structure caches too; mmu_lock held for write. With @can_yield,
  * in process context, the table blocked and slots_lock held, so that no
  * kvm_iommu_tdp_put() can free it meanwhile, mmu_lock may be dropped on
- * the way. Elsewhere a zap holds it throughout: a very large one delays
- * vCPU faults.
+ * the way. kvm_iommu_tdp_block() holds it throughout.
  */
 static void iommu_tdp_empty(struct kvm_iommu_tdp *t, bool can_yield)
 {
@@ -738,6 +754,8 @@ static void iommu_tdp_retire(struct kvm_iommu_tdp *t)
 
 static void iommu_tdp_free(struct kvm_iommu_tdp *t)
 {
+	/* An invalidation that dropped mmu_lock finds it emptied, not freed */
+	wait_var_event(&t->zaps, !READ_ONCE(t->zaps));
 	WARN_ON(t->npinned || t->nr_unpin);
 	iommu_tdp_free_tables(t->root, t->fmt.levels);
 	if (t->user)

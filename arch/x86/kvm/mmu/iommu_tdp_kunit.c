@@ -56,6 +56,7 @@ struct itt_flush {
  *	index in @tables, times %IOMMU_TDP_PTES, plus the entry's; -1 if none
  * @skip_wb_len: leave out write-backs of this length (the test of the
  *	checks themselves)
+ * @yields: the points where a zap asked whether to drop mmu_lock
  */
 struct itt {
 	struct kvm *kvm;
@@ -76,6 +77,7 @@ struct itt {
 	unsigned int odd;
 	int first;
 	unsigned int skip_wb_len;
+	unsigned int yields;
 };
 
 static struct itt_table *itt_table(struct itt *itt, u64 *page, bool add)
@@ -372,7 +374,9 @@ static void itt_expect_ordered(struct kunit *test, struct itt *itt)
 static void itt_expect_flush(struct kunit *test, struct itt *itt, int i,
 			     u64 gfn, u64 nr)
 {
-	KUNIT_ASSERT_LT(test, i, min(itt->nflushes, ITT_FLUSHES));
+	int n = min(itt->nflushes, ITT_FLUSHES);
+
+	KUNIT_ASSERT_LT(test, i, n);
 	KUNIT_EXPECT_EQ(test, itt->flushes[i].gfn, gfn);
 	KUNIT_EXPECT_EQ(test, itt->flushes[i].nr, nr);
 }
@@ -518,6 +522,67 @@ static void test_checks_catch_no_writeback(struct kunit *test)
 	KUNIT_EXPECT_GT(test, itt->early_links, 0);
 }
 
+/* Drop mmu_lock wherever a zap may: as if a vCPU waited for it */
+static bool itt_should_yield(struct kvm_iommu_tdp *t)
+{
+	struct itt *itt = kunit_get_current_test()->priv;
+
+	itt->yields++;
+	return true;
+}
+
+/*
+ * kvm_unmap_gfn_range() of a range that may block (fewer leaves than a
+ * batch of unpins, so that only yields drain): the zap may drop
+ * mmu_lock between 2 MiB ranges, as KVM's own zaps do, and flushes and
+ * unpins what it cleared before each such point; one that may not block
+ * holds the lock and flushes once.
+ */
+static void test_unmap_may_block(struct kunit *test)
+{
+	struct kvm_memory_slot slot = {};
+	struct kvm_gfn_range range = {
+		.slot = &slot,
+		.start = 0,
+		.end = 4 * IOMMU_TDP_PTES,
+		.attr_filter = KVM_FILTER_SHARED,
+	};
+	struct itt *itt = itt_new(test);
+	int i;
+
+	kunit_activate_static_stub(test, iommu_tdp_should_yield,
+				   itt_should_yield);
+	/* The stand-in VM has no mm for the refill worker to map from */
+	itt->t->blocked = true;
+	itt->kvm->arch.iommu_tdp = itt->t;
+	for (i = 0; i < 3; i++)
+		itt_install(test, itt, i * IOMMU_TDP_PTES, 80, 0);
+
+	write_lock(&itt->kvm->mmu_lock);
+	kvm_iommu_tdp_unmap(itt->kvm, &range);
+	write_unlock(&itt->kvm->mmu_lock);
+	KUNIT_EXPECT_EQ(test, itt->yields, 0);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 1);
+	itt_expect_flush(test, itt, 0, 0, 2 * IOMMU_TDP_PTES + 80);
+	itt_expect_ordered(test, itt);
+
+	for (i = 0; i < 3; i++)
+		itt_install(test, itt, i * IOMMU_TDP_PTES, 80, 0);
+	range.may_block = true;
+	itt->nflushes = 0;
+	write_lock(&itt->kvm->mmu_lock);
+	kvm_iommu_tdp_unmap(itt->kvm, &range);
+	write_unlock(&itt->kvm->mmu_lock);
+	KUNIT_EXPECT_EQ(test, itt->yields, 3);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 3);
+	for (i = 0; i < 3; i++)
+		itt_expect_flush(test, itt, i, i * IOMMU_TDP_PTES, 80);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 480);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
+	itt_expect_ordered(test, itt);
+	itt->kvm->arch.iommu_tdp = NULL;
+}
+
 static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_install_written_back, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_range, itt_format_gen_params),
@@ -526,6 +591,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_zap_batches, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_empty_flushes_all, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_checks_catch_no_writeback, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_unmap_may_block, itt_format_gen_params),
 	{}
 };
 
