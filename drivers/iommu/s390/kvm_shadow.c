@@ -255,8 +255,13 @@ struct s390_kvm_changes {
 	bool narrowed;	/* an entry was invalidated or replaced */
 };
 
-static void s390_kvm_changed(struct s390_kvm_changes *c, u64 iova,
-			     bool narrowed)
+/*
+ * The helpers of a sync's per-page loop are __always_inline: at -Os (the
+ * test kernels' setting) the compiler keeps them out of line, and each call
+ * then saves and restores up to ten registers, for every page.
+ */
+static __always_inline void s390_kvm_changed(struct s390_kvm_changes *c,
+					     u64 iova, bool narrowed)
 {
 	c->first = min(c->first, iova);
 	c->last = max(c->last, iova + PAGE_SIZE - 1);
@@ -303,20 +308,33 @@ static int s390_kvm_refresh(struct s390_kvm_domain *skd,
 	return ret;
 }
 
+/*
+ * Remove the host entry @px of @seg, for DMA address @iova, if its record
+ * is valid. The caller counts the record. Returns true if it was valid.
+ */
+static __always_inline bool s390_kvm_host_unset(struct s390_kvm_seg *seg,
+						unsigned int px, u64 iova,
+						struct s390_kvm_changes *c)
+{
+	if (!seg->gpa[px])
+		return false;
+	seg->gpa[px] = 0;
+	if (seg->pto && !(READ_ONCE(seg->pto[px]) & ZPCI_PTE_INVALID)) {
+		dma_update_cpu_trans(&seg->pto[px], 0, ZPCI_PTE_INVALID);
+		s390_kvm_changed(c, iova, true);
+	}
+	return true;
+}
+
 /* Remove the host entry @px of @seg, for DMA address @iova, if valid */
 static bool s390_kvm_host_clear(struct s390_kvm_domain *skd,
 				struct s390_kvm_seg *seg, unsigned int px,
 				u64 iova, struct s390_kvm_changes *c)
 {
-	if (!seg->gpa[px])
+	if (!s390_kvm_host_unset(seg, px, iova, c))
 		return false;
-	seg->gpa[px] = 0;
 	seg->nr--;
 	skd->nr_mapped--;
-	if (seg->pto && !(READ_ONCE(seg->pto[px]) & ZPCI_PTE_INVALID)) {
-		dma_update_cpu_trans(&seg->pto[px], 0, ZPCI_PTE_INVALID);
-		s390_kvm_changed(c, iova, true);
-	}
 	return true;
 }
 
@@ -431,38 +449,108 @@ static int s390_kvm_error(struct s390_kvm_domain *skd, int err)
 }
 
 /*
- * Translate guest frame @gpa through the parent. Returns the host frame, or
- * 0 if the parent does not map it; *@prot is set if the parent maps it
- * read-only.
+ * The parent's page table for the guest segment of @gpa, which is inside
+ * the parent's aperture, or NULL if the parent has none there (yet).
  */
-static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
-					 bool *prot)
+static unsigned long *s390_kvm_parent_pto(struct s390_kvm_domain *skd,
+					  u64 gpa)
 {
-	struct s390_domain *parent = skd->parent;
 	u64 seg = (gpa >> ZPCI_ST_SHIFT) + 1;
 	struct s390_kvm_pcache *pc = &skd->pcache[seg % S390_KVM_PCACHE];
 	unsigned long *ptep;
+
+	/* The parent's tables stay until it is freed; only entries change */
+	if (pc->seg == seg)
+		return pc->pto;
+	ptep = dma_lookup_cpu_trans(skd->parent, gpa);
+	if (!ptep)
+		return NULL;
+	pc->pto = ptep - s390_kvm_px(gpa);
+	pc->seg = seg;
+	return pc->pto;
+}
+
+/**
+ * struct s390_kvm_prun - The parent's translation of a run of guest frames
+ * @start: the parent's aperture, read once for the run
+ * @end: its last address
+ * @seg: guest segment number + 1 of @pto; 0: none
+ * @pto: the parent's page table for that segment, kept for the run (no
+ *       longer than the domain lock is held): the parent's tables stay
+ *       until it is freed, so a run of frames in one guest segment costs
+ *       one lookup and a read of each frame's entry
+ */
+struct s390_kvm_prun {
+	u64 start;
+	u64 end;
+	u64 seg;
+	const unsigned long *pto;
+};
+
+static __always_inline void s390_kvm_prun_init(struct s390_kvm_domain *skd,
+					       struct s390_kvm_prun *r)
+{
+	r->start = skd->parent->domain.geometry.aperture_start;
+	r->end = skd->parent->domain.geometry.aperture_end;
+	r->seg = 0;
+	r->pto = NULL;
+}
+
+/*
+ * Translate guest frame @gpa through the parent, for run @r. Returns the
+ * host frame, or 0 if the parent does not map it; *@prot is set if the
+ * parent maps it read-only.
+ */
+static __always_inline phys_addr_t
+s390_kvm_prun_frame(struct s390_kvm_domain *skd, struct s390_kvm_prun *r,
+		    u64 gpa, bool *prot)
+{
+	u64 seg = (gpa >> ZPCI_ST_SHIFT) + 1;
 	unsigned long pte;
 
 	/* Beyond the parent's table an index would wrap: never look there */
-	if (gpa < parent->domain.geometry.aperture_start ||
-	    gpa > parent->domain.geometry.aperture_end)
+	if (gpa < r->start || gpa > r->end)
 		return 0;
-	/* The parent's tables stay until it is freed; only entries change */
-	if (pc->seg == seg) {
-		ptep = &pc->pto[s390_kvm_px(gpa)];
-	} else {
-		ptep = dma_lookup_cpu_trans(parent, gpa);
-		if (!ptep)
+	if (r->seg != seg) {
+		r->pto = s390_kvm_parent_pto(skd, gpa);
+		if (!r->pto) {
+			/* The parent may make it later: look again next time */
+			r->seg = 0;
 			return 0;
-		pc->pto = ptep - s390_kvm_px(gpa);
-		pc->seg = seg;
+		}
+		r->seg = seg;
 	}
-	pte = READ_ONCE(*ptep);
+	pte = READ_ONCE(r->pto[s390_kvm_px(gpa)]);
 	if (pte & ZPCI_PTE_INVALID)
 		return 0;
 	*prot = pte & ZPCI_TABLE_PROT_MASK;
 	return pte & ZPCI_PTE_ADDR_MASK;
+}
+
+/* s390_kvm_prun_frame() for one frame */
+static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
+					 bool *prot)
+{
+	struct s390_kvm_prun r;
+
+	s390_kvm_prun_init(skd, &r);
+	return s390_kvm_prun_frame(skd, &r, gpa, prot);
+}
+
+/* s390_kvm_guest_table() for a page the walk did not read last */
+static const u64 *s390_kvm_guest_table_fill(struct s390_kvm_domain *skd,
+					    u64 gpa, unsigned int slot)
+{
+	struct s390_kvm_tcache *tc = &skd->tcache[slot];
+	phys_addr_t hpa;
+	bool prot;
+
+	hpa = s390_kvm_parent_frame(skd, gpa & PAGE_MASK, &prot);
+	if (!hpa || !pfn_valid(PHYS_PFN(hpa)))
+		return NULL;
+	tc->va = phys_to_virt(hpa);
+	tc->gfn = (gpa >> PAGE_SHIFT) + 1;
+	return tc->va + offset_in_page(gpa) / sizeof(u64);
 }
 
 /*
@@ -474,34 +562,22 @@ static phys_addr_t s390_kvm_parent_frame(struct s390_kvm_domain *skd, u64 gpa,
  * takes that lock, before it unpins the pages. @slot is the level's place
  * in skd->tcache.
  */
-static const u64 *s390_kvm_guest_table(struct s390_kvm_domain *skd,
-				       u64 gpa, unsigned int slot)
+static __always_inline const u64 *
+s390_kvm_guest_table(struct s390_kvm_domain *skd, u64 gpa, unsigned int slot)
 {
-	u64 gfn = (gpa >> PAGE_SHIFT) + 1;
-	struct s390_kvm_tcache *tc = &skd->tcache[slot];
-	phys_addr_t hpa;
-	bool prot;
+	const struct s390_kvm_tcache *tc = &skd->tcache[slot];
 
-	if (tc->gfn != gfn) {
-		hpa = s390_kvm_parent_frame(skd, gpa & PAGE_MASK, &prot);
-		if (!hpa || !pfn_valid(PHYS_PFN(hpa)))
-			return NULL;
-		tc->va = phys_to_virt(hpa);
-		tc->gfn = gfn;
-	}
-	return tc->va + offset_in_page(gpa) / sizeof(u64);
+	if (tc->gfn == (gpa >> PAGE_SHIFT) + 1)
+		return tc->va + offset_in_page(gpa) / sizeof(u64);
+	return s390_kvm_guest_table_fill(skd, gpa, slot);
 }
 
-/* The segment record of @iova, made if @make */
-static struct s390_kvm_seg *s390_kvm_seg(struct s390_kvm_domain *skd,
-					 u64 iova, bool make)
+/* The slow path of s390_kvm_seg(): not the record it found last */
+static struct s390_kvm_seg *s390_kvm_seg_find(struct s390_kvm_domain *skd,
+					      unsigned long index, bool make)
 {
-	unsigned long index = iova >> ZPCI_ST_SHIFT;
 	struct s390_kvm_seg *seg;
 
-	/* Refreshes come in runs of the same few segments */
-	if (skd->seg_hint && skd->seg_hint_index == index)
-		return skd->seg_hint;
 	seg = xa_load(&skd->segs, index);
 	if (!seg && make) {
 		seg = kzalloc_obj(*seg, GFP_KERNEL_ACCOUNT);
@@ -520,18 +596,71 @@ static struct s390_kvm_seg *s390_kvm_seg(struct s390_kvm_domain *skd,
 	return seg;
 }
 
-/* Make the host entry of @iova map guest frame @gpa, if the parent maps it */
-static int s390_kvm_host_set(struct s390_kvm_domain *skd,
-			     struct s390_kvm_seg *seg, u64 iova, u64 gpa,
-			     bool prot, struct s390_kvm_changes *c)
+/* The segment record of @iova, made if @make */
+static __always_inline struct s390_kvm_seg *
+s390_kvm_seg(struct s390_kvm_domain *skd, u64 iova, bool make)
 {
-	unsigned int px = s390_kvm_px(iova);
+	unsigned long index = iova >> ZPCI_ST_SHIFT;
+
+	/* Refreshes come in runs of the same few segments */
+	if (skd->seg_hint && skd->seg_hint_index == index)
+		return skd->seg_hint;
+	return s390_kvm_seg_find(skd, index, make);
+}
+
+/**
+ * struct s390_kvm_tally - What the sync of one segment did so far
+ * @new: for &struct s390_kvm_stats
+ * @replaced: see @new
+ * @unchanged: see @new
+ * @invalidated: see @new; also the segment's records that were removed
+ * @added: the segment's records that were made valid
+ *
+ * Counted locally (in registers where the compiler can), not in the
+ * domain, and added to it once at the end of the segment, also when the
+ * sync stops at an error there: nothing reads the domain's counters in
+ * between, as the domain lock is held throughout.
+ */
+struct s390_kvm_tally {
+	unsigned int new;
+	unsigned int replaced;
+	unsigned int unchanged;
+	unsigned int invalidated;
+	unsigned int added;
+};
+
+/* Add @t to the domain and to segment record @seg (NULL if none) */
+static __always_inline void s390_kvm_tally_add(struct s390_kvm_domain *skd,
+					       struct s390_kvm_seg *seg,
+					       const struct s390_kvm_tally *t)
+{
+	if (seg)
+		seg->nr = seg->nr + t->added - t->invalidated;
+	skd->nr_mapped = skd->nr_mapped + t->added - t->invalidated;
+	skd->stats.new += t->new;
+	skd->stats.replaced += t->replaced;
+	skd->stats.unchanged += t->unchanged;
+	skd->stats.invalidated += t->invalidated;
+}
+
+/*
+ * Make the host entry @px of @seg, for DMA address @iova, map guest frame
+ * @gpa, if the parent maps it (run @r); counted in @t, changes in @c.
+ */
+static __always_inline int s390_kvm_host_set(struct s390_kvm_domain *skd,
+					     struct s390_kvm_seg *seg,
+					     unsigned int px, u64 iova,
+					     u64 gpa, bool prot,
+					     struct s390_kvm_prun *r,
+					     struct s390_kvm_tally *t,
+					     struct s390_kvm_changes *c)
+{
 	bool parent_prot = false;
 	unsigned long *ptep, old;
 	phys_addr_t hpa;
 	int flags;
 
-	hpa = s390_kvm_parent_frame(skd, gpa, &parent_prot);
+	hpa = s390_kvm_prun_frame(skd, r, gpa, &parent_prot);
 	if (!hpa)
 		return -EFAULT;
 	prot |= parent_prot;
@@ -546,22 +675,20 @@ static int s390_kvm_host_set(struct s390_kvm_domain *skd,
 	ptep = &seg->pto[px];
 	old = READ_ONCE(*ptep);
 	/* Known before the entry is valid: a parent unmap must find it */
-	if (!seg->gpa[px]) {
-		seg->nr++;
-		skd->nr_mapped++;
-	}
+	if (!seg->gpa[px])
+		t->added++;
 	seg->gpa[px] = gpa | S390_KVM_GPA_VALID;
 	if (old & ZPCI_PTE_INVALID) {
-		skd->stats.new++;
+		t->new++;
 		s390_kvm_changed(c, iova, false);
 		dma_update_cpu_trans(ptep, hpa, flags);
 	} else if ((old & ZPCI_PTE_ADDR_MASK) == hpa &&
 		   !(old & ZPCI_TABLE_PROT_MASK) == !prot) {
 		/* Unchanged, or only the guest address behind it (an alias) */
-		skd->stats.unchanged++;
+		t->unchanged++;
 	} else {
 		/* Never invalid on the way: DMA in flight sees old or new */
-		skd->stats.replaced++;
+		t->replaced++;
 		s390_kvm_changed(c, iova, true);
 		dma_replace_cpu_trans(ptep, hpa, flags);
 	}
@@ -703,49 +830,58 @@ static int s390_kvm_sync_segment(struct s390_kvm_domain *skd, u64 iova,
 				 u64 last, struct s390_kvm_walk *w,
 				 struct s390_kvm_changes *c)
 {
-	unsigned int first = s390_kvm_px(iova);
-	unsigned int n = ((last - iova) >> PAGE_SHIFT) + 1, i;
+	unsigned int px = s390_kvm_px(iova), end = s390_kvm_px(last);
 	struct s390_kvm_seg *seg = s390_kvm_seg(skd, iova, false);
-	const u64 *ptes = NULL;
-	int ret;
+	struct s390_kvm_tally t = {};
+	bool frame = w->frame, prot = w->prot;
+	const u64 *table = NULL;
+	struct s390_kvm_prun r;
+	u64 pt = w->pt;
+	int ret = 0;
 
 	/* A page table is 2K aligned, so it is in one page of the parent */
-	if (!w->frame) {
-		ptes = s390_kvm_guest_table(skd, w->pt + first * 8, 0);
-		if (!ptes)
+	if (!frame) {
+		table = s390_kvm_guest_table(skd, pt, 0);
+		if (!table)
 			return -EFAULT;
 	}
-	for (i = 0; i < n; i++, iova += PAGE_SIZE) {
+	s390_kvm_prun_init(skd, &r);
+	for (; px <= end; px++, iova += PAGE_SIZE) {
 		u64 pte, gpa;
 
-		if (w->frame) {
-			gpa = w->pt + ((u64)(first + i) << PAGE_SHIFT);
+		if (frame) {
+			gpa = pt + ((u64)px << PAGE_SHIFT);
 			pte = gpa;
 		} else {
 			/* Each entry is read once, and used as read */
-			pte = READ_ONCE(ptes[i]);
-			if (!pte)
-				return -EINVAL;
+			pte = READ_ONCE(table[px]);
+			if (!pte) {
+				ret = -EINVAL;
+				break;
+			}
 			gpa = pte & ZPCI_PTE_ADDR_MASK;
 		}
 		if (pte & ZPCI_PTE_INVALID) {
-			if (seg && s390_kvm_host_clear(skd, seg, first + i,
-						       iova, c))
-				skd->stats.invalidated++;
+			if (seg && s390_kvm_host_unset(seg, px, iova, c))
+				t.invalidated++;
 			continue;
 		}
 		if (!seg) {
 			seg = s390_kvm_seg(skd, iova, true);
-			if (!seg)
-				return -ENOMEM;
+			if (!seg) {
+				ret = -ENOMEM;
+				break;
+			}
 		}
-		ret = s390_kvm_host_set(skd, seg, iova, gpa,
-					w->prot || (pte & ZPCI_TABLE_PROT_MASK),
-					c);
+		ret = s390_kvm_host_set(skd, seg, px, iova, gpa,
+					prot || (pte & ZPCI_TABLE_PROT_MASK),
+					&r, &t, c);
 		if (ret)
-			return ret;
+			break;
 	}
-	return 0;
+	/* Also after an error: clearing for the error state relies on seg->nr */
+	s390_kvm_tally_add(skd, seg, &t);
+	return ret;
 }
 
 /* Where @vcpu_idx's refresh of [@iova, @iova + @size) continues, or @first */
