@@ -49,7 +49,7 @@ if not rows:
     sys.exit("no KVMDOM-BENCH lines in " + log)
 print("s390x zPCI shadow sync vs per-page iommu_map()/iommu_unmap()")
 print("(each: map N pages, then unmap them; QEMU TCG on %s)" % host)
-print("The shadow's time includes the guest's own table writes. 'unchanged'")
+print("Both times include the guest's own table writes. 'unchanged'")
 print("refreshes a range that did not change (the walk, no RPCIT); 'RPCIT us'")
 print("is one host refresh of the range, timed alone. Each figure is the best of")
 print("%d rounds: the machine is shared." % rows[0].get("rounds", 1))
