@@ -11,7 +11,8 @@
  * the vCPU; then dirty logging (refused), MADV_DONTNEED, memslot deletion
  * and the VM's file closing must keep DMA off the memory.  A refused DMA
  * leaves no error in edu: every check uses poison.  Then VM 2, without
- * KVM_X86_QUIRK_SLOT_ZAP_ALL and without a vCPU: a memslot moved, deleted
+ * KVM_X86_QUIRK_SLOT_ZAP_ALL and without a vCPU: edu moved between an IOAS
+ * and the KVM-backed HWPT by replacing its attachment; a memslot moved, deleted
  * and created under the attached device, then DMA from a thread of its own
  * while the main thread drops pages, splits a huge page and deletes and
  * creates a memslot, with what the VM lost kept readable to prove that no
@@ -47,7 +48,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	56
+#define PLAN_FULL	60
 #define PLAN_SL		5
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
@@ -871,6 +872,72 @@ static void churn_run(int vm)
 }
 
 /*
+ * Step (i): an IOAS of two pages of the test's own at IOVA SLOT2_GPA (the
+ * first two pages of slot 2 in VM 2), and edu switched between it and the
+ * KVM-backed HWPT by replacing the attachment, never detaching: each
+ * switch must send DMA to that IOVA where the new translation says, and
+ * nowhere else. @io is the IOAS's memory, @m2 slot 2's.
+ */
+static int ioas_swap(int dev, int iommufd, __u32 hwpt, __u8 *io, __u8 *m2)
+{
+	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
+	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	struct iommu_ioas_map map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+		.user_va = (unsigned long)io,
+		.length = 2 * PG,
+		.iova = SLOT2_GPA,
+	};
+	int ret, ok, i;
+
+	ret = ioctl(iommufd, IOMMU_IOAS_ALLOC, &alloc);
+	map.ioas_id = alloc.out_ioas_id;
+	ret = ret || ioctl(iommufd, IOMMU_IOAS_MAP, &map);
+	at.pt_id = alloc.out_ioas_id;
+	ret = ret || ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+	/* edu's buffer from the IOAS's first page, to its second */
+	fill(io, PG, 0x5eed0300);
+	fill(io + PG, PG, POISON);
+	fill(m2, 2 * PG, POISON);
+	ok = !ret && !ram_to_edu(SLOT2_GPA) && !edu_to_ram(SLOT2_GPA + PG);
+	settle();
+	tap(ok && is_fill(io + PG, PG, 0x5eed0300) && is_fill(m2, 2 * PG, POISON),
+	    "VM 2: edu attached to an IOAS (ioas %u): DMA at IOVA 0x%llx reads and writes the IOAS's pages%s",
+	    alloc.out_ioas_id, SLOT2_GPA, errstr(ret));
+	if (ret)
+		return ret;
+
+	for (i = 0; i < 3; i++) {
+		int to_kvm = !(i & 1);
+
+		fill(io + PG, PG, POISON);
+		fill(m2 + PG, PG, POISON);
+		at.pt_id = to_kvm ? hwpt : alloc.out_ioas_id;
+		ret = ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+		ok = !ret && !edu_to_ram(SLOT2_GPA + PG);
+		settle();
+		tap(ok && is_fill(to_kvm ? m2 + PG : io + PG, PG, 0x5eed0300) &&
+		    is_fill(to_kvm ? io + PG : m2 + PG, PG, POISON),
+		    "VM 2: replaced by %s without a detach: DMA to IOVA 0x%llx lands in %s only%s",
+		    to_kvm ? "the KVM-backed HWPT" : "the IOAS again",
+		    SLOT2_GPA + PG,
+		    to_kvm ? "slot 2's memory" : "the IOAS's page", errstr(ret));
+		if (ret)
+			return ret;
+	}
+	/* The IOAS goes once nothing is attached to it */
+	ret = ioctl(iommufd, IOMMU_DESTROY,
+		    &(struct iommu_destroy){ .size = sizeof(struct iommu_destroy),
+					     .id = alloc.out_ioas_id });
+	if (ret)
+		printf("# IOMMU_DESTROY ioas %u: %s\n", alloc.out_ioas_id,
+		       strerror(errno));
+	return 0;
+}
+
+/*
  * Step 5 (e): VM 2, KVM_X86_QUIRK_SLOT_ZAP_ALL off and no vCPU, on the same
  * edu and iommufd: a memslot moves, goes and comes under the attached edu.
  * With the quirk off, deletion and move take kvm_unmap_gfn_range(), not
@@ -887,6 +954,7 @@ static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 	struct iommu_destroy destroy = { .size = sizeof(destroy) };
 	__u8 *m0 = anon(VM2_SLOT0_SIZE), *m2 = anon(SLOT2_SIZE);
 	__u8 *m3 = anon(SLOT3_SIZE);	/* in no memslot until slot 3 */
+	__u8 *io = NULL;
 	int vm, q, ret, mv, ok;
 	__u64 at2;
 	__u32 hwpt = 0;
@@ -915,11 +983,14 @@ static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 	    errstr(ret));
 	if (ret)
 		goto out;
-	at.pt_id = hwpt;
 	destroy.id = hwpt;
-	ret = ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
-	tap(!ret, "VM 2: VFIO_DEVICE_ATTACH_IOMMUFD_PT hwpt %u%s", hwpt,
-	    errstr(ret));
+	io = anon(2 * PG);
+	ret = !io || ioas_swap(dev, iommufd, hwpt, io, m2);
+	if (ret) {
+		at.pt_id = hwpt;
+		ret = ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+	}
+	tap(!ret, "VM 2: edu attached to hwpt %u%s", hwpt, errstr(ret));
 	if (ret) {
 		ioctl(iommufd, IOMMU_DESTROY, &destroy);
 		goto out;
@@ -989,6 +1060,8 @@ out:
 		munmap(m2, SLOT2_SIZE);
 	if (m3)
 		munmap(m3, SLOT3_SIZE);
+	if (io)
+		munmap(io, 2 * PG);
 }
 
 /*
