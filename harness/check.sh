@@ -104,6 +104,7 @@ boot_check() {
 		return 1
 	fi
 	[ "$arch" = s390x ] && grep -h '^s390x: KVM not available' "$log" | head -n1
+	[ "$arch/$variant" = x86_64/flts ] && grep -h '^x86_64: VT-d walks' "$log" | head -n1
 	return 0
 }
 
