@@ -16,7 +16,8 @@
  * and created under the attached device, then DMA from a thread of its own
  * while the main thread drops pages, splits a huge page and deletes and
  * creates a memslot, with what the VM lost kept readable to prove that no
- * later DMA reached it; and a child without CAP_IPC_LOCK
+ * later DMA reached it; private and guest_memfd memory refused; and a
+ * child without CAP_IPC_LOCK
  * whose table must fit in RLIMIT_MEMLOCK.  Without first-stage translation
  * (ECAP.FLTS) the format must be refused; so must KVM's 5-level table under
  * 5-level paging (LA57), which QEMU's first stage cannot walk.  Prints TAP.
@@ -48,10 +49,11 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	60
+#define PLAN_FULL	64
 #define PLAN_SL		5
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
+#define NR_REFUSALS	4	/* step (j) */
 
 #define ECAP_FLTS	_BITULL(47)
 
@@ -1064,6 +1066,101 @@ out:
 		munmap(io, 2 * PG);
 }
 
+/* A guest_memfd memslot of 2 MiB at @gpa over @p: the ioctl's result */
+static int gmem_slot(int vm, __u32 slot, __u64 gpa, void *p, int *fd)
+{
+	struct kvm_create_guest_memfd gmem = {
+		.size = 2ULL << 20,
+		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+	};
+	struct kvm_userspace_memory_region2 r = {
+		.slot = slot,
+		.flags = KVM_MEM_GUEST_MEMFD,
+		.guest_phys_addr = gpa,
+		.memory_size = 2ULL << 20,
+		.userspace_addr = (unsigned long)p,
+	};
+
+	if (*fd < 0)
+		*fd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &gmem);
+	if (*fd < 0) {
+		printf("# KVM_CREATE_GUEST_MEMFD: %s\n", strerror(errno));
+		return -2;
+	}
+	r.guest_memfd = *fd;
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r);
+}
+
+/*
+ * Step (j): memory the table refuses, with the errnos the uAPI page gives.
+ * A VM with private memory (KVM_X86_SW_PROTECTED_VM), and a default VM
+ * with a guest_memfd memslot (KVM maps the file's pages, the table would
+ * pin the mapping's), get EOPNOTSUPP from IOMMU_HWPT_ALLOC; while the
+ * table exists, a guest_memfd memslot gets EBUSY, and once the HWPT is
+ * gone the same memslot is taken.
+ */
+static void refusals(int kvm, int iommufd, __u32 dev_id)
+{
+	struct iommu_destroy destroy = { .size = sizeof(destroy) };
+	__u8 *m = anon(2ULL << 20), *g = anon(2ULL << 20);
+	int types, vm, ret, e, fd = -1;
+	__u32 hwpt = 0;
+
+	types = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+	vm = types < 0 || !(types & (1 << KVM_X86_SW_PROTECTED_VM)) ? -1 :
+	     ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+	ret = vm < 0 || !m || vm_slot(vm, 0, 0, 2ULL << 20, m) ? 0 :
+	      vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	e = errno;
+	tap(vm >= 0 && ret && e == EOPNOTSUPP,
+	    "KVM_X86_SW_PROTECTED_VM (KVM_CAP_VM_TYPES 0x%x): IOMMU_HWPT_ALLOC VTD_TDP fails with EOPNOTSUPP (%s)",
+	    types, vm < 0 ? "no such VM" : ret ? strerror(e) : "it succeeded");
+	destroy.id = hwpt;
+	if (vm >= 0 && !ret)
+		ioctl(iommufd, IOMMU_DESTROY, &destroy);
+	if (vm >= 0)
+		close(vm);
+
+	/* A default VM: its RAM, and a guest_memfd memslot above */
+	vm = !m || !g ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	ret = vm < 0 ? -1 : vm_slot(vm, 0, 0, 2ULL << 20, m);
+	ret = ret ? ret : gmem_slot(vm, 1, 4ULL << 20, g, &fd);
+	printf("# default VM, slot 0 of anonymous memory, slot 1 of guest_memfd%s\n",
+	       errstr(ret));
+	ret = ret ? 0 : vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	e = errno;
+	tap(vm >= 0 && ret && e == EOPNOTSUPP,
+	    "a guest_memfd memslot: IOMMU_HWPT_ALLOC VTD_TDP fails with EOPNOTSUPP (%s)",
+	    ret ? strerror(e) : "it succeeded or was not tried");
+	destroy.id = hwpt;
+	if (vm >= 0 && !ret)
+		ioctl(iommufd, IOMMU_DESTROY, &destroy);
+
+	/* The same VM without it: the table, then guest_memfd is refused */
+	ret = vm < 0 || vm_slot(vm, 1, 4ULL << 20, 0, g) ? -1 :
+	      vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	if (ret)
+		printf("# slot 1 deleted, IOMMU_HWPT_ALLOC VTD_TDP: %s\n",
+		       strerror(errno));
+	e = ret ? 0 : gmem_slot(vm, 1, 4ULL << 20, g, &fd);
+	tap(!ret && e == -1 && errno == EBUSY,
+	    "with the table in use, a guest_memfd memslot fails with EBUSY (%s)",
+	    ret ? "no table" : e == -1 ? strerror(errno) : "it succeeded");
+	destroy.id = hwpt;
+	ret = ret || ioctl(iommufd, IOMMU_DESTROY, &destroy) ||
+	      gmem_slot(vm, 1, 4ULL << 20, g, &fd);
+	tap(!ret, "with the HWPT destroyed, the same memslot is taken%s",
+	    errstr(ret));
+	if (fd >= 0)
+		close(fd);
+	if (vm >= 0)
+		close(vm);
+	if (m)
+		munmap(m, 2ULL << 20);
+	if (g)
+		munmap(g, 2ULL << 20);
+}
+
 /*
  * Step (f), in a child without CAP_IPC_LOCK: its VM's 4 MiB must fit in
  * RLIMIT_MEMLOCK.  The test VM runs as root, whose locked_vm is 0 here, so
@@ -1360,7 +1457,8 @@ int main(void)
 	munmap(mem1, SLOT1_SIZE);
 
 	vm2(kvm, dev, iommufd, bind.out_devid);
-	bail(PLAN_FULL - NR_MEMLOCK, "VM 2 not set up");
+	bail(PLAN_FULL - NR_MEMLOCK - NR_REFUSALS, "VM 2 not set up");
+	refusals(kvm, iommufd, bind.out_devid);
 	memlock(kvm, iommufd, bind.out_devid);
 
 	munmap((void *)bar, bar_size);
