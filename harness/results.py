@@ -23,6 +23,7 @@ SPLAT = re.compile(r'(WARNING: (CPU|at)|BUG: |kernel BUG at|Oops[:]| Oops |'
                    r'possible circular locking|inconsistent lock state|'
                    r'possible recursive locking|suspicious RCU usage|'
                    r'UBSAN:|KASAN:|refcount_t: |list_(add|del) corruption|'
+                   r'enqueued on deprecated workqueue|'
                    r'Call Trace:)')
 
 tty = sys.stdout.isatty() and not os.environ.get('CI')

@@ -412,8 +412,8 @@ static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
 		t->holes[i].start = min(t->holes[i].start, start);
 		t->holes[i].end = max(t->holes[i].end, end);
 	}
-	/* It pins, and may take long: not on a per-CPU worker */
-	queue_work(system_unbound_wq, &t->refill);
+	/* It pins, and may take long: unbound, and on the long-running queue */
+	queue_work(system_dfl_long_wq, &t->refill);
 }
 
 /**
