@@ -8,7 +8,8 @@
  * mode; edu bound to vfio-pci and attached through VFIO's cdev to a HWPT of
  * format IOMMU_HWPT_KVM_FORMAT_VTD_TDP (IOVA == GPA).  edu copies pages
  * between guest RAM and its buffer, checked through the host mapping and by
- * the vCPU; then dirty logging (refused), MADV_DONTNEED, memslot deletion
+ * the vCPU; KVM retiring the vCPUs' roots must not matter (DMA lands as
+ * before); then dirty logging (refused), MADV_DONTNEED, memslot deletion
  * and the VM's file closing must keep DMA off the memory.  A refused DMA
  * leaves no error in edu: every check uses poison.  Then VM 2, without
  * KVM_X86_QUIRK_SLOT_ZAP_ALL and without a vCPU: edu moved between an IOAS
@@ -49,7 +50,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	64
+#define PLAN_FULL	66
 #define PLAN_SL		5
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
@@ -75,6 +76,7 @@
 #define SRC_GPA		0x4000ULL	/* scratch pages in slot 0 */
 #define DST_GPA		0x5000ULL
 #define DEAD_GPA	0x6000ULL	/* step (d) */
+#define RETIRE_GPA	0x8000ULL	/* step (k) */
 #define DROP_GPA	0x1005000ULL	/* step (b): a 2 MiB range of its own */
 #define GONE_GPA	(SLOT1_GPA + 0x201000)	/* step (c) */
 #define PORT		0x3f8
@@ -504,6 +506,42 @@ static void dma_off(const char *what, int ret, __u64 gpa, __u8 *mem,
 	     dma_reads_none(gpa, seed + 1, POISON);
 	tap(ok, "%s: DMA from GPA 0x%llx does not read its old memory", what,
 	    gpa);
+}
+
+/*
+ * Step (k): KVM retires every root of the vCPUs: a change of kvm's
+ * nx_huge_pages fast-zaps all roots of every VM, and it is changed and
+ * changed back. The IOMMUs' table is no root: DMA lands where it did,
+ * and the vCPU, on roots made anew, reads what the DMA wrote.
+ */
+#define NX_PARAM	"/sys/module/kvm/parameters/nx_huge_pages"
+
+static void roots_retired(void)
+{
+	char old[16] = "", now[16] = "";
+	const char *flip = "Y", *back = "N";
+	__u32 v = 0;
+	int ok;
+
+	ok = !sysfs_read(NX_PARAM, old, sizeof(old));
+	if (old[0] == 'Y') {
+		flip = "N";
+		back = "Y";
+	}
+	ok = ok && !sysfs_write(NX_PARAM, flip) &&
+	     !sysfs_read(NX_PARAM, now, sizeof(now)) && now[0] == flip[0] &&
+	     !sysfs_write(NX_PARAM, back);
+	printf("# %s: %c, set to %s (read back %c), then to %s\n", NX_PARAM,
+	       old[0] ? old[0] : '?', flip, now[0] ? now[0] : '?', back);
+	fill(hva(RETIRE_GPA), PG, POISON);
+	ok = ok && !edu_load(0x5eed0110) && !edu_to_ram(RETIRE_GPA);
+	tap(ok && is_fill(hva(RETIRE_GPA), PG, 0x5eed0110),
+	    "KVM retired its roots (nx_huge_pages changed and back): DMA to GPA 0x%llx lands as before",
+	    RETIRE_GPA);
+	ok = ok && !vcpu_read(RETIRE_GPA + 12, &v);
+	tap(ok && !memcmp(&v, hva(RETIRE_GPA + 12), 4),
+	    "the vCPU, on new roots, reads the DMA's 0x%08x at GPA 0x%llx",
+	    v, RETIRE_GPA + 12);
 }
 
 /* Step 4 (a) to (c): what must keep DMA off memory */
@@ -1434,6 +1472,7 @@ int main(void)
 
 	for (i = 0; i < NR_LOCS; i++)
 		round_trips(i);
+	roots_retired();
 	safety(vm, r);
 
 	/* (d) the VM's file closed under the attached device */
