@@ -115,8 +115,8 @@ struct kvm_iommu_tdp_unpin {
  * @nr_holes: entries in @holes
  * @refill: maps @holes again, in process context
  * @zaps: invalidations under way that may drop mmu_lock and still use the
- *	table after the table's last user retired it; mmu_lock. The table
- *	is freed when there are none
+ *	table after the table's last user retired it. The table is freed
+ *	when there are none
  */
 struct kvm_iommu_tdp {
 	struct kvm *kvm;
@@ -134,7 +134,7 @@ struct kvm_iommu_tdp {
 	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 	unsigned int nr_holes;
 	struct work_struct refill;
-	unsigned int zaps;
+	atomic_t zaps;
 };
 
 /*
@@ -358,23 +358,25 @@ static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
 		if (!iommu_tdp_is_leaf(entry, level)) {
 			iommu_tdp_zap_table(t, __va(entry & IOMMU_TDP_ADDR),
 					    level - 1, gfn, start, end, z);
-			if (level == PG_LEVEL_2M && z->can_yield &&
-			    iommu_tdp_should_yield(t)) {
-				iommu_tdp_drain(t);
-				cond_resched_rwlock_write(&t->kvm->mmu_lock);
-			}
-			continue;
+		} else {
+			/*
+			 * All of the leaf goes, or a huge leaf that could not
+			 * be split: then the rest of it faults until the
+			 * refill.
+			 */
+			iommu_tdp_write(&table[i], 0);
+			z->zapped = true;
+			z->start = min(z->start, gfn);
+			z->end = max(z->end, gfn + size);
+			iommu_tdp_queue(t, gfn, size,
+					(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT);
 		}
-		/*
-		 * All of the leaf goes, or a huge leaf that could not be
-		 * split: then the rest of it faults until the refill.
-		 */
-		iommu_tdp_write(&table[i], 0);
-		z->zapped = true;
-		z->start = min(z->start, gfn);
-		z->end = max(z->end, gfn + size);
-		iommu_tdp_queue(t, gfn, size,
-				(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT);
+		/* After each 2 MiB, a table of 4 KiB leaves or one leaf */
+		if (level == PG_LEVEL_2M && z->can_yield &&
+		    iommu_tdp_should_yield(t)) {
+			iommu_tdp_drain(t);
+			cond_resched_rwlock_write(&t->kvm->mmu_lock);
+		}
 	}
 }
 
@@ -438,14 +440,13 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 	if (range->keeps_pfns)
 		return;
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	t->zaps++;
+	atomic_inc(&t->zaps);
 	iommu_tdp_zap(t, range->start, range->end, &z);
 	/* A huge leaf that stuck out went whole: all of it comes back */
 	if (z.zapped && !t->blocked)
 		iommu_tdp_hole(t, min(range->start, z.start),
 			       max(range->end, z.end));
-	if (!--t->zaps)
-		wake_up_var(&t->zaps);
+	atomic_dec_and_wake_up(&t->zaps);
 }
 
 /* The pages are physically contiguous and as aligned as the leaf */
@@ -755,7 +756,7 @@ static void iommu_tdp_retire(struct kvm_iommu_tdp *t)
 static void iommu_tdp_free(struct kvm_iommu_tdp *t)
 {
 	/* An invalidation that dropped mmu_lock finds it emptied, not freed */
-	wait_var_event(&t->zaps, !READ_ONCE(t->zaps));
+	wait_var_event(&t->zaps, !atomic_read_acquire(&t->zaps));
 	WARN_ON(t->npinned || t->nr_unpin);
 	iommu_tdp_free_tables(t->root, t->fmt.levels);
 	if (t->user)

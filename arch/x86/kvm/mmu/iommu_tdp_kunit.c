@@ -189,7 +189,8 @@ static void itt_release(void *data)
 	struct itt *itt = data;
 
 	if (itt->t) {
-		iommu_tdp_free_tables(itt->t->root, itt->t->fmt.levels);
+		if (itt->t->root)
+			iommu_tdp_free_tables(itt->t->root, itt->t->fmt.levels);
 		free_page((unsigned long)itt->t->unpin);
 		kfree(itt->t);
 	}
@@ -256,6 +257,24 @@ static struct itt *itt_new(struct kunit *test)
 	return itt;
 }
 
+/* The entry that maps @gfn, at the level it maps it; NULL if none */
+static u64 itt_lookup(struct itt *itt, gfn_t gfn, int *level)
+{
+	u64 *table = itt->t->root, entry = 0;
+	int l;
+
+	for (l = itt->t->fmt.levels; l >= PG_LEVEL_4K; l--) {
+		entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
+		if (!iommu_tdp_present(entry))
+			return 0;
+		if (iommu_tdp_is_leaf(entry, l))
+			break;
+		table = __va(entry & IOMMU_TDP_ADDR);
+	}
+	*level = l;
+	return entry;
+}
+
 /*
  * Map @n frames from @gfn (within one 2 MiB) to the memory's frames from
  * @off on, as a populate does: one 2 MiB leaf where it can.
@@ -269,14 +288,27 @@ static void itt_install(struct kunit *test, struct itt *itt, gfn_t gfn,
 	unsigned long i, installed;
 	int nspare = 0;
 
+	/* Where a frame is mapped already, install would unpin the page */
+	for (i = 0; i < n; i++) {
+		int level;
+
+		KUNIT_ASSERT_EQ_MSG(test, itt_lookup(itt, gfn + i, &level), 0,
+				    "GFN %llx is mapped already", gfn + i);
+	}
 	pages = kunit_kmalloc_array(test, n, sizeof(*pages), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, pages);
 	for (i = 0; i < n; i++)
 		pages[i] = itt->mem + (off + i) % IOMMU_TDP_PTES;
 	while (nspare < t->fmt.levels - 1) {
 		spare[nspare] = iommu_tdp_alloc_table(t);
-		KUNIT_ASSERT_NOT_NULL(test, spare[nspare]);
+		if (!spare[nspare])
+			break;
 		nspare++;
+	}
+	if (nspare < t->fmt.levels - 1) {
+		while (nspare)
+			iommu_tdp_free_table(spare[--nspare]);
+		KUNIT_FAIL_AND_ABORT(test, "no memory for the tables");
 	}
 	write_lock(&itt->kvm->mmu_lock);
 	installed = iommu_tdp_install(t, gfn, pages, n, spare, &nspare);
@@ -300,24 +332,6 @@ static void itt_zap(struct itt *itt, gfn_t start, gfn_t end)
 	write_lock(&itt->kvm->mmu_lock);
 	iommu_tdp_zap(itt->t, start, end, &z);
 	write_unlock(&itt->kvm->mmu_lock);
-}
-
-/* The entry that maps @gfn, at the level it maps it; NULL if none */
-static u64 itt_lookup(struct itt *itt, gfn_t gfn, int *level)
-{
-	u64 *table = itt->t->root, entry = 0;
-	int l;
-
-	for (l = itt->t->fmt.levels; l >= PG_LEVEL_4K; l--) {
-		entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
-		if (!iommu_tdp_present(entry))
-			return 0;
-		if (iommu_tdp_is_leaf(entry, l))
-			break;
-		table = __va(entry & IOMMU_TDP_ADDR);
-	}
-	*level = l;
-	return entry;
 }
 
 /* Frames [@gfn, @gfn + @n) map the memory from @off on, 4 KiB each */
@@ -534,9 +548,9 @@ static bool itt_should_yield(struct kvm_iommu_tdp *t)
 /*
  * kvm_unmap_gfn_range() of a range that may block (fewer leaves than a
  * batch of unpins, so that only yields drain): the zap may drop
- * mmu_lock between 2 MiB ranges, as KVM's own zaps do, and flushes and
- * unpins what it cleared before each such point; one that may not block
- * holds the lock and flushes once.
+ * mmu_lock after each 2 MiB, a table of 4 KiB leaves or a 2 MiB leaf, as
+ * KVM's own zaps may, and flushes and unpins what it cleared before each
+ * such point; one that may not block holds the lock and flushes once.
  */
 static void test_unmap_may_block(struct kunit *test)
 {
@@ -579,6 +593,30 @@ static void test_unmap_may_block(struct kunit *test)
 		itt_expect_flush(test, itt, i, i * IOMMU_TDP_PTES, 80);
 	KUNIT_EXPECT_EQ(test, itt->unpinned, 480);
 	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
+	itt_expect_ordered(test, itt);
+
+	/*
+	 * 2 MiB leaves (THP, hugetlb), where no table was (emptied tables
+	 * stay): a yield point after each
+	 */
+	range.start = 8 * IOMMU_TDP_PTES;
+	range.end = 12 * IOMMU_TDP_PTES;
+	for (i = 0; i < 3; i++)
+		itt_install(test, itt, (8 + i) * IOMMU_TDP_PTES, IOMMU_TDP_PTES,
+			    0);
+	itt->yields = 0;
+	itt->nflushes = 0;
+	write_lock(&itt->kvm->mmu_lock);
+	kvm_iommu_tdp_unmap(itt->kvm, &range);
+	write_unlock(&itt->kvm->mmu_lock);
+	KUNIT_EXPECT_EQ(test, itt->yields, 3);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 3);
+	for (i = 0; i < 3; i++)
+		itt_expect_flush(test, itt, i, (8 + i) * IOMMU_TDP_PTES,
+				 IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 480 + 3 * IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&itt->t->zaps), 0);
 	itt_expect_ordered(test, itt);
 	itt->kvm->arch.iommu_tdp = NULL;
 }
