@@ -32,7 +32,7 @@ if [ "$arch" = x86_64 ]; then
 		end kunit-kvm_iommu_tdp 0
 	fi
 	if [ -x /kvmdom/bin/kvm_vtd_dma ]; then
-		echo "x86_64: VT-d walks KVM's table for real only as x86-64 paging (NPT, kvm_amd) on the first stage; EPT on the second stage not run (TCG has no VMX: KUnit only)"
+		echo "x86_64: VT-d walks KVM's table for real only on the first-stage boot, as x86-64 paging (NPT, kvm_amd); EPT with the second stage never runs here (TCG has no VMX: KUnit only)"
 		begin vtd-dma
 		/kvmdom/bin/kvm_vtd_dma
 		end vtd-dma $?

@@ -735,12 +735,18 @@ static __u8 *churn_mem(__u8 **raw)
 	return m;
 }
 
-/* A pipe that holds a reference to the page at @p (its fd), or -1 */
+/*
+ * A pipe that holds a reference to the page at @p (its fd), or -1. The
+ * page is written first: if it was dropped and not mapped again yet, it
+ * gets the private page the table maps next, not the shared zero page
+ * that vmsplice()'s read-only lookup would map, which no DMA can reach.
+ */
 static int churn_keep(__u8 *p)
 {
 	struct iovec iov = { .iov_base = p, .iov_len = PG };
 	int fd[2];
 
+	*(volatile __u64 *)p = 0;
 	if (pipe(fd))
 		return -1;
 	if (vmsplice(fd[1], &iov, 1, 0) != (ssize_t)PG) {
@@ -788,8 +794,9 @@ static void churn_run(int vm)
 		vm_slot(vm, CHURN_SLOT, CHURN_GPA, 0, m);
 		ret = -1;
 	}
-	tap(!ret,
-	    "VM 2: slot 5, 4 MiB at GPA 0x%llx (AnonHugePages %ld kB), and a thread that keeps edu writing to it%s",
+	/* Its first 2 MiB must be a huge page, for the drops to split */
+	tap(!ret && huge >= 2048,
+	    "VM 2: slot 5, 4 MiB at GPA 0x%llx (AnonHugePages %ld kB, 2048 needed), and a thread that keeps edu writing to it%s",
 	    CHURN_GPA, huge, errstr(ret));
 	if (ret) {
 		if (m)
