@@ -529,6 +529,19 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 	return installed;
 }
 
+/* Enough tables in @spare for a walk down to a 4 KiB leaf; false if short */
+static bool iommu_tdp_get_spares(struct kvm_iommu_tdp *t, u64 **spare,
+				 int *nspare)
+{
+	while (*nspare < t->fmt.levels - 1) {
+		spare[*nspare] = iommu_tdp_alloc_table(t);
+		if (!spare[*nspare])
+			return false;
+		(*nspare)++;
+	}
+	return true;
+}
+
 /* An invalidation ran since @mmu_seq, or runs over [@start, @end) */
 static bool iommu_tdp_retry(struct kvm *kvm, unsigned long mmu_seq,
 			    gfn_t start, gfn_t end)
@@ -576,13 +589,7 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 			ret = pinned < 0 ? pinned : -EFAULT;
 			break;
 		}
-		while (nspare < t->fmt.levels - 1) {
-			spare[nspare] = iommu_tdp_alloc_table(t);
-			if (!spare[nspare])
-				break;
-			nspare++;
-		}
-		if (nspare < t->fmt.levels - 1) {
+		if (!iommu_tdp_get_spares(t, spare, &nspare)) {
 			unpin_user_pages(pages, n);
 			iommu_tdp_uncharge(t, n);
 			ret = -ENOMEM;

@@ -299,13 +299,7 @@ static void itt_install(struct kunit *test, struct itt *itt, gfn_t gfn,
 	KUNIT_ASSERT_NOT_NULL(test, pages);
 	for (i = 0; i < n; i++)
 		pages[i] = itt->mem + (off + i) % IOMMU_TDP_PTES;
-	while (nspare < t->fmt.levels - 1) {
-		spare[nspare] = iommu_tdp_alloc_table(t);
-		if (!spare[nspare])
-			break;
-		nspare++;
-	}
-	if (nspare < t->fmt.levels - 1) {
+	if (!iommu_tdp_get_spares(t, spare, &nspare)) {
 		while (nspare)
 			iommu_tdp_free_table(spare[--nspare]);
 		KUNIT_FAIL_AND_ABORT(test, "no memory for the tables");
@@ -545,6 +539,28 @@ static bool itt_should_yield(struct kvm_iommu_tdp *t)
 	return true;
 }
 
+/* kvm_iommu_tdp_unmap() of @range, as kvm_unmap_gfn_range() calls it */
+static void itt_unmap(struct itt *itt, struct kvm_gfn_range *range)
+{
+	itt->yields = 0;
+	itt->nflushes = 0;
+	write_lock(&itt->kvm->mmu_lock);
+	kvm_iommu_tdp_unmap(itt->kvm, range);
+	write_unlock(&itt->kvm->mmu_lock);
+}
+
+/* Three yield points, each drained: @nr frames from @gfn, every 2 MiB */
+static void itt_expect_yields(struct kunit *test, struct itt *itt, gfn_t gfn,
+			      u64 nr)
+{
+	int i;
+
+	KUNIT_EXPECT_EQ(test, itt->yields, 3);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 3);
+	for (i = 0; i < 3; i++)
+		itt_expect_flush(test, itt, i, gfn + i * IOMMU_TDP_PTES, nr);
+}
+
 /*
  * kvm_unmap_gfn_range() of a range that may block (fewer leaves than a
  * batch of unpins, so that only yields drain): the zap may drop
@@ -572,9 +588,7 @@ static void test_unmap_may_block(struct kunit *test)
 	for (i = 0; i < 3; i++)
 		itt_install(test, itt, i * IOMMU_TDP_PTES, 80, 0);
 
-	write_lock(&itt->kvm->mmu_lock);
-	kvm_iommu_tdp_unmap(itt->kvm, &range);
-	write_unlock(&itt->kvm->mmu_lock);
+	itt_unmap(itt, &range);
 	KUNIT_EXPECT_EQ(test, itt->yields, 0);
 	KUNIT_EXPECT_EQ(test, itt->nflushes, 1);
 	itt_expect_flush(test, itt, 0, 0, 2 * IOMMU_TDP_PTES + 80);
@@ -583,14 +597,8 @@ static void test_unmap_may_block(struct kunit *test)
 	for (i = 0; i < 3; i++)
 		itt_install(test, itt, i * IOMMU_TDP_PTES, 80, 0);
 	range.may_block = true;
-	itt->nflushes = 0;
-	write_lock(&itt->kvm->mmu_lock);
-	kvm_iommu_tdp_unmap(itt->kvm, &range);
-	write_unlock(&itt->kvm->mmu_lock);
-	KUNIT_EXPECT_EQ(test, itt->yields, 3);
-	KUNIT_EXPECT_EQ(test, itt->nflushes, 3);
-	for (i = 0; i < 3; i++)
-		itt_expect_flush(test, itt, i, i * IOMMU_TDP_PTES, 80);
+	itt_unmap(itt, &range);
+	itt_expect_yields(test, itt, 0, 80);
 	KUNIT_EXPECT_EQ(test, itt->unpinned, 480);
 	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
 	itt_expect_ordered(test, itt);
@@ -604,16 +612,8 @@ static void test_unmap_may_block(struct kunit *test)
 	for (i = 0; i < 3; i++)
 		itt_install(test, itt, (8 + i) * IOMMU_TDP_PTES, IOMMU_TDP_PTES,
 			    0);
-	itt->yields = 0;
-	itt->nflushes = 0;
-	write_lock(&itt->kvm->mmu_lock);
-	kvm_iommu_tdp_unmap(itt->kvm, &range);
-	write_unlock(&itt->kvm->mmu_lock);
-	KUNIT_EXPECT_EQ(test, itt->yields, 3);
-	KUNIT_EXPECT_EQ(test, itt->nflushes, 3);
-	for (i = 0; i < 3; i++)
-		itt_expect_flush(test, itt, i, (8 + i) * IOMMU_TDP_PTES,
-				 IOMMU_TDP_PTES);
+	itt_unmap(itt, &range);
+	itt_expect_yields(test, itt, 8 * IOMMU_TDP_PTES, IOMMU_TDP_PTES);
 	KUNIT_EXPECT_EQ(test, itt->unpinned, 480 + 3 * IOMMU_TDP_PTES);
 	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
 	KUNIT_EXPECT_EQ(test, atomic_read(&itt->t->zaps), 0);
