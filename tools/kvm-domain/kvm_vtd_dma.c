@@ -368,6 +368,29 @@ static __u8 *anon(size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * One TAP line: IOMMU_HWPT_ALLOC VTD_TDP for @vm, if @vm is a VM and
+ * @ready, must fail with errno @err, named @name. A HWPT made all the
+ * same is destroyed.
+ */
+static void alloc_fails(int iommufd, __u32 dev_id, int vm, int ready,
+			int err, const char *name, const char *what)
+{
+	struct iommu_destroy destroy = { .size = sizeof(destroy) };
+	int tried = vm >= 0 && ready, ret = 0, e = 0;
+
+	if (tried) {
+		ret = vtd_hwpt_alloc(iommufd, dev_id, vm, &destroy.id);
+		e = errno;
+		settle();	/* what the kernel logs about it */
+	}
+	tap(tried && ret && e == err,
+	    "%s: IOMMU_HWPT_ALLOC VTD_TDP fails with %s (%s)", what, name,
+	    !tried ? "not tried" : ret ? strerror(e) : "it succeeded");
+	if (tried && !ret)
+		ioctl(iommufd, IOMMU_DESTROY, &destroy);
+}
+
 /* Create, move (a new @gpa, same slot and size) or delete (@size 0) */
 static int vm_slot(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
 {
@@ -1154,15 +1177,10 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 	types = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
 	vm = types < 0 || !(types & (1 << KVM_X86_SW_PROTECTED_VM)) ? -1 :
 	     ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
-	ret = vm < 0 || !m || vm_slot(vm, 0, 0, 2ULL << 20, m) ? 0 :
-	      vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
-	e = errno;
-	tap(vm >= 0 && ret && e == EOPNOTSUPP,
-	    "KVM_X86_SW_PROTECTED_VM (KVM_CAP_VM_TYPES 0x%x): IOMMU_HWPT_ALLOC VTD_TDP fails with EOPNOTSUPP (%s)",
-	    types, vm < 0 ? "no such VM" : ret ? strerror(e) : "it succeeded");
-	destroy.id = hwpt;
-	if (vm >= 0 && !ret)
-		ioctl(iommufd, IOMMU_DESTROY, &destroy);
+	printf("# KVM_CAP_VM_TYPES 0x%x\n", types);
+	alloc_fails(iommufd, dev_id, vm,
+		    m && !vm_slot(vm, 0, 0, 2ULL << 20, m), EOPNOTSUPP,
+		    "EOPNOTSUPP", "KVM_X86_SW_PROTECTED_VM");
 	if (vm >= 0)
 		close(vm);
 
@@ -1172,14 +1190,8 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 	ret = ret ? ret : gmem_slot(vm, 1, 4ULL << 20, g, &fd);
 	printf("# default VM, slot 0 of anonymous memory, slot 1 of guest_memfd%s\n",
 	       errstr(ret));
-	ret = ret ? 0 : vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
-	e = errno;
-	tap(vm >= 0 && ret && e == EOPNOTSUPP,
-	    "a guest_memfd memslot: IOMMU_HWPT_ALLOC VTD_TDP fails with EOPNOTSUPP (%s)",
-	    ret ? strerror(e) : "it succeeded or was not tried");
-	destroy.id = hwpt;
-	if (vm >= 0 && !ret)
-		ioctl(iommufd, IOMMU_DESTROY, &destroy);
+	alloc_fails(iommufd, dev_id, vm, !ret, EOPNOTSUPP, "EOPNOTSUPP",
+		    "a guest_memfd memslot");
 
 	/* The same VM without it: the table, then guest_memfd is refused */
 	ret = vm < 0 || vm_slot(vm, 1, 4ULL << 20, 0, g) ? -1 :
@@ -1413,13 +1425,8 @@ int main(void)
 	if (vm < 0)
 		printf("# /dev/kvm, KVM_CREATE_VM: %s\n", strerror(errno));
 	if (!flts) {
-		ret = vm < 0 ? 0 : vtd_hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
-		tap(vm >= 0 && ret && errno == EOPNOTSUPP,
-		    "IOMMU_HWPT_ALLOC VTD_TDP without first-stage fails with EOPNOTSUPP (%s)",
-		    ret ? strerror(errno) : "it did not fail");
-		destroy.id = hwpt;
-		if (vm >= 0 && !ret)
-			ioctl(iommufd, IOMMU_DESTROY, &destroy);
+		alloc_fails(iommufd, bind.out_devid, vm, 1, EOPNOTSUPP,
+			    "EOPNOTSUPP", "without first-stage translation");
 		return failed ? 1 : 0;
 	}
 	if (la57) {
@@ -1433,15 +1440,8 @@ int main(void)
 		kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (kmsg < 0 || lseek(kmsg, 0, SEEK_END) < 0)
 			printf("# /dev/kmsg: %s\n", strerror(errno));
-		ret = vtd_hwpt_alloc(iommufd, bind.out_devid, vm, &hwpt);
-		e = errno;
-		settle();
-		tap(ret && e == EINVAL,
-		    "IOMMU_HWPT_ALLOC VTD_TDP under 5-level paging fails with EINVAL (%s)",
-		    ret ? strerror(e) : "it succeeded");
-		destroy.id = hwpt;
-		if (!ret)
-			ioctl(iommufd, IOMMU_DESTROY, &destroy);
+		alloc_fails(iommufd, bind.out_devid, vm, 1, EINVAL, "EINVAL",
+			    "under 5-level paging");
 		tap(kmsg_has(kmsg, LA57_WHY), "the kernel log says why: \"%s\"",
 		    LA57_WHY);
 		return failed ? 1 : 0;
