@@ -795,12 +795,9 @@ static void iommu_tdp_format_of(struct kvm_iommu_tdp_format *fmt, bool ept,
 	}
 }
 
-static void iommu_tdp_format(struct kvm_iommu_tdp_format *fmt)
-{
-	iommu_tdp_format_of(fmt, !!shadow_xs_mask, kvm_mmu_iommu_tdp_level());
-}
-
-static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
+/* An empty table for @kvm in the format of iommu_tdp_format_of(), or NULL */
+static struct kvm_iommu_tdp *iommu_tdp_alloc(struct kvm *kvm, bool ept,
+					     int levels)
 {
 	struct kvm_iommu_tdp *t;
 
@@ -810,7 +807,7 @@ static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
 	t->kvm = kvm;
 	INIT_LIST_HEAD(&t->clients);
 	INIT_WORK(&t->refill, iommu_tdp_refill);
-	iommu_tdp_format(&t->fmt);
+	iommu_tdp_format_of(&t->fmt, ept, levels);
 	t->flush_start = U64_MAX;
 	t->unpin = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
 	t->root = iommu_tdp_alloc_table(t);
@@ -821,6 +818,17 @@ static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
 		kfree(t);
 		return NULL;
 	}
+	return t;
+}
+
+/* The VM's table, in the format of KVM's own two-dimensional paging */
+static struct kvm_iommu_tdp *iommu_tdp_create(struct kvm *kvm)
+{
+	struct kvm_iommu_tdp *t;
+
+	t = iommu_tdp_alloc(kvm, !!shadow_xs_mask, kvm_mmu_iommu_tdp_level());
+	if (!t)
+		return NULL;
 	/* The refill runs in a worker: keep the owner's limit */
 	if (!capable(CAP_IPC_LOCK)) {
 		t->user = get_uid(current_user());

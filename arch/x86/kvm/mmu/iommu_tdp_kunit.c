@@ -189,10 +189,9 @@ static void itt_release(void *data)
 	struct itt *itt = data;
 
 	if (itt->t) {
-		if (itt->t->root)
-			iommu_tdp_free_tables(itt->t->root, itt->t->fmt.levels);
-		free_page((unsigned long)itt->t->unpin);
-		kfree(itt->t);
+		/* The leaves left map the test's pages, which nothing pinned */
+		itt->t->npinned = 0;
+		iommu_tdp_free(itt->t);
 	}
 	if (itt->mem)
 		__free_pages(itt->mem, PMD_ORDER);
@@ -240,18 +239,9 @@ static struct itt *itt_new(struct kunit *test)
 	kunit_activate_static_stub(test, iommu_tdp_wb, itt_wb);
 	kunit_activate_static_stub(test, iommu_tdp_unpin, itt_unpin);
 
-	t = kzalloc_obj(*t, GFP_KERNEL);
+	t = iommu_tdp_alloc(itt->kvm, p->ept, p->levels);
 	KUNIT_ASSERT_NOT_NULL(test, t);
 	itt->t = t;
-	t->kvm = itt->kvm;
-	INIT_LIST_HEAD(&t->clients);
-	INIT_WORK(&t->refill, iommu_tdp_refill);
-	iommu_tdp_format_of(&t->fmt, p->ept, p->levels);
-	t->flush_start = U64_MAX;
-	t->unpin = (void *)__get_free_page(GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, t->unpin);
-	t->root = iommu_tdp_alloc_table(t);
-	KUNIT_ASSERT_NOT_NULL(test, t->root);
 	itt->client.flush = itt_flush;
 	list_add(&itt->client.node, &t->clients);
 	return itt;
