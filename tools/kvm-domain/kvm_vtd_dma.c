@@ -369,6 +369,26 @@ static __u8 *anon(size_t size)
 }
 
 /*
+ * @size bytes of anonymous memory on a 2 MiB boundary, transparent huge
+ * pages asked for in its first @huge bytes and not in the rest; *@raw is
+ * the mapping to unmap, 2 MiB longer. NULL if there is no memory.
+ */
+static __u8 *anon_2m(size_t size, size_t huge, __u8 **raw)
+{
+	__u8 *m;
+
+	*raw = anon(size + (2ULL << 20));
+	if (!*raw)
+		return NULL;
+	m = (__u8 *)(((unsigned long)*raw + (2UL << 20) - 1) &
+		     ~((2UL << 20) - 1));
+	madvise(m, huge, MADV_HUGEPAGE);
+	if (huge < size)
+		madvise(m + huge, size - huge, MADV_NOHUGEPAGE);
+	return m;
+}
+
+/*
  * One TAP line: IOMMU_HWPT_ALLOC VTD_TDP for @vm, if @vm is a VM and
  * @ready, must fail with errno @err, named @name. A HWPT made all the
  * same is destroyed.
@@ -650,14 +670,10 @@ static long anon_huge_kb(const void *p)
 static void thp_refill(int vm)
 {
 	size_t len = SLOT4_SIZE + (2ULL << 20);
-	__u8 *raw = anon(len), *m4;
+	__u8 *raw, *m4 = anon_2m(SLOT4_SIZE, SLOT4_SIZE, &raw);
 	long huge;
 	int ret, ok;
 
-	m4 = raw ? (__u8 *)(((unsigned long)raw + (2UL << 20) - 1) &
-			    ~((2UL << 20) - 1)) : NULL;
-	if (m4)
-		madvise(m4, SLOT4_SIZE, MADV_HUGEPAGE);
 	ret = !m4 || vm_slot(vm, 4, SLOT4_GPA, SLOT4_SIZE, m4);
 	if (m4)
 		fill(m4, SLOT4_SIZE, POISON);
@@ -746,15 +762,10 @@ static void *churn_dma(void *arg)
 /* CHURN_SIZE of poisoned anonymous memory on a 2 MiB boundary (*@raw) */
 static __u8 *churn_mem(__u8 **raw)
 {
-	__u8 *m;
+	__u8 *m = anon_2m(CHURN_SIZE, CHURN_HALF, raw);
 
-	*raw = anon(CHURN_SIZE + CHURN_HALF);
-	if (!*raw)
-		return NULL;
-	m = (__u8 *)(((unsigned long)*raw + CHURN_HALF - 1) & ~(CHURN_HALF - 1));
-	madvise(m, CHURN_HALF, MADV_HUGEPAGE);
-	madvise(m + CHURN_HALF, CHURN_HALF, MADV_NOHUGEPAGE);
-	fill(m, CHURN_SIZE, POISON);
+	if (m)
+		fill(m, CHURN_SIZE, POISON);
 	return m;
 }
 
