@@ -843,6 +843,31 @@ static int iommu_tdp_check(struct kvm_iommu_tdp_client *client,
 	return client->check ? client->check(client, fmt) : 0;
 }
 
+/*
+ * Give a new, empty table a format the first IOMMU can walk. The table is
+ * the IOMMUs' alone, so it need not be in that of the vCPUs' paging: if
+ * the IOMMU cannot walk KVM's own (x86-64 paging under NPT, EPT under
+ * VMX), it gets the other, as deep (VT-d walks x86-64 paging with its first
+ * stage, EPT with its second). Returns what the check of KVM's own format
+ * returned if the IOMMU can walk neither.
+ */
+static int iommu_tdp_choose_format(struct kvm_iommu_tdp *t,
+				   struct kvm_iommu_tdp_client *client)
+{
+	struct kvm_iommu_tdp_format own = t->fmt;
+	int ret;
+
+	ret = iommu_tdp_check(client, &t->fmt);
+	if (!ret)
+		return 0;
+	iommu_tdp_format_of(&t->fmt, own.type != KVM_IOMMU_TDP_EPT,
+			    own.levels);
+	if (!iommu_tdp_check(client, &t->fmt))
+		return 0;
+	t->fmt = own;
+	return ret;
+}
+
 /**
  * kvm_iommu_tdp_get() - Walk KVM's table for the VM's IOMMUs
  * @kvm: the VM
@@ -912,7 +937,7 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 		goto out_unlock;
 	}
 	/* Before anything is pinned: can the IOMMU walk it at all? */
-	ret = iommu_tdp_check(client, &t->fmt);
+	ret = iommu_tdp_choose_format(t, client);
 	if (ret) {
 		iommu_tdp_free(t);
 		goto out_unlock;

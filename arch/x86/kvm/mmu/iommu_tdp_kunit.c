@@ -611,6 +611,73 @@ static void test_unmap_may_block(struct kunit *test)
 	itt->kvm->arch.iommu_tdp = NULL;
 }
 
+/* An IOMMU that walks tables of one type only, or of none (-1) */
+struct itt_picky {
+	struct kvm_iommu_tdp_client client;
+	int walks;
+	int asked;
+};
+
+static int itt_picky_check(struct kvm_iommu_tdp_client *client,
+			   const struct kvm_iommu_tdp_format *fmt)
+{
+	struct itt_picky *p = container_of(client, struct itt_picky, client);
+
+	/* A refusal of its own each time: the caller must keep the first */
+	if (fmt->type != p->walks)
+		return p->asked++ ? -E2BIG : -EINVAL;
+	p->asked++;
+	return 0;
+}
+
+static void itt_expect_format(struct kunit *test,
+			      const struct kvm_iommu_tdp_format *fmt,
+			      const struct kvm_iommu_tdp_format *want)
+{
+	KUNIT_EXPECT_EQ(test, fmt->type, want->type);
+	KUNIT_EXPECT_EQ(test, fmt->levels, want->levels);
+	KUNIT_EXPECT_EQ(test, fmt->max_leaf_level, want->max_leaf_level);
+	KUNIT_EXPECT_EQ(test, fmt->flags, want->flags);
+	KUNIT_EXPECT_EQ(test, fmt->leaf_bits, want->leaf_bits);
+	KUNIT_EXPECT_EQ(test, fmt->table_bits, want->table_bits);
+	KUNIT_EXPECT_EQ(test, fmt->mmio_bits, want->mmio_bits);
+}
+
+/*
+ * The table is the IOMMUs': in KVM's own format if the IOMMU walks that,
+ * in the other, as deep, if it walks only the other, and in KVM's own with
+ * the first refusal if it walks neither
+ */
+static void test_choose_format(struct kunit *test)
+{
+	struct itt *itt = itt_new(test);
+	struct kvm_iommu_tdp_format own = itt->t->fmt, other;
+	bool other_ept = own.type != KVM_IOMMU_TDP_EPT;
+	struct itt_picky p = { .client.check = itt_picky_check };
+
+	iommu_tdp_format_of(&other, other_ept, own.levels);
+	KUNIT_ASSERT_NE(test, other.type, own.type);
+
+	p.walks = own.type;
+	KUNIT_EXPECT_EQ(test, iommu_tdp_choose_format(itt->t, &p.client), 0);
+	KUNIT_EXPECT_EQ(test, p.asked, 1);
+	itt_expect_format(test, &itt->t->fmt, &own);
+
+	p.walks = other.type;
+	p.asked = 0;
+	KUNIT_EXPECT_EQ(test, iommu_tdp_choose_format(itt->t, &p.client), 0);
+	KUNIT_EXPECT_EQ(test, p.asked, 2);
+	itt_expect_format(test, &itt->t->fmt, &other);
+
+	itt->t->fmt = own;
+	p.walks = -1;
+	p.asked = 0;
+	KUNIT_EXPECT_EQ(test, iommu_tdp_choose_format(itt->t, &p.client),
+			-EINVAL);
+	KUNIT_EXPECT_EQ(test, p.asked, 2);
+	itt_expect_format(test, &itt->t->fmt, &own);
+}
+
 static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_install_written_back, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_range, itt_format_gen_params),
@@ -620,6 +687,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_empty_flushes_all, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_checks_catch_no_writeback, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_unmap_may_block, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_choose_format, itt_format_gen_params),
 	{}
 };
 
