@@ -33,6 +33,9 @@
  *   the second stage SAGAW must include the root's level;
  * - every leaf size KVM may use: FL1GP for 1 GiB first-stage leaves, SLLPS
  *   for 2 MiB and 1 GiB second-stage ones;
+ * - no caching mode (CM) for the second stage: a unit that caches
+ *   not-present second-stage entries needs a flush for every entry made
+ *   present, and KVM flushes only what it clears or narrows;
  * - page walks that snoop (SMPWC in scalable mode, C otherwise), or KVM
  *   writing back each entry it changes (%KVM_IOMMU_TDP_WRITEBACK): KVM
  *   does not otherwise write back CPU caches after writing an SPTE;
@@ -316,6 +319,11 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
 			return intel_kvm_refuse(verdict,
 				"KVM may map leaves larger than the second stage has (SLLPS)",
 				fmt->max_leaf_level, 0);
+		/* Unlike the first stage's, its new entries need a flush */
+		if (cap_caching_mode(cap))
+			return intel_kvm_refuse(verdict,
+				"the second stage caches not-present entries (CM=1), and KVM flushes only what it takes away",
+				0, 0);
 		break;
 	default:
 		verdict->why = "unknown table format";
@@ -340,9 +348,17 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
  * &struct iommu_kvm_domain, whose iommu_domain the iommu core and iommufd
  * see, and keeps a &struct dmar_domain that is never handed to them, for
  * what the rest of the driver does per domain: domain IDs per unit, the
- * device list and cache tags. Its ops are intel_kvm_domain_ops, which is
- * how cache.c knows it for a first-stage domain and flushes its IOTLB
- * entries by PASID.
+ * device list and cache tags. Its ops tell cache.c which stage walks the
+ * table: intel_kvm_domain_ops for the first, whose IOTLB entries are
+ * flushed by PASID, intel_kvm_ss_domain_ops for the second.
+ *
+ * - KVM's table is the IOMMUs' alone, not a vCPU root, so its format need
+ *   not be that of the vCPUs' paging: KVM builds it in its own format
+ *   (x86-64 paging under NPT, EPT under VMX) if the unit can walk that,
+ *   else in the other, which the unit's other stage walks. A unit with
+ *   first-stage translation walks x86-64 paging, one with second-stage
+ *   translation EPT; the domain is offered where either is, in scalable
+ *   mode only.
  *
  * - Allocation takes KVM's table, so a VM whose memory cannot be pinned
  *   and charged fails there. KVM first has the driver check the table's
@@ -352,15 +368,17 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
  *   domain whose VM is gone leaves the device blocked and succeeds, as
  *   the iommu core expects of resets and rollbacks.
  * - Attach programs the device's RID_PASID entry for first-stage
- *   translation, with KVM's root, the domain's ID on the unit, and
- *   page-walk snooping only if the unit snoops (else KVM writes back).
+ *   translation (x86-64 paging) or second-stage-only translation (EPT),
+ *   with KVM's root, the domain's ID on the unit, and page-walk snooping
+ *   only if the unit snoops (else KVM writes back).
  *   The device's cache tag is assigned before the entry goes live, as
  *   KVM may flush at any time. Like the driver's paging domains, it
  *   blocks the device first: a replace is not atomic.
  * - KVM calls intel_kvm_flush() for every change of its table, with its
- *   mmu_lock held, before the memory can be reused: a ranged PASID-based
- *   IOTLB and device-TLB invalidation over the domain's cache tags, or a
- *   full one when KVM empties the table.
+ *   mmu_lock held, before the memory can be reused: a ranged IOTLB
+ *   (PASID-based for the first stage, page-selective for the second) and
+ *   device-TLB invalidation over the domain's cache tags, or a full one
+ *   when KVM empties the table.
  * - When the VM goes away (&iommu_kvm_domain_ops.block), KVM empties the
  *   table, so every DMA faults at a leaf, and maps nothing more. The root
  *   and its tables stay until the domain is freed, after its last device
@@ -409,8 +427,13 @@ static void intel_kvm_flush(struct kvm_iommu_tdp_client *client, u64 gfn,
 				      ((gfn + nr) << VTD_PAGE_SHIFT) - 1, 0);
 }
 
+/*
+ * Can @iommu walk a table of @fmt for @dev? The failed check goes to the
+ * log: as a warning at attach (@attach), else as information, as KVM asks
+ * for one format and then maybe the other before it builds its table.
+ */
 static int intel_kvm_check(struct intel_iommu *iommu, struct device *dev,
-			   const struct kvm_iommu_tdp_format *fmt)
+			   const struct kvm_iommu_tdp_format *fmt, bool attach)
 {
 	struct intel_kvm_verdict v;
 	int ret;
@@ -422,13 +445,11 @@ static int intel_kvm_check(struct intel_iommu *iommu, struct device *dev,
 	ret = intel_kvm_tdp_check(iommu->cap, iommu->ecap,
 				  min(cap_mgaw(iommu->cap), 52), fmt, &v);
 	if (ret) {
-		dev_warn(dev, "%s cannot walk KVM's table: %s (level %d, bit %d)\n",
-			 iommu->name, v.why, v.level, v.bit);
-		return -EINVAL;
-	}
-	/* Built here for the first stage only: EPT needs the second */
-	if (fmt->type != KVM_IOMMU_TDP_X86_64) {
-		dev_warn(dev, "KVM-backed domains on the second stage (EPT) are not supported\n");
+		dev_printk(attach ? KERN_WARNING : KERN_INFO, dev,
+			   "%s cannot walk KVM's %s table: %s (level %d, bit %d)\n",
+			   iommu->name,
+			   fmt->type == KVM_IOMMU_TDP_EPT ? "EPT" : "x86-64",
+			   v.why, v.level, v.bit);
 		return -EINVAL;
 	}
 	return 0;
@@ -441,7 +462,33 @@ static int intel_kvm_client_check(struct kvm_iommu_tdp_client *client,
 	struct intel_kvm_domain *ikd =
 		container_of(client, struct intel_kvm_domain, client);
 
-	return intel_kvm_check(ikd->iommu, ikd->dev, fmt);
+	return intel_kvm_check(ikd->iommu, ikd->dev, fmt, false);
+}
+
+/*
+ * Point the device's RID_PASID entry at KVM's table: first-stage
+ * translation for x86-64 paging, second-stage for EPT. Its walks snoop if
+ * the unit's do; if not, KVM writes back what it changes.
+ */
+static int intel_kvm_setup_pasid(struct intel_kvm_domain *ikd,
+				 struct intel_iommu *iommu, struct device *dev)
+{
+	u16 did = domain_id_iommu(ikd->dmar, iommu);
+	bool pwsnp = ecap_smpwc(iommu->ecap);
+	int flags = 0;
+
+	if (ikd->fmt.type == KVM_IOMMU_TDP_EPT)
+		return intel_pasid_setup_second_level_table(iommu, dev,
+							    IOMMU_NO_PASID, did,
+							    ikd->root,
+							    ikd->fmt.levels,
+							    pwsnp);
+	if (ikd->fmt.levels == 5)
+		flags |= PASID_FLAG_FL5LP;
+	if (pwsnp)
+		flags |= PASID_FLAG_PWSNP;
+	return __domain_setup_first_level(iommu, dev, IOMMU_NO_PASID, did,
+					  ikd->root, flags, NULL);
 }
 
 static int intel_kvm_attach_dev(struct iommu_domain *domain,
@@ -452,18 +499,13 @@ static int intel_kvm_attach_dev(struct iommu_domain *domain,
 	struct dmar_domain *dmar = ikd->dmar;
 	struct intel_iommu *iommu = info->iommu;
 	unsigned long flags;
-	int pflags = 0;
 	int ret;
 
 	if (dev_is_real_dma_subdevice(dev) || !sm_supported(iommu))
 		return -EINVAL;
-	ret = intel_kvm_check(iommu, dev, &ikd->fmt);
+	ret = intel_kvm_check(iommu, dev, &ikd->fmt, true);
 	if (ret)
 		return ret;
-	if (ikd->fmt.levels == 5)
-		pflags |= PASID_FLAG_FL5LP;
-	if (ecap_smpwc(iommu->ecap))
-		pflags |= PASID_FLAG_PWSNP;
 
 	iommu_kvm_domain_lock(&ikd->kdom);
 	device_block_translation(dev);
@@ -487,9 +529,7 @@ static int intel_kvm_attach_dev(struct iommu_domain *domain,
 	/* Tagged before the entry goes live: KVM may flush at any time */
 	ret = cache_tag_assign_domain(dmar, dev, IOMMU_NO_PASID);
 	if (!ret)
-		ret = __domain_setup_first_level(iommu, dev, IOMMU_NO_PASID,
-						 domain_id_iommu(dmar, iommu),
-						 ikd->root, pflags, NULL);
+		ret = intel_kvm_setup_pasid(ikd, iommu, dev);
 	if (ret) {
 		device_block_translation(dev);
 		iopf_for_domain_replace(old, domain, dev);
@@ -513,6 +553,16 @@ static void intel_kvm_domain_free(struct iommu_domain *domain)
 }
 
 const struct iommu_domain_ops intel_kvm_domain_ops = {
+	.attach_dev = intel_kvm_attach_dev,
+	.free = intel_kvm_domain_free,
+};
+
+/*
+ * The ops of the dmar_domain (never the iommu_domain) of a domain whose
+ * table the second stage walks: cache.c then flushes it as the driver's
+ * second-stage domains, not by PASID (intel_domain_is_kvm_fs()).
+ */
+static const struct iommu_domain_ops intel_kvm_ss_domain_ops = {
 	.attach_dev = intel_kvm_attach_dev,
 	.free = intel_kvm_domain_free,
 };
@@ -563,7 +613,9 @@ u64 intel_kvm_formats(struct device *dev, u64 *shadow_formats)
 	struct intel_iommu *iommu = info->iommu;
 
 	*shadow_formats = 0;
-	if (!sm_supported(iommu) || !ecap_flts(iommu->ecap) ||
+	/* KVM builds its table for whichever stage the unit has */
+	if (!sm_supported(iommu) ||
+	    !(ecap_flts(iommu->ecap) || ecap_slts(iommu->ecap)) ||
 	    dev_is_real_dma_subdevice(dev))
 		return 0;
 	return BIT_ULL(IOMMU_HWPT_KVM_FORMAT_VTD_TDP);
@@ -619,6 +671,9 @@ intel_kvm_domain_alloc(struct device *dev,
 	ikd->dev = NULL;
 	if (ret)
 		goto out_deinit;
+	/* No device is tagged yet, so no flush has read the ops */
+	if (ikd->fmt.type == KVM_IOMMU_TDP_EPT)
+		dmar->domain.ops = &intel_kvm_ss_domain_ops;
 	return &ikd->kdom.domain;
 
 out_deinit:

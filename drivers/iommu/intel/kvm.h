@@ -58,13 +58,17 @@ struct iommu_domain *
 intel_kvm_domain_alloc(struct device *dev,
 		       const struct iommu_kvm_domain_cfg *cfg);
 
-/* cache.c: a KVM-backed domain is a first-stage one */
-static inline bool intel_domain_is_kvm(struct dmar_domain *domain)
+/*
+ * cache.c: the dmar_domain of a KVM-backed domain has these ops when KVM's
+ * table is walked by the first stage (flushed by PASID), and
+ * intel_kvm_ss_domain_ops when it is walked by the second.
+ */
+static inline bool intel_domain_is_kvm_fs(struct dmar_domain *domain)
 {
 	return domain->domain.ops == &intel_kvm_domain_ops;
 }
 #else
-static inline bool intel_domain_is_kvm(struct dmar_domain *domain)
+static inline bool intel_domain_is_kvm_fs(struct dmar_domain *domain)
 {
 	return false;
 }

@@ -16,6 +16,9 @@
 #define IKT_QEMU_CAP		0x1d2008c222f0606ULL
 #define IKT_QEMU_ECAP		0x880000f00f4aULL
 #define IKT_QEMU_HAW		48
+/* The same unit without x-flts: second-stage translation instead */
+#define IKT_QEMU_SL_CAP		0xd2008c222f0606ULL
+#define IKT_QEMU_SL_ECAP	0x480080f00f4aULL
 
 #define IKT_ECAP_SMPWC		BIT_ULL(48)
 #define IKT_ECAP_SMTS		BIT_ULL(43)
@@ -23,6 +26,7 @@
 #define IKT_ECAP_SC		BIT_ULL(7)
 #define IKT_CAP_FL5LP		BIT_ULL(60)
 #define IKT_CAP_FL1GP		BIT_ULL(56)
+#define IKT_CAP_CM		BIT_ULL(7)
 /* MGAW 57 (56 + 1), for a unit with a 5-level first stage */
 #define IKT_CAP_MGAW(w)		((u64)((w) - 1) << 16)
 #define IKT_CAP_MGAW_MASK	(0x3fULL << 16)
@@ -99,6 +103,12 @@ static void test_qemu_registers(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, cap_fl1gp_support(IKT_QEMU_CAP));
 	KUNIT_EXPECT_FALSE(test, cap_fl5lp_support(IKT_QEMU_CAP));
 	KUNIT_EXPECT_EQ(test, cap_mgaw(IKT_QEMU_CAP), 48);
+	KUNIT_EXPECT_TRUE(test, ecap_smts(IKT_QEMU_SL_ECAP));
+	KUNIT_EXPECT_FALSE(test, ecap_flts(IKT_QEMU_SL_ECAP));
+	KUNIT_EXPECT_TRUE(test, ecap_slts(IKT_QEMU_SL_ECAP));
+	KUNIT_EXPECT_FALSE(test, ecap_smpwc(IKT_QEMU_SL_ECAP));
+	KUNIT_EXPECT_FALSE(test, ecap_sc_support(IKT_QEMU_SL_ECAP));
+	KUNIT_EXPECT_FALSE(test, cap_caching_mode(IKT_QEMU_SL_CAP));
 }
 
 /* KVM's NPT table as it is here: the first stage walks it */
@@ -421,6 +431,44 @@ static void test_ept_table_walk(struct kunit *test)
 				 KVM_IOMMU_TDP_EPT, 0, false, &pa));
 }
 
+/*
+ * The EPT table KVM keeps for IOMMUs (arch/x86/kvm/mmu/iommu_tdp.c) has no
+ * bit 11 and no MMIO SPTEs: the second stage of QEMU's unit without x-flts
+ * walks it, as long as KVM writes it back; the first-stage unit cannot.
+ */
+static void test_ept_iommu_table(struct kunit *test)
+{
+	struct kvm_iommu_tdp_format fmt = {
+		.type = KVM_IOMMU_TDP_EPT,
+		.levels = 4,
+		.max_leaf_level = 2,
+		.flags = KVM_IOMMU_TDP_WRITEBACK,
+		.leaf_bits = VTD_KVM_SS_R | VTD_KVM_SS_W | IKT_EPT_X |
+			     IKT_EPT_WB_MT | VTD_KVM_PS,
+		.table_bits = VTD_KVM_SS_R | VTD_KVM_SS_W | IKT_EPT_X,
+	};
+	struct intel_kvm_verdict v;
+
+	KUNIT_EXPECT_EQ(test, 0, ikt_check(test, IKT_QEMU_SL_CAP,
+					   IKT_QEMU_SL_ECAP, IKT_QEMU_HAW,
+					   &fmt, &v));
+	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,
+			ikt_check(test, IKT_QEMU_CAP, IKT_QEMU_ECAP,
+				  IKT_QEMU_HAW, &fmt, &v));
+	KUNIT_EXPECT_NOT_NULL(test, strstr(v.why, "second-stage"));
+	/* Caching mode, as QEMU has it with caching-mode=on */
+	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,
+			ikt_check(test, IKT_QEMU_SL_CAP | IKT_CAP_CM,
+				  IKT_QEMU_SL_ECAP, IKT_QEMU_HAW, &fmt, &v));
+	KUNIT_EXPECT_NOT_NULL(test, strstr(v.why, "CM=1"));
+	/* QEMU's walks do not snoop */
+	fmt.flags = 0;
+	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,
+			ikt_check(test, IKT_QEMU_SL_CAP, IKT_QEMU_SL_ECAP,
+				  IKT_QEMU_HAW, &fmt, &v));
+	KUNIT_EXPECT_NOT_NULL(test, strstr(v.why, "snoop"));
+}
+
 static struct kunit_case intel_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_qemu_registers),
 	KUNIT_CASE(test_npt_on_first_stage),
@@ -429,6 +477,7 @@ static struct kunit_case intel_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_npt_user_and_nx),
 	KUNIT_CASE(test_npt_mmio),
 	KUNIT_CASE(test_ept),
+	KUNIT_CASE(test_ept_iommu_table),
 	KUNIT_CASE(test_npt_table_walk),
 	KUNIT_CASE(test_ept_table_walk),
 	{}
