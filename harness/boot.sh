@@ -48,8 +48,9 @@ x86_64-flts|x86_64-sl|x86_64-la57)
 		suites="kvmdom.upstream=1 hugepages=$HUGEPAGES"
 	else
 		# KUnit and the mock's kselftest do not touch VT-d: they run
-		# on the first-stage boot only (make check)
-		suites="kvmdom.mock=0 kunit.enable=0"
+		# on the first-stage boot only (make check). kvm_vtd_dma's
+		# VM has 16 MiB of hugetlb pages.
+		suites="kvmdom.mock=0 kunit.enable=0 hugepages=16"
 	fi
 	qemu=(qemu-system-x86_64 -accel tcg -cpu "$cpu"
 	      -M q35,kernel-irqchip=split -device "$iommu"

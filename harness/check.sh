@@ -76,9 +76,10 @@ boot_check() {
 	local log=$LOGS/boot-$arch-$variant-check.log
 	local -a args=(--log "$log" --label "$arch/$variant" --kunit-py "$KUNIT_PY" --rc demo)
 	# The second-stage boot runs what depends on VT-d's mode (boot, the
-	# KVM smoke test, the demo with edu behind VT-d, kmemleak, no
-	# splats); KUnit and the mock's kselftest run on the other boot
-	# (boot.sh passes kunit.enable=0 kvmdom.mock=0 there).
+	# KVM smoke test, kvm_vtd_dma on an EPT table, the demo with edu
+	# behind VT-d, kmemleak, no splats); KUnit and the mock's kselftest
+	# run on the first-stage boot (boot.sh passes kunit.enable=0
+	# kvmdom.mock=0 on the others).
 	local all=1
 	case $arch/$variant in x86_64/sl|x86_64/la57) all=0 ;; esac
 	[ $all = 1 ] && grep -q '^CONFIG_IOMMU_KVM_DOMAIN_KUNIT_TEST=y' "$out/.config" && args+=(--expect-kunit)
@@ -104,7 +105,7 @@ boot_check() {
 		return 1
 	fi
 	[ "$arch" = s390x ] && grep -h '^s390x: KVM not available' "$log" | head -n1
-	[ "$arch/$variant" = x86_64/flts ] && grep -h '^x86_64: VT-d walks' "$log" | head -n1
+	[ "$arch/$variant" = x86_64/sl ] && grep -h '^x86_64: VT-d walks' "$log" | head -n1
 	return 0
 }
 

@@ -32,7 +32,7 @@ if [ "$arch" = x86_64 ]; then
 		end kunit-kvm_iommu_tdp 0
 	fi
 	if [ -x /kvmdom/bin/kvm_vtd_dma ]; then
-		echo "x86_64: VT-d walks KVM's table for real only on the first-stage boot, as x86-64 paging (NPT, kvm_amd); EPT with the second stage never runs here (TCG has no VMX: KUnit only)"
+		echo "x86_64: VT-d walks KVM's table for real on both VT-d boots, as x86-64 paging with the first stage (x-flts) and as EPT with the second; the vCPUs use NPT (kvm_amd) on both: KVM on VMX, whose vCPUs use EPT, never runs here (TCG has no VMX)"
 		begin vtd-dma
 		/kvmdom/bin/kvm_vtd_dma
 		end vtd-dma $?

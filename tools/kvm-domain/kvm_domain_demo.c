@@ -105,7 +105,7 @@ static void edu_info(int iommufd)
 	if (info.out_kvm_formats & (1ULL << IOMMU_HWPT_KVM_FORMAT_VTD_TDP))
 		printf("  (VT-d can walk the table KVM keeps for a VM: kvm_vtd_dma makes edu DMA through it)\n");
 	else
-		printf("  (this VT-d unit has no first-stage translation: it cannot walk KVM's x86-64 table)\n");
+		printf("  (this VT-d unit has neither first- nor second-stage translation in scalable mode: it cannot walk KVM's table)\n");
 	close(fd);
 }
 
