@@ -233,21 +233,19 @@ done
 # coccicheck_one PATH: "make coccicheck MODE=report M=PATH" as 6.12 ran it,
 # for a directory or a single file.  Since 6.13 M= must be a directory the
 # build can write to, so call scripts/coccicheck as the coccicheck target
-# does, with the include flags kbuild gives it, and PATH as its source root.
+# does, with the include flags kbuild gives it ($cocci_inc), and PATH as its
+# source root.  One job each: two run at once (below).
 coccicheck_one() {
-	local inc
-	inc=$(cd "$SRC" && make -s O="$ST" --eval='kvmdom-print-linuxinclude: ; @echo $(LINUXINCLUDE)' \
-		kvmdom-print-linuxinclude 2>/dev/null | tail -n 1)
-	case $inc in *"-I$SRC/include "*) ;; *) echo "no LINUXINCLUDE from kbuild: '$inc'"; return 1 ;; esac
-	(cd "$ST" && locked env srctree="$SRC" srcroot="$SRC/$1" MODE=report V=0 \
-		LINUXINCLUDE="$inc" bash "$SRC/scripts/coccicheck")
+	(cd "$ST" && env srctree="$SRC" srcroot="$SRC/$1" MODE=report V=0 J=1 \
+		LINUXINCLUDE="$cocci_inc" bash "$SRC/scripts/coccicheck")
 }
 
 # Every header the project adds or patches: --all-includes rules may read
 # any of them.
 hdr_key=$(managed_files '\.h$' | file_digests | digest)
+cocci_pending=()
+declare -A cocci_key
 for t in "${targets[@]}"; do
-	log=$LOGS/static-cocci-$(echo "$t" | tr / _).log
 	key=cocci-$( {
 		echo "$tools_key $hdr_key $t"
 		(cd "$SRC" && find "$t" -type f -name '*.[ch]') | LC_ALL=C sort | file_digests
@@ -256,8 +254,42 @@ for t in "${targets[@]}"; do
 		count_findings "coccicheck $t" "$SC/$key" "$REUSED"
 		continue
 	fi
-	info "coccicheck MODE=report on $t"
-	if ! coccicheck_one "$t" >"$log" 2>&1; then
+	cocci_pending+=("$t")
+	cocci_key[$t]=$key
+done
+
+# The targets that need a run go two at a time, under the build lock once:
+# a run on a file or two is mostly spatch starting up for each of the
+# kernel's semantic patches, on one CPU, whatever --jobs says.
+cocci_log() { echo "$LOGS/static-cocci-$(echo "$1" | tr / _).log"; }
+if [ ${#cocci_pending[@]} -gt 0 ]; then
+	cocci_inc=$(cd "$SRC" && make -s O="$ST" --eval='kvmdom-print-linuxinclude: ; @echo $(LINUXINCLUDE)' \
+		kvmdom-print-linuxinclude 2>/dev/null | tail -n 1)
+	exec {cocci_lock}>>"$BUILD_LOCK"
+	flock "$cocci_lock"
+	for t in "${cocci_pending[@]}"; do
+		log=$(cocci_log "$t")
+		info "coccicheck MODE=report on $t"
+		while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
+		(
+			case $cocci_inc in
+			*"-I$SRC/include "*)
+				rc=0
+				coccicheck_one "$t" >"$log" 2>&1 || rc=$?
+				echo $rc >"$log.rc" ;;
+			*)	echo "no LINUXINCLUDE from kbuild: '$cocci_inc'" >"$log"
+				echo 1 >"$log.rc" ;;
+			esac
+		) &
+	done
+	wait
+	flock -u "$cocci_lock"
+	exec {cocci_lock}>&-
+fi
+for t in "${cocci_pending[@]}"; do
+	log=$(cocci_log "$t")
+	key=${cocci_key[$t]}
+	if [ "$(cat "$log.rc" 2>/dev/null)" != 0 ]; then
 		show_tail "$log" 20
 		result FAIL "static: coccicheck $t" "coccicheck failed, see $log"
 		rc=1
