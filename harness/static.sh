@@ -19,6 +19,7 @@
 #                         as part of it.
 #   coccicheck            MODE=report, on each directory that is entirely the
 #                         project's and on each new file in a shared directory
+#                         (one spatch run per semantic patch for them all)
 #   kernel-doc -none -Wall  the new .c/.h files, per directory
 #
 # checkpatch and coccicheck are deterministic in their inputs, so their
@@ -230,14 +231,50 @@ for d in $(grep -E '\.(c|h)$' "$ovl" | grep -v '^tools/' | xargs -r -n1 dirname 
 		targets+=($(grep -E "^$d/[^/]*\.[ch]$" "$ovl"))
 	fi
 done
-# coccicheck_one PATH: "make coccicheck MODE=report M=PATH" as 6.12 ran it,
-# for a directory or a single file.  Since 6.13 M= must be a directory the
-# build can write to, so call scripts/coccicheck as the coccicheck target
-# does, with the include flags kbuild gives it ($cocci_inc), and PATH as its
-# source root.  One job each: two run at once (below).
-coccicheck_one() {
-	(cd "$ST" && env srctree="$SRC" srcroot="$SRC/$1" MODE=report V=0 J=1 \
-		LINUXINCLUDE="$cocci_inc" bash "$SRC/scripts/coccicheck")
+# cocci_batch TARGET...: what "make coccicheck MODE=report M=TARGET" runs
+# (scripts/coccicheck: every semantic patch with "virtual report" whose
+# Requires: this spatch meets, with its Options:), for all TARGETs in one
+# spatch run per semantic patch instead of one per patch and target: a run
+# on a file or two is mostly spatch starting up.  Each file is a group of
+# its own (--file-groups), so spatch matches it alone, as --dir does.  The
+# files are those --dir would take: a directory's .c files, and its .h
+# files only for a semantic patch with --include-headers; a file named as
+# the target is taken whatever it is.  Since 6.13 M= must be a directory
+# the build can write to, so this is run with the include flags kbuild
+# gives coccicheck ($cocci_inc).
+cocci_batch() {
+	local all=$LOGS/cocci.files c=$LOGS/cocci.groups-c ch=$LOGS/cocci.groups-ch
+	local cocci opt req ver inc groups t
+	{
+		[ $# = 0 ] || (cd "$SRC" && find "$@" -type f -name '*.[ch]') | sed "s|^|$SRC/|"
+		echo "$cocci_canary"
+	} | LC_ALL=C sort -u >"$all"
+	{
+		grep '\.c$' "$all" || true
+		for t; do
+			case $t in *.h) echo "$SRC/$t" ;; esac
+		done
+	} | LC_ALL=C sort -u | sed G >"$c"
+	sed G "$all" >"$ch"
+	ver=$(spatch --version | head -n1 | awk '{print $3}')
+	inc=${cocci_inc//-I/-I }
+	inc=${inc// -include/ --include}
+	for cocci in $(find "$SRC/scripts/coccinelle/" -name '*.cocci' -type f | LC_ALL=C sort); do
+		grep -q "virtual[[:space:]]\+report" "$cocci" || continue
+		opt=$(grep "Options:" "$cocci" | cut -d: -f2)
+		req=$(grep "Requires:" "$cocci" | cut -d: -f2 | sed "s| ||")
+		if [ -n "$req" ] && ! { echo "$req"; echo "$ver"; } | sort -CV; then
+			echo "Skipping ${cocci#$SRC/}: needs coccinelle $req, have $ver"
+			continue
+		fi
+		groups=$c
+		case " $opt " in *" --include-headers "*) groups=$ch ;; esac
+		echo "spatch ${cocci#$SRC/}"
+		# shellcheck disable=SC2086 # word splitting of $opt and $inc intended
+		spatch -D report --no-show-diff --very-quiet --cocci-file "$cocci" $opt \
+			--file-groups "$groups" $inc --jobs 2 --chunksize 1 2>&1 ||
+			{ echo "spatch failed on ${cocci#$SRC/}"; return 1; }
+	done
 }
 
 # Every header the project adds or patches: --all-includes rules may read
@@ -258,51 +295,79 @@ for t in "${targets[@]}"; do
 	cocci_key[$t]=$key
 done
 
-# The targets that need a run go two at a time, under the build lock once:
-# a run on a file or two is mostly spatch starting up for each of the
-# kernel's semantic patches, on one CPU, whatever --jobs says.
-cocci_log() { echo "$LOGS/static-cocci-$(echo "$1" | tr / _).log"; }
-if [ ${#cocci_pending[@]} -gt 0 ]; then
+# The canary: a file with one finding every run must report (a NULL check
+# before kfree(), free/ifnullfree.cocci), run with the targets, so that a
+# runner that finds nothing at all fails.  Its result depends on the tools
+# alone, which are part of every target's key: when it is not known, every
+# target is run.
+cocci_canary=$LOGS/cocci-canary.c
+canary_key=cocci-canary-$(echo "$tools_key" | digest)
+canary_known=
+if [ -f "$SC/$canary_key" ]; then
+	count_findings "coccicheck canary" "$SC/$canary_key" "$REUSED"
+	canary_known=1
+fi
+
+# The targets that need a run go together, under the build lock.
+if [ ${#cocci_pending[@]} -gt 0 ] || [ -z "$canary_known" ]; then
+	cat >"$cocci_canary" <<-'EOF'
+	// SPDX-License-Identifier: GPL-2.0
+	#include <linux/slab.h>
+
+	void kvmdom_cocci_canary(void *p)
+	{
+		if (p)
+			kfree(p);
+	}
+	EOF
+	log=$LOGS/static-cocci.log
+	info "coccicheck MODE=report on ${cocci_pending[*]} (log: $log)"
 	cocci_inc=$(cd "$SRC" && make -s O="$ST" --eval='kvmdom-print-linuxinclude: ; @echo $(LINUXINCLUDE)' \
 		kvmdom-print-linuxinclude 2>/dev/null | tail -n 1)
-	exec {cocci_lock}>>"$BUILD_LOCK"
-	flock "$cocci_lock"
-	for t in "${cocci_pending[@]}"; do
-		log=$(cocci_log "$t")
-		info "coccicheck MODE=report on $t"
-		while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
-		(
-			case $cocci_inc in
-			*"-I$SRC/include "*)
-				rc=0
-				coccicheck_one "$t" >"$log" 2>&1 || rc=$?
-				echo $rc >"$log.rc" ;;
-			*)	echo "no LINUXINCLUDE from kbuild: '$cocci_inc'" >"$log"
-				echo 1 >"$log.rc" ;;
-			esac
-		) &
-	done
-	wait
-	flock -u "$cocci_lock"
-	exec {cocci_lock}>&-
-fi
-for t in "${cocci_pending[@]}"; do
-	log=$(cocci_log "$t")
-	key=${cocci_key[$t]}
-	if [ "$(cat "$log.rc" 2>/dev/null)" != 0 ]; then
-		show_tail "$log" 20
-		result FAIL "static: coccicheck $t" "coccicheck failed, see $log"
-		rc=1
-		continue
+	crc=0
+	case $cocci_inc in
+	*"-I$SRC/include "*)
+		exec {cocci_lock}>>"$BUILD_LOCK"
+		flock "$cocci_lock"
+		cocci_batch ${cocci_pending[@]+"${cocci_pending[@]}"} >"$log" 2>&1 || crc=$?
+		flock -u "$cocci_lock"
+		exec {cocci_lock}>&- ;;
+	*)	echo "no LINUXINCLUDE from kbuild: '$cocci_inc'" >"$log"
+		crc=1 ;;
+	esac
+	# All findings about our files, path relative: spatch prints
+	# "path:line:col-col: message".
+	{
+		ours_filter <"$log"
+		grep -E "^$SRC/|^[a-z].*:[0-9]+:[0-9]+-[0-9]+: " "$log" | sed "s|^$SRC/||" |
+			grep -F -f "$ovl"
+	} | LC_ALL=C sort -u >"$LOGS/static-cocci.findings" || true
+	if [ -z "$canary_known" ]; then
+		if [ "$crc" = 0 ] && grep -q "^$cocci_canary:7:[0-9]*-[0-9]*: WARNING: NULL check before some freeing functions is not needed" "$log"; then
+			: >"$SC/$canary_key"
+			result PASS "static: coccicheck canary" "the finding planted in $cocci_canary was reported"
+		else
+			result FAIL "static: coccicheck canary" "the finding planted in $cocci_canary was not reported, see $log"
+			rc=1
+		fi
 	fi
-	ours_filter <"$log" | LC_ALL=C sort -u >"$LOGS/static.tmp" || true
-	# coccicheck prints "path:line:col-col: message" for findings
-	grep -E "^$SRC/|^[a-z].*:[0-9]+:[0-9]+-[0-9]+: " "$log" | sed "s|^$SRC/||" |
-		grep -F -f "$ovl" >>"$LOGS/static.tmp" || true
-	LC_ALL=C sort -u -o "$LOGS/static.tmp" "$LOGS/static.tmp"
-	cp "$LOGS/static.tmp" "$SC/$key"
-	count_findings "coccicheck $t" "$LOGS/static.tmp"
-done
+	for t in "${cocci_pending[@]}"; do
+		if [ "$crc" != 0 ]; then
+			show_tail "$log" 20
+			result FAIL "static: coccicheck $t" "coccicheck failed, see $log"
+			rc=1
+			continue
+		fi
+		# the findings in this target's files
+		(cd "$SRC" && find "$t" -type f -name '*.[ch]') >"$LOGS/static.files"
+		awk -v list="$LOGS/static.files" '
+			BEGIN { while ((getline f < list) > 0) mine[f] = 1 }
+			{ split($0, a, ":"); if (a[1] in mine) print }' \
+			"$LOGS/static-cocci.findings" >"$LOGS/static.tmp"
+		cp "$LOGS/static.tmp" "$SC/${cocci_key[$t]}"
+		count_findings "coccicheck $t" "$LOGS/static.tmp"
+	done
+fi
 
 # ---- kernel-doc ----------------------------------------------------------------
 for d in $(grep -E '\.(c|h)$' "$ovl" | grep -v '^tools/' | xargs -r -n1 dirname | LC_ALL=C sort -u); do
