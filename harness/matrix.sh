@@ -122,23 +122,72 @@ nearest_seed() {
 	echo "$best"
 }
 
+# combo_key COMBINATION: its configuration's key in $cfg/cache
+combo_key() {
+	{ cat "${frags[@]}"; printf 'CONFIG_%s\n' $1; } | digest
+}
+
+# configure_job N: configure every combination of the list $cfg/todo whose
+# line number is N modulo 2, in the directory $cfg/job-N (kbuild builds
+# its own Kconfig tools there once).  A result goes to the cache under its
+# key, moved in place when complete; a failure leaves $key.failed.
+configure_job() {
+	local n=$1 d=$cfg/job-$1 c key i=0
+	mkdir -p "$d"
+	while read -r c; do
+		i=$((i + 1))
+		[ $((i % 2)) = "$n" ] || continue
+		key=$(combo_key "$c")
+		printf 'CONFIG_%s\n' $c >"$d/combo.config"
+		cp "$cfg/cache/$kfp.tiny" "$d/.config"
+		if merge_fragments "$arch" "$d" "${frags[@]}" "$d/combo.config" >"$d/log" 2>&1; then
+			cp "$d/log" "$cfg/cache/$key.log"
+			cp "$d/.config" "$cfg/cache/$key.config.tmp"
+			mv "$cfg/cache/$key.config.tmp" "$cfg/cache/$key.config"
+		else
+			cp "$d/log" "$cfg/cache/$key.failed"
+		fi
+	done <"$cfg/todo"
+}
+
 rc=0 built=0 na=0 cached=0 skipped=0
 keep=() built_dirs=() allowed=()
 declare -A keys
 # 1. Configure every combination; those Kconfig does not allow are n/a.
+# Configuring is kconfig running the compiler for each of its toolchain
+# tests, one process at a time: the combinations not in the cache are
+# configured two at a time, under the build lock taken once.
+: >"$cfg/todo"
 for c in "${combos[@]}"; do
 	c=${c# }
-	name="matrix $arch: $c"
-	printf '%s\n' $c | sed 's/^/CONFIG_/' >"$cfg/combo.config"
-	key=$(cat "${frags[@]}" "$cfg/combo.config" | digest)
+	key=$(combo_key "$c")
+	rm -f "$cfg/cache/$key.failed"
 	if [ -f "$cfg/cache/$key.config" ] && [ -f "$cfg/cache/$key.log" ]; then
 		cached=$((cached + 1))
 	else
-		cp "$cfg/cache/$kfp.tiny" "$cfg/.config"
-		merge_fragments "$arch" "$cfg" "${frags[@]}" "$cfg/combo.config" >"$cfg/log" 2>&1 ||
-			{ cat "$cfg/log" >>"$log"; result FAIL "$name" "kconfig failed"; rc=1; continue; }
-		cp "$cfg/.config" "$cfg/cache/$key.config"
-		cp "$cfg/log" "$cfg/cache/$key.log"
+		echo "$c" >>"$cfg/todo"
+	fi
+done
+if [ -s "$cfg/todo" ]; then
+	exec {lock}>>"$BUILD_LOCK"
+	flock "$lock"
+	export KVMDOM_LOCK_HELD=1
+	configure_job 0 &
+	configure_job 1 &
+	wait
+	unset KVMDOM_LOCK_HELD
+	flock -u "$lock"
+	exec {lock}>&-
+fi
+for c in "${combos[@]}"; do
+	c=${c# }
+	name="matrix $arch: $c"
+	key=$(combo_key "$c")
+	if [ ! -f "$cfg/cache/$key.config" ]; then
+		cat "$cfg/cache/$key.failed" >>"$log" 2>/dev/null || true
+		result FAIL "$name" "kconfig failed, see $log"
+		rc=1
+		continue
 	fi
 	cp "$cfg/cache/$key.config" "$cfg/.config"
 	forced= produced=
