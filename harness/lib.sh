@@ -58,6 +58,19 @@ locked() {
 	fi
 }
 
+# holding_lock CMD...: CMD (a shell function too) under the build lock taken
+# once, for work that runs several builds or heavy jobs side by side; its
+# own kmake calls do not take the lock again.
+holding_lock() {
+	local fd rc=0
+	exec {fd}>>"$BUILD_LOCK"
+	flock "$fd"
+	KVMDOM_LOCK_HELD=1 "$@" || rc=$?
+	flock -u "$fd"
+	exec {fd}>&-
+	return $rc
+}
+
 # kmake <arch> <O=dir> make-args...: make in the prepared tree, locked.
 kmake() {
 	local arch=$1 out=$2

@@ -137,7 +137,7 @@ configure_job() {
 	while read -r c; do
 		i=$((i + 1))
 		[ $((i % 2)) = "$n" ] || continue
-		key=$(combo_key "$c")
+		key=${keys[$c]}
 		printf 'CONFIG_%s\n' $c >"$d/combo.config"
 		cp "$cfg/cache/$kfp.tiny" "$d/.config"
 		if merge_fragments "$arch" "$d" "${frags[@]}" "$d/combo.config" >"$d/log" 2>&1; then
@@ -161,6 +161,7 @@ declare -A keys
 for c in "${combos[@]}"; do
 	c=${c# }
 	key=$(combo_key "$c")
+	keys[$c]=$key
 	rm -f "$cfg/cache/$key.failed"
 	if [ -f "$cfg/cache/$key.config" ] && [ -f "$cfg/cache/$key.log" ]; then
 		cached=$((cached + 1))
@@ -168,21 +169,18 @@ for c in "${combos[@]}"; do
 		echo "$c" >>"$cfg/todo"
 	fi
 done
-if [ -s "$cfg/todo" ]; then
-	exec {lock}>>"$BUILD_LOCK"
-	flock "$lock"
-	export KVMDOM_LOCK_HELD=1
+configure_jobs() {
 	configure_job 0 &
 	configure_job 1 &
 	wait
-	unset KVMDOM_LOCK_HELD
-	flock -u "$lock"
-	exec {lock}>&-
+}
+if [ -s "$cfg/todo" ]; then
+	holding_lock configure_jobs
 fi
 for c in "${combos[@]}"; do
 	c=${c# }
 	name="matrix $arch: $c"
-	key=$(combo_key "$c")
+	key=${keys[$c]}
 	if [ ! -f "$cfg/cache/$key.config" ]; then
 		cat "$cfg/cache/$key.failed" >>"$log" 2>/dev/null || true
 		result FAIL "$name" "kconfig failed, see $log"
@@ -206,7 +204,6 @@ for c in "${combos[@]}"; do
 		continue
 	fi
 	allowed+=("$c")
-	keys[$c]=$key
 done
 
 # 2. Of the allowed ones, build a pairwise cover (harness/pairwise.py):

@@ -327,11 +327,7 @@ if [ ${#cocci_pending[@]} -gt 0 ] || [ -z "$canary_known" ]; then
 	crc=0
 	case $cocci_inc in
 	*"-I$SRC/include "*)
-		exec {cocci_lock}>>"$BUILD_LOCK"
-		flock "$cocci_lock"
-		cocci_batch ${cocci_pending[@]+"${cocci_pending[@]}"} >"$log" 2>&1 || crc=$?
-		flock -u "$cocci_lock"
-		exec {cocci_lock}>&- ;;
+		holding_lock cocci_batch ${cocci_pending[@]+"${cocci_pending[@]}"} >"$log" 2>&1 || crc=$? ;;
 	*)	echo "no LINUXINCLUDE from kbuild: '$cocci_inc'" >"$log"
 		crc=1 ;;
 	esac
