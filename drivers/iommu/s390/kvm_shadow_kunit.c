@@ -632,6 +632,44 @@ static void test_map_resolve(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, atomic64_read(&t->kdom->stats.syncs), 5);
 }
 
+/*
+ * A function that left the domain gets no refresh (unregistering the table
+ * purged what it cached), while the shadow keeps following the guest; back
+ * in the domain, it gets them again.
+ */
+static void test_detached(struct kunit *test)
+{
+	struct skt *t = test->priv;
+	struct s390_kvm_stats *st;
+	u64 refreshes;
+
+	skt_alloc_attach(t, SKT_IOTA);
+	st = &t->skd->stats;
+	skt_map(t, 0, skt_data(0), false);
+	EXPECT_CC(test, skt_rpcit(t, 0, 1), ZPCI_CC_OK);
+	refreshes = st->refreshes;
+
+	iommu_detach_device(&t->kdom->domain, t->dev);
+	t->attached = false;
+	skt_unmap(t, 0);
+	skt_map(t, 1, skt_data(1), false);
+	KUNIT_EXPECT_EQ(test, 0, iommu_kvm_domain_sync(t->kdom, 0, t->base,
+						       2 * PAGE_SIZE));
+	skt_expect(t, 0, 0, false);
+	skt_expect(t, 1, skt_data(1), false);
+	KUNIT_EXPECT_EQ(test, st->invalidated, 1);
+	KUNIT_EXPECT_EQ(test, st->refreshes, refreshes);
+
+	KUNIT_ASSERT_EQ(test, 0, iommu_attach_device(&t->kdom->domain, t->dev));
+	t->attached = true;
+	skt_unmap(t, 1);
+	EXPECT_CC(test, skt_rpcit(t, 1, 1), ZPCI_CC_OK);
+	skt_expect(t, 1, 0, false);
+	KUNIT_EXPECT_EQ(test, st->refreshes, refreshes + 1);
+	KUNIT_EXPECT_EQ(test, st->errors, 0);
+	KUNIT_EXPECT_FALSE(test, t->skd->error);
+}
+
 /* Region-first and region-second designations, and a 1 MiB frame */
 static void test_levels(struct kunit *test)
 {
@@ -1414,6 +1452,7 @@ static struct kunit_case s390_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_formats),
 	KUNIT_CASE(test_alloc_errors),
 	KUNIT_CASE(test_map_resolve),
+	KUNIT_CASE(test_detached),
 	KUNIT_CASE(test_levels),
 	KUNIT_CASE(test_hostile),
 	KUNIT_CASE(test_changing_entries),
