@@ -326,11 +326,17 @@ struct iommu_tdp_zap {
 	gfn_t end;
 };
 
+/* Should a zap that can yield drop mmu_lock now? */
+static bool __iommu_tdp_should_yield(struct kvm_iommu_tdp *t)
+{
+	return need_resched() || rwlock_needbreak(&t->kvm->mmu_lock);
+}
+
 /* May a zap that can yield drop mmu_lock here? */
 static bool iommu_tdp_should_yield(struct kvm_iommu_tdp *t)
 {
 	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_should_yield, t);
-	return need_resched() || rwlock_needbreak(&t->kvm->mmu_lock);
+	return __iommu_tdp_should_yield(t);
 }
 
 /* Clear the leaves under @table (of @level, mapping from @base) in range */

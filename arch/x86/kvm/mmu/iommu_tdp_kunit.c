@@ -17,6 +17,12 @@
  */
 #include <kunit/test.h>
 #include <kunit/test-bug.h>
+#include <linux/completion.h>
+#include <linux/kthread.h>
+#include <linux/sched/mm.h>
+
+/* mm_alloc(), for a stand-in VM whose refill worker may run */
+MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
 
 #define ITT_TABLES	16
 #define ITT_FLUSHES	8
@@ -44,6 +50,7 @@ struct itt_flush {
  * @ntables: entries in @tables
  * @flushes: the client's flushes, in order
  * @nflushes: how many there were (more than %ITT_FLUSHES are counted only)
+ * @last: the last flush
  * @pending: pages of leaves cleared in memory and written back, not flushed
  * @flushed: pages of cleared leaves the IOMMUs were told of
  * @unpinned: pages unpinned
@@ -57,6 +64,7 @@ struct itt_flush {
  * @skip_wb_len: leave out write-backs of this length (the test of the
  *	checks themselves)
  * @yields: the points where a zap asked whether to drop mmu_lock
+ * @race: test_retire_races_yielded_zap()'s state
  */
 struct itt {
 	struct kvm *kvm;
@@ -68,6 +76,7 @@ struct itt {
 	int ntables;
 	struct itt_flush flushes[ITT_FLUSHES];
 	int nflushes;
+	struct itt_flush last;
 	unsigned long pending;
 	unsigned long flushed;
 	unsigned long unpinned;
@@ -78,6 +87,7 @@ struct itt {
 	int first;
 	unsigned int skip_wb_len;
 	unsigned int yields;
+	struct itt_race *race;
 };
 
 static struct itt_table *itt_table(struct itt *itt, u64 *page, bool add)
@@ -179,6 +189,7 @@ static void itt_flush(struct kvm_iommu_tdp_client *client, u64 gfn, u64 nr)
 	}
 	if (itt->nflushes < ITT_FLUSHES)
 		itt->flushes[itt->nflushes] = (struct itt_flush){ gfn, nr };
+	itt->last = (struct itt_flush){ gfn, nr };
 	itt->nflushes++;
 	itt->flushed += itt->pending;
 	itt->pending = 0;
@@ -195,6 +206,8 @@ static void itt_release(void *data)
 	}
 	if (itt->mem)
 		__free_pages(itt->mem, PMD_ORDER);
+	if (itt->kvm && itt->kvm->mm)
+		mmput(itt->kvm->mm);
 	kvfree(itt->kvm);
 }
 
@@ -611,6 +624,137 @@ static void test_unmap_may_block(struct kunit *test)
 	itt->kvm->arch.iommu_tdp = NULL;
 }
 
+/**
+ * struct itt_race - A zap that races the retire of the table
+ * @itt: the table
+ * @test: the test, which the zapping thread runs for too
+ * @zapper: that thread
+ * @at_yield: it reached its first yield point, holding mmu_lock
+ * @done: its zap returned
+ * @contended: at that point, the test's thread waited for mmu_lock
+ * @yielded: and the zap was told to drop it, as it would be outside KUnit
+ * @zaps_at_retire: invalidations in flight when the retire's own zap
+ *	reached a yield point first; -1 if it never did
+ */
+struct itt_race {
+	struct itt *itt;
+	struct kunit *test;
+	struct task_struct *zapper;
+	struct completion at_yield;
+	struct completion done;
+	bool contended;
+	bool yielded;
+	int zaps_at_retire;
+};
+
+/* At its first yield point the zapper waits for the retire to contend */
+static bool itt_race_should_yield(struct kvm_iommu_tdp *t)
+{
+	struct itt_race *r = ((struct itt *)kunit_get_current_test()->priv)->race;
+	u64 end;
+
+	if (current != r->zapper) {
+		if (r->zaps_at_retire < 0)
+			r->zaps_at_retire = atomic_read(&t->zaps);
+	} else if (!completion_done(&r->at_yield)) {
+		complete(&r->at_yield);
+		/* mmu_lock is held: spin, within the soft-lockup limit */
+		end = ktime_get_ns() + 5 * NSEC_PER_SEC;
+		while (!rwlock_is_contended(&t->kvm->mmu_lock) &&
+		       ktime_get_ns() < end)
+			cpu_relax();
+		r->contended = rwlock_is_contended(&t->kvm->mmu_lock);
+		r->yielded = __iommu_tdp_should_yield(t);
+		return r->yielded;
+	}
+	return __iommu_tdp_should_yield(t);
+}
+
+/* The zapping thread: kvm_unmap_gfn_range() of 6 MiB that may block */
+static int itt_zapper(void *data)
+{
+	struct itt_race *r = data;
+	struct kvm *kvm = r->itt->kvm;
+	struct kvm_memory_slot slot = {};
+	struct kvm_gfn_range range = {
+		.slot = &slot,
+		.start = 0,
+		.end = 3 * IOMMU_TDP_PTES,
+		.attr_filter = KVM_FILTER_SHARED,
+		.may_block = true,
+	};
+
+	/* The static stubs and the IOMMU's records are the test's */
+	current->kunit_test = r->test;
+	write_lock(&kvm->mmu_lock);
+	kvm_iommu_tdp_unmap(kvm, &range);
+	write_unlock(&kvm->mmu_lock);
+	current->kunit_test = NULL;
+	complete(&r->done);
+	return 0;
+}
+
+/*
+ * The last IOMMU goes while an invalidation that dropped mmu_lock is in
+ * flight, under real contention for the lock on two CPUs: a thread zaps
+ * three 2 MiB ranges of 4 KiB leaves and, at its first yield point, waits
+ * until this thread contends for mmu_lock in kvm_iommu_tdp_put(), whose
+ * retire then empties and blocks the table while the zap is out of the
+ * lock. The zap carries on over the emptied table and maps nothing back;
+ * the table is freed only after the zap ended; every page is unpinned
+ * once, after a flush that covers it.
+ */
+static void test_retire_races_yielded_zap(struct kunit *test)
+{
+	struct itt *itt = itt_new(test);
+	struct itt_race r = { .itt = itt, .test = test, .zaps_at_retire = -1 };
+	struct kvm *kvm = itt->kvm;
+	struct task_struct *task;
+	int i;
+
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs two CPUs: the zap spins holding mmu_lock");
+	init_completion(&r.at_yield);
+	init_completion(&r.done);
+	/* If the zap queued a refill anyway, it would find no memslot */
+	mutex_init(&kvm->slots_lock);
+	kvm->mm = mm_alloc();
+	KUNIT_ASSERT_NOT_NULL(test, kvm->mm);
+	RCU_INIT_POINTER(kvm->memslots[0], &kvm->__memslots[0][0]);
+	for (i = 0; i < 3; i++)
+		itt_install(test, itt, i * IOMMU_TDP_PTES, 80, 0);
+	kvm->arch.iommu_tdp = itt->t;
+	itt->race = &r;
+	kunit_activate_static_stub(test, iommu_tdp_should_yield,
+				   itt_race_should_yield);
+
+	task = kthread_create(itt_zapper, &r, "kvm-itt-zapper");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	r.zapper = task;
+	wake_up_process(task);
+	KUNIT_ASSERT_TRUE_MSG(test,
+			      wait_for_completion_timeout(&r.at_yield, 30 * HZ),
+			      "the zap never reached a yield point");
+
+	kvm_iommu_tdp_put(kvm, &itt->client);
+	/* Freed, once the zap was over */
+	itt->t = NULL;
+	wait_for_completion(&r.done);
+
+	KUNIT_EXPECT_TRUE(test, r.contended);
+	KUNIT_EXPECT_TRUE(test, r.yielded);
+	KUNIT_EXPECT_EQ_MSG(test, r.zaps_at_retire, 1,
+			    "the retire did not run while the zap was out of mmu_lock");
+	KUNIT_EXPECT_NULL(test, kvm->arch.iommu_tdp);
+	/* The zap's first 2 MiB, flushed before it dropped the lock */
+	itt_expect_flush(test, itt, 0, 0, 80);
+	/* The retire's, whole, the last */
+	KUNIT_EXPECT_EQ(test, itt->last.gfn, 0);
+	KUNIT_EXPECT_EQ(test, itt->last.nr, U64_MAX);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 3 * 80);
+	itt_expect_ordered(test, itt);
+}
+
 /* An IOMMU that walks tables of one type only, or of none (-1) */
 struct itt_picky {
 	struct kvm_iommu_tdp_client client;
@@ -687,6 +831,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_empty_flushes_all, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_checks_catch_no_writeback, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_unmap_may_block, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_retire_races_yielded_zap, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_choose_format, itt_format_gen_params),
 	{}
 };
