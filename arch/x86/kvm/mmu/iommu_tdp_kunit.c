@@ -629,6 +629,8 @@ static void test_unmap_may_block(struct kunit *test)
  * @itt: the table
  * @test: the test, which the zapping thread runs for too
  * @zapper: that thread
+ * @spun: it waited at its first yield point (the test's thread takes
+ *	@at_yield's completion back, so that cannot tell)
  * @at_yield: it reached its first yield point, holding mmu_lock
  * @done: its zap returned
  * @contended: at that point, the test's thread waited for mmu_lock
@@ -640,6 +642,7 @@ struct itt_race {
 	struct itt *itt;
 	struct kunit *test;
 	struct task_struct *zapper;
+	bool spun;
 	struct completion at_yield;
 	struct completion done;
 	bool contended;
@@ -656,7 +659,8 @@ static bool itt_race_should_yield(struct kvm_iommu_tdp *t)
 	if (current != r->zapper) {
 		if (r->zaps_at_retire < 0)
 			r->zaps_at_retire = atomic_read(&t->zaps);
-	} else if (!completion_done(&r->at_yield)) {
+	} else if (!r->spun) {
+		r->spun = true;
 		complete(&r->at_yield);
 		/* mmu_lock is held: spin, within the soft-lockup limit */
 		end = ktime_get_ns() + 5 * NSEC_PER_SEC;
@@ -710,10 +714,19 @@ static void test_retire_races_yielded_zap(struct kunit *test)
 	struct itt_race r = { .itt = itt, .test = test, .zaps_at_retire = -1 };
 	struct kvm *kvm = itt->kvm;
 	struct task_struct *task;
+	unsigned int cpu;
 	int i;
 
 	if (num_online_cpus() < 2)
 		kunit_skip(test, "needs two CPUs: the zap spins holding mmu_lock");
+	/*
+	 * The zap spins with mmu_lock held, not preemptible: the retire must
+	 * run on another CPU. This thread ends with the case, and its
+	 * affinity with it.
+	 */
+	cpu = raw_smp_processor_id();
+	KUNIT_ASSERT_EQ(test, set_cpus_allowed_ptr(current, cpumask_of(cpu)),
+			0);
 	init_completion(&r.at_yield);
 	init_completion(&r.done);
 	/* If the zap queued a refill anyway, it would find no memslot */
@@ -731,6 +744,7 @@ static void test_retire_races_yielded_zap(struct kunit *test)
 	task = kthread_create(itt_zapper, &r, "kvm-itt-zapper");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	r.zapper = task;
+	kthread_bind(task, cpumask_any_but(cpu_online_mask, cpu));
 	wake_up_process(task);
 	KUNIT_ASSERT_TRUE_MSG(test,
 			      wait_for_completion_timeout(&r.at_yield, 30 * HZ),
@@ -741,7 +755,8 @@ static void test_retire_races_yielded_zap(struct kunit *test)
 	itt->t = NULL;
 	wait_for_completion(&r.done);
 
-	KUNIT_EXPECT_TRUE(test, r.contended);
+	KUNIT_EXPECT_TRUE_MSG(test, r.contended,
+			      "the retire did not wait for mmu_lock within 5 s");
 	KUNIT_EXPECT_TRUE(test, r.yielded);
 	KUNIT_EXPECT_EQ_MSG(test, r.zaps_at_retire, 1,
 			    "the retire did not run while the zap was out of mmu_lock");
