@@ -650,6 +650,9 @@ struct itt_race {
 	int zaps_at_retire;
 };
 
+/* How long the zapper spins, holding mmu_lock, within the soft-lockup limit */
+#define ITT_RACE_SPIN_S	5
+
 /* At its first yield point the zapper waits for the retire to contend */
 static bool itt_race_should_yield(struct kvm_iommu_tdp *t)
 {
@@ -662,8 +665,7 @@ static bool itt_race_should_yield(struct kvm_iommu_tdp *t)
 	} else if (!r->spun) {
 		r->spun = true;
 		complete(&r->at_yield);
-		/* mmu_lock is held: spin, within the soft-lockup limit */
-		end = ktime_get_ns() + 5 * NSEC_PER_SEC;
+		end = ktime_get_ns() + ITT_RACE_SPIN_S * NSEC_PER_SEC;
 		while (!rwlock_is_contended(&t->kvm->mmu_lock) &&
 		       ktime_get_ns() < end)
 			cpu_relax();
@@ -756,7 +758,8 @@ static void test_retire_races_yielded_zap(struct kunit *test)
 	wait_for_completion(&r.done);
 
 	KUNIT_EXPECT_TRUE_MSG(test, r.contended,
-			      "the retire did not wait for mmu_lock within 5 s");
+			      "the retire did not wait for mmu_lock within %d s",
+			      ITT_RACE_SPIN_S);
 	KUNIT_EXPECT_TRUE(test, r.yielded);
 	KUNIT_EXPECT_EQ_MSG(test, r.zaps_at_retire, 1,
 			    "the retire did not run while the zap was out of mmu_lock");
