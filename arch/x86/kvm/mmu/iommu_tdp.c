@@ -639,11 +639,48 @@ static bool iommu_tdp_slot_mapped(const struct kvm_memory_slot *slot)
 	       !(slot->flags & KVM_MEM_READONLY);
 }
 
+static bool iommu_tdp_has_4k(u64 *table, gfn_t gfn)
+{
+	return iommu_tdp_present(READ_ONCE(table[iommu_tdp_index(gfn,
+							PG_LEVEL_4K)]));
+}
+
 /*
- * Map frames [@gfn, @end) of @slot; what is mapped already stays. A chunk
- * that cannot be pinned for writing is not RAM a device may reach (another
- * device's BAR, VM_PFNMAP or VM_IO; a read-only or no mapping): it stays
- * unmapped, DMA to it faults, and the rest is mapped.
+ * The first frame in [@gfn, @end), a range within one 2 MiB, that has no
+ * leaf in the table, and in *@run_end the end of the run of such frames
+ * from it; @end if every frame has a leaf. mmu_lock held, for read at
+ * least.
+ */
+static gfn_t iommu_tdp_first_hole(struct kvm_iommu_tdp *t, gfn_t gfn,
+				  gfn_t end, gfn_t *run_end)
+{
+	u64 *table = t->root, entry;
+	int l;
+
+	*run_end = end;
+	for (l = t->fmt.levels; l > PG_LEVEL_4K; l--) {
+		entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
+		if (!iommu_tdp_present(entry))
+			return gfn;
+		if (iommu_tdp_is_leaf(entry, l))
+			return end;
+		table = __va(entry & IOMMU_TDP_ADDR);
+	}
+	while (gfn < end && iommu_tdp_has_4k(table, gfn))
+		gfn++;
+	*run_end = gfn;
+	while (*run_end < end && !iommu_tdp_has_4k(table, *run_end))
+		(*run_end)++;
+	return gfn;
+}
+
+/*
+ * Map frames [@gfn, @end) of @slot; what is mapped already stays, and is
+ * not pinned again: a refill of a range that the hole list coarsened pins
+ * only what the table lacks. A run of frames that cannot be pinned for
+ * writing is not RAM a device may reach (another device's BAR, VM_PFNMAP
+ * or VM_IO; a read-only or no mapping): it stays unmapped, DMA to it
+ * faults, and the rest is mapped.
  */
 static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 				    const struct kvm_memory_slot *slot,
@@ -660,17 +697,25 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 	if (!pages)
 		return -ENOMEM;
 	while (gfn < end) {
-		unsigned long n = min_t(u64, end - gfn,
+		gfn_t chunk_end = gfn + min_t(u64, end - gfn,
 				IOMMU_TDP_PTES - (gfn & (IOMMU_TDP_PTES - 1)));
+		gfn_t hole, hole_end;
+		unsigned long hva;
 
-		ret = iommu_tdp_populate_chunk(t, gfn,
-					       __gfn_to_hva_memslot(slot, gfn),
-					       n, pages);
+		read_lock(&t->kvm->mmu_lock);
+		hole = iommu_tdp_first_hole(t, gfn, chunk_end, &hole_end);
+		read_unlock(&t->kvm->mmu_lock);
+		gfn = chunk_end;
+		if (hole < chunk_end) {
+			hva = __gfn_to_hva_memslot(slot, hole);
+			ret = iommu_tdp_populate_chunk(t, hole, hva,
+						       hole_end - hole, pages);
+			gfn = hole_end;
+		}
 		if (ret == -EFAULT)
 			ret = 0;
 		if (ret)
 			break;
-		gfn += n;
 		if (fatal_signal_pending(current)) {
 			ret = -EINTR;
 			break;

@@ -457,6 +457,48 @@ static void test_zap_splits(struct kunit *test)
 	itt_expect_ordered(test, itt);
 }
 
+static void itt_expect_hole(struct kunit *test, struct itt *itt, gfn_t gfn,
+			    gfn_t end, gfn_t hole, gfn_t hole_end)
+{
+	gfn_t got, got_end = 0;
+
+	read_lock(&itt->kvm->mmu_lock);
+	got = iommu_tdp_first_hole(itt->t, gfn, end, &got_end);
+	read_unlock(&itt->kvm->mmu_lock);
+	KUNIT_EXPECT_EQ_MSG(test, got, hole, "in [%llx, %llx)", gfn, end);
+	if (hole < end)
+		KUNIT_EXPECT_EQ_MSG(test, got_end, hole_end,
+				    "in [%llx, %llx)", gfn, end);
+}
+
+/*
+ * A populate pins only the frames without a leaf: those of a range that
+ * zaps emptied, a 2 MiB without a table, none under a 2 MiB leaf.
+ */
+static void test_populate_finds_holes(struct kunit *test)
+{
+	struct itt *itt = itt_populated(test);
+	const gfn_t huge = IOMMU_TDP_PTES;
+
+	itt_expect_hole(test, itt, 0, huge, 0, 5);
+	itt_expect_hole(test, itt, 5, huge, 105, huge);
+	itt_expect_hole(test, itt, 5, 105, 105, 0);
+	itt_expect_hole(test, itt, huge, 2 * huge, 2 * huge, 0);
+	itt_expect_hole(test, itt, 2 * huge, 3 * huge, 2 * huge, 3 * huge);
+	itt_expect_hole(test, itt, 64 * huge + 7, 64 * huge + 9,
+			64 * huge + 7, 64 * huge + 9);
+
+	itt_zap(itt, 10, 20);
+	itt_zap(itt, 30, 31);
+	itt_zap(itt, 600, 601);
+	itt_expect_hole(test, itt, 5, huge, 10, 20);
+	itt_expect_hole(test, itt, 20, huge, 30, 31);
+	itt_expect_hole(test, itt, 31, huge, 105, huge);
+	itt_expect_hole(test, itt, 12, 15, 12, 15);
+	itt_expect_hole(test, itt, huge, 2 * huge, 600, 601);
+	itt_expect_hole(test, itt, 601, 2 * huge, 2 * huge, 0);
+}
+
 /* A zap that clears nothing tells no IOMMU */
 static void test_zap_nothing(struct kunit *test)
 {
@@ -845,6 +887,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_zap_range, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_splits, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_nothing, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_finds_holes, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_batches, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_empty_flushes_all, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_checks_catch_no_writeback, itt_format_gen_params),
