@@ -15,7 +15,8 @@
  * leaves no error in edu: every check uses poison.  Then VM 2, without
  * KVM_X86_QUIRK_SLOT_ZAP_ALL and without a vCPU: edu moved between an IOAS
  * and the KVM-backed HWPT by replacing its attachment; a memslot moved, deleted
- * and created under the attached device, then DMA from a thread of its own
+ * and created under the attached device, memory unmapped under a memslot,
+ * then DMA from a thread of its own
  * while the main thread drops pages, splits a huge page and deletes and
  * creates a memslot, with what the VM lost kept readable to prove that no
  * later DMA reached it; private and guest_memfd memory refused; and a
@@ -54,7 +55,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	70
+#define PLAN_FULL	74
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
@@ -1110,6 +1111,67 @@ static int ioas_swap(int dev, int iommufd, __u32 hwpt, __u8 *io, __u8 *m2)
  * With the quirk off, deletion and move take kvm_unmap_gfn_range(), not
  * the fast zap of step (c).
  */
+/* The page a pipe from churn_keep() holds, into @page; 0 if read whole */
+static int kept_page(int fd, __u8 *page)
+{
+	ssize_t n = fd < 0 ? -1 : read(fd, page, PG);
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)PG ? 0 : -1;
+}
+
+/*
+ * Step (m): the last page of slot 3's memory unmapped while the memslot
+ * stays (munmap). DMA to its GPA must not reach the page, which a pipe
+ * keeps (vmsplice()), nor DMA from it read the page. Memory mapped at the
+ * same address afterwards is not seen by the table, as no notifier tells
+ * KVM of an mmap(): DMA to it faults until the memslot is set again, and
+ * lands in it once the memslot is deleted and created.
+ */
+static void unmapped(int vm, __u8 *m3)
+{
+	__u8 *p = m3 + IN3, page[PG];
+	int fd, ok, ret;
+	void *q;
+
+	fd = churn_keep(p);
+	fill(p, PG, OLD);
+	ret = fd < 0 || munmap(p, PG);
+	printf("# munmap of slot 3's last page%s\n", errstr(ret));
+	settle();	/* KVM's refill tries to map it again, and cannot */
+	ok = !ret && !edu_load(0x5eed0208) && !edu_to_ram(SLOT3_GPA + IN3);
+	settle();
+	ok = ok && !edu_load(0x5eed0209) &&
+	     dma_reads_none(SLOT3_GPA + IN3, 0x5eed0209, OLD);
+	tap(ok, "slot 3's page unmapped: DMA from GPA 0x%llx does not read it",
+	    SLOT3_GPA + IN3);
+	ok = !ret && !kept_page(fd, page);
+	printf("# the unmapped page, through the pipe: %s\n",
+	       ok ? what_is(page, 0x5eed0208, OLD) : "not read");
+	tap(ok && is_fill(page, PG, OLD),
+	    "slot 3's page unmapped: DMA to GPA 0x%llx did not reach it",
+	    SLOT3_GPA + IN3);
+
+	q = mmap(p, PG, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ok = q == p;
+	if (ok)
+		fill(p, PG, POISON);
+	ok = ok && !edu_load(0x5eed020a) && !edu_to_ram(SLOT3_GPA + IN3);
+	settle();
+	tap(ok && is_fill(p, PG, POISON),
+	    "new memory mapped at the same address: DMA to GPA 0x%llx faults, the memslot unchanged",
+	    SLOT3_GPA + IN3);
+	ret = !ok || vm_slot(vm, 3, SLOT3_GPA, 0, m3) ||
+	      vm_slot(vm, 3, SLOT3_GPA, SLOT3_SIZE, m3);
+	ok = !ret && !edu_load(0x5eed020b) && !edu_to_ram(SLOT3_GPA + IN3);
+	settle();
+	tap(ok && is_fill(p, PG, 0x5eed020b),
+	    "slot 3 deleted and created again: DMA to GPA 0x%llx lands in the new memory%s",
+	    SLOT3_GPA + IN3, errstr(ret));
+}
+
 static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 {
 	struct kvm_enable_cap cap = {
@@ -1210,6 +1272,7 @@ static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 	    "VM 2: slot 3 created at GPA 0x%llx: DMA to 0x%llx right after the ioctl lands",
 	    SLOT3_GPA, SLOT3_GPA + IN3);
 
+	unmapped(vm, m3);
 	thp_refill(vm);
 	churn_run(vm);
 
