@@ -646,6 +646,16 @@ static void safety(int vm, struct kvm_userspace_memory_region *r)
 	dma_off("slot 1 deleted", ret, GONE_GPA, mem1, SLOT1_SIZE, 0x5eed0103);
 }
 
+/* /dev/kmsg, at its end: what the kernel logs from now on */
+static int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0 || lseek(fd, 0, SEEK_END) < 0)
+		printf("# /dev/kmsg: %s\n", strerror(errno));
+	return fd;
+}
+
 /* Does a record of the kernel log from @fd's position on hold @a (and @b)? */
 static int kmsg_has(int fd, const char *a, const char *b)
 {
@@ -710,9 +720,7 @@ static void bar_slot(int vm)
 	    "the vCPU reads edu's ID 0x%08x through it", id);
 
 	sleep(6);
-	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (kmsg < 0 || lseek(kmsg, 0, SEEK_END) < 0)
-		printf("# /dev/kmsg: %s\n", strerror(errno));
+	kmsg = kmsg_open();
 	ok = !ret && !edu_load(0x5eed0120) && !edu_to_ram(BAR_GPA) &&
 	     dma_fault_logged(kmsg, "Write", BAR_GPA);
 	ok = ok && !ram_to_edu(BAR_GPA) &&
@@ -878,6 +886,16 @@ static int churn_keep(__u8 *p)
 	return fd[0];
 }
 
+/* The page a pipe from churn_keep() holds, into @page; 0 if read whole */
+static int kept_page(int fd, __u8 *page)
+{
+	ssize_t n = fd < 0 ? -1 : read(fd, page, PG);
+
+	if (fd >= 0)
+		close(fd);
+	return n == (ssize_t)PG ? 0 : -1;
+}
+
 /* The first epoch after @epoch whose pattern @p holds, or -1 */
 static int churn_later(const __u8 *p, int epoch, int last)
 {
@@ -982,10 +1000,7 @@ static void churn_run(int vm)
 
 	bad = checked = 0;
 	for (i = 0; i < nd; i++) {
-		ok = drop[i].fd >= 0 &&
-		     read(drop[i].fd, page, PG) == (ssize_t)PG;
-		if (drop[i].fd >= 0)
-			close(drop[i].fd);
+		ok = !kept_page(drop[i].fd, page);
 		if (!ok) {
 			printf("# dropped page %d: no reference kept\n", i);
 			bad++;
@@ -1106,22 +1121,6 @@ static int ioas_swap(int dev, int iommufd, __u32 hwpt, __u8 *io, __u8 *m2)
 }
 
 /*
- * Step 5 (e): VM 2, KVM_X86_QUIRK_SLOT_ZAP_ALL off and no vCPU, on the same
- * edu and iommufd: a memslot moves, goes and comes under the attached edu.
- * With the quirk off, deletion and move take kvm_unmap_gfn_range(), not
- * the fast zap of step (c).
- */
-/* The page a pipe from churn_keep() holds, into @page; 0 if read whole */
-static int kept_page(int fd, __u8 *page)
-{
-	ssize_t n = fd < 0 ? -1 : read(fd, page, PG);
-
-	if (fd >= 0)
-		close(fd);
-	return n == (ssize_t)PG ? 0 : -1;
-}
-
-/*
  * Step (m): the last page of slot 3's memory unmapped while the memslot
  * stays (munmap). DMA to its GPA must not reach the page, which a pipe
  * keeps (vmsplice()), nor DMA from it read the page. Memory mapped at the
@@ -1172,6 +1171,12 @@ static void unmapped(int vm, __u8 *m3)
 	    SLOT3_GPA + IN3, errstr(ret));
 }
 
+/*
+ * Step 5 (e): VM 2, KVM_X86_QUIRK_SLOT_ZAP_ALL off and no vCPU, on the same
+ * edu and iommufd: a memslot moves, goes and comes under the attached edu.
+ * With the quirk off, deletion and move take kvm_unmap_gfn_range(), not
+ * the fast zap of step (c).
+ */
 static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 {
 	struct kvm_enable_cap cap = {
@@ -1589,10 +1594,7 @@ int main(void)
 		tap(!ret, "VM with one 4 MiB anonymous memslot%s", errstr(ret));
 		if (ret)
 			return bail(planned, "no VM");
-		/* What the kernel logs from now on */
-		kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-		if (kmsg < 0 || lseek(kmsg, 0, SEEK_END) < 0)
-			printf("# /dev/kmsg: %s\n", strerror(errno));
+		kmsg = kmsg_open();
 		alloc_fails(iommufd, bind.out_devid, vm, 1, EINVAL, "EINVAL",
 			    "under 5-level paging");
 		tap(kmsg_has(kmsg, LA57_WHY, NULL),
