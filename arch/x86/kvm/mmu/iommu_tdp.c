@@ -9,6 +9,7 @@
 
 #include <kunit/static_stub.h>
 #include <linux/cacheflush.h>
+#include <linux/delay.h>
 #include <linux/kvm_host.h>
 #include <linux/kvm_iommu.h>
 #include <linux/list.h>
@@ -117,6 +118,12 @@ struct kvm_iommu_tdp_unpin {
  * @zaps: invalidations under way that may drop mmu_lock and still use the
  *	table after the table's last user retired it. The table is freed
  *	when there are none
+ * @watch_start: the first frame of the chunk that a populate pinned and
+ *	has yet to map; slots_lock makes it the only one
+ * @watch_end: and the one after its last. Set under mmu_lock, for read
+ *	at least; the last chunk stays watched, which costs a zap a compare
+ * @watch_zapped: an invalidation zapped part of the watched chunk: its
+ *	pinned pages may have left the VM's mm. Set under mmu_lock for write
  */
 struct kvm_iommu_tdp {
 	struct kvm *kvm;
@@ -135,6 +142,9 @@ struct kvm_iommu_tdp {
 	unsigned int nr_holes;
 	struct work_struct refill;
 	atomic_t zaps;
+	gfn_t watch_start;
+	gfn_t watch_end;
+	bool watch_zapped;
 };
 
 /*
@@ -446,6 +456,9 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 	if (range->keeps_pfns)
 		return;
 	lockdep_assert_held_write(&kvm->mmu_lock);
+	/* Pages a populate pinned here may be on their way out of the mm */
+	if (range->start < t->watch_end && range->end > t->watch_start)
+		t->watch_zapped = true;
 	atomic_inc(&t->zaps);
 	iommu_tdp_zap(t, range->start, range->end, &z);
 	/* A huge leaf that stuck out went whole: all of it comes back */
@@ -453,6 +466,27 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 		iommu_tdp_hole(t, min(range->start, z.start),
 			       max(range->end, z.end));
 	atomic_dec_and_wake_up(&t->zaps);
+}
+
+/* Pin @n pages at @hva for writing, for as long as they are mapped */
+static long iommu_tdp_pin(struct kvm_iommu_tdp *t, unsigned long hva,
+			  unsigned long n, struct page **pages)
+{
+	long pinned;
+
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_pin, t, hva, n, pages);
+	mmap_read_lock(t->kvm->mm);
+	pinned = pin_user_pages_remote(t->kvm->mm, hva, n,
+				       FOLL_WRITE | FOLL_LONGTERM, pages, NULL);
+	mmap_read_unlock(t->kvm->mm);
+	return pinned;
+}
+
+/* Unpin @n pages that iommu_tdp_pin() pinned and no leaf maps */
+static void iommu_tdp_release(struct page **pages, unsigned long n)
+{
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_release, pages, n);
+	unpin_user_pages(pages, n);
 }
 
 /* The pages are physically contiguous and as aligned as the leaf */
@@ -521,7 +555,7 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 		ptep = iommu_tdp_walk(t, gfn + i, PG_LEVEL_4K, spare, nspare);
 		if (!ptep || iommu_tdp_present(READ_ONCE(*ptep))) {
 			/* Mapped already: keep what is there */
-			unpin_user_page(pages[i]);
+			iommu_tdp_release(&pages[i], 1);
 			continue;
 		}
 		WRITE_ONCE(*ptep, iommu_tdp_leaf(t, page_to_pfn(pages[i]),
@@ -548,22 +582,55 @@ static bool iommu_tdp_get_spares(struct kvm_iommu_tdp *t, u64 **spare,
 	return true;
 }
 
-/* An invalidation ran since @mmu_seq, or runs over [@start, @end) */
-static bool iommu_tdp_retry(struct kvm *kvm, unsigned long mmu_seq,
-			    gfn_t start, gfn_t end)
+/* An invalidation of any frame of [@start, @end) is under way */
+static bool iommu_tdp_invalidating(struct kvm *kvm, gfn_t start, gfn_t end)
 {
 	lockdep_assert_held(&kvm->mmu_lock);
-	if (kvm->mmu_invalidate_in_progress &&
-	    start < kvm->mmu_invalidate_range_end &&
-	    end > kvm->mmu_invalidate_range_start)
-		return true;
-	return kvm->mmu_invalidate_seq != mmu_seq;
+	return kvm->mmu_invalidate_in_progress &&
+	       start < kvm->mmu_invalidate_range_end &&
+	       end > kvm->mmu_invalidate_range_start;
 }
 
 /*
- * Pin @n frames from @gfn on at @hva and map them, under KVM's
- * invalidation protocol: if an invalidation ran or runs meanwhile, start
- * over, so no leaf points at a page that left the VM's mm.
+ * Watch frames [@start, @end) for zaps before their pages are pinned:
+ * from now on kvm_iommu_tdp_unmap() of any of them marks the watch. False
+ * if an invalidation of the range is under way: its zap may have passed
+ * while the primary MMU has yet to change the mapping, so what a pin
+ * found now might leave the mm unnoticed.
+ */
+static bool iommu_tdp_watch(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
+{
+	struct kvm *kvm = t->kvm;
+	bool ok;
+
+	/* Zaps, which read the watch, hold mmu_lock for write */
+	read_lock(&kvm->mmu_lock);
+	ok = !iommu_tdp_invalidating(kvm, start, end);
+	if (ok) {
+		t->watch_start = start;
+		t->watch_end = end;
+		t->watch_zapped = false;
+	}
+	read_unlock(&kvm->mmu_lock);
+	return ok;
+}
+
+/* Until the invalidation that iommu_tdp_watch() found is over */
+static void iommu_tdp_wait(struct kvm_iommu_tdp *t)
+{
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_wait, t);
+	usleep_range(10, 50);
+}
+
+/*
+ * Pin @n frames from @gfn on at @hva and map them. KVM's invalidation
+ * protocol, narrowed to the chunk: the pin starts when no invalidation of
+ * the chunk is under way, and its pages are mapped only if none zapped the
+ * chunk since, so no leaf points at a page that left the VM's mm.
+ * Invalidations of other frames, which move mmu_invalidate_seq all the
+ * same, cost nothing: a worker that refills one dropped page while the
+ * VMM drops the next pins each page once. slots_lock held: one populate
+ * at a time.
  */
 static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 				    unsigned long hva, unsigned long n,
@@ -572,31 +639,32 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 	u64 *spare[PT64_ROOT_MAX_LEVEL];
 	struct kvm *kvm = t->kvm;
 	unsigned long installed;
-	unsigned long mmu_seq;
 	int nspare = 0, ret;
 	long pinned;
 
+	lockdep_assert_held(&kvm->slots_lock);
 	for (;;) {
+		if (!iommu_tdp_watch(t, gfn, gfn + n)) {
+			if (fatal_signal_pending(current)) {
+				ret = -EINTR;
+				break;
+			}
+			iommu_tdp_wait(t);
+			continue;
+		}
 		ret = iommu_tdp_charge(t, n);
 		if (ret)
 			break;
-		mmu_seq = READ_ONCE(kvm->mmu_invalidate_seq);
-		/* Pairs with the increment in kvm_mmu_invalidate_end() */
-		smp_rmb();
-		mmap_read_lock(kvm->mm);
-		pinned = pin_user_pages_remote(kvm->mm, hva, n,
-					       FOLL_WRITE | FOLL_LONGTERM,
-					       pages, NULL);
-		mmap_read_unlock(kvm->mm);
+		pinned = iommu_tdp_pin(t, hva, n, pages);
 		if (pinned != n) {
 			if (pinned > 0)
-				unpin_user_pages(pages, pinned);
+				iommu_tdp_release(pages, pinned);
 			iommu_tdp_uncharge(t, n);
 			ret = pinned < 0 ? pinned : -EFAULT;
 			break;
 		}
 		if (!iommu_tdp_get_spares(t, spare, &nspare)) {
-			unpin_user_pages(pages, n);
+			iommu_tdp_release(pages, n);
 			iommu_tdp_uncharge(t, n);
 			ret = -ENOMEM;
 			break;
@@ -605,14 +673,14 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 		write_lock(&kvm->mmu_lock);
 		if (t->blocked) {
 			write_unlock(&kvm->mmu_lock);
-			unpin_user_pages(pages, n);
+			iommu_tdp_release(pages, n);
 			iommu_tdp_uncharge(t, n);
 			ret = -ENODEV;
 			break;
 		}
-		if (iommu_tdp_retry(kvm, mmu_seq, gfn, gfn + n)) {
+		if (t->watch_zapped) {
 			write_unlock(&kvm->mmu_lock);
-			unpin_user_pages(pages, n);
+			iommu_tdp_release(pages, n);
 			iommu_tdp_uncharge(t, n);
 			if (fatal_signal_pending(current)) {
 				ret = -EINTR;

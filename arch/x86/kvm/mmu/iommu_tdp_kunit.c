@@ -39,6 +39,15 @@ struct itt_flush {
 	u64 nr;
 };
 
+/* What the primary MMU does while a populate pins the chunk the first time */
+enum itt_pin_race {
+	ITT_PIN_QUIET,
+	/* Invalidates the frames next to the chunk, before and after it */
+	ITT_PIN_OTHER,
+	/* Invalidates the chunk's last frame and maps a new page there */
+	ITT_PIN_CHUNK,
+};
+
 /**
  * struct itt - One test's table and what the IOMMU saw of it
  * @kvm: a stand-in VM: the table only takes its mmu_lock
@@ -65,6 +74,13 @@ struct itt_flush {
  *	checks themselves)
  * @yields: the points where a zap asked whether to drop mmu_lock
  * @race: test_retire_races_yielded_zap()'s state
+ * @pin_race: what the primary MMU does while a populate's first pin runs
+ * @pins: the populate's pins (static stub); each finds the chunk's pages
+ *	of generation @gen
+ * @gen: how often the primary MMU changed the chunk's mapping
+ * @open: an invalidation of the chunk began and has not ended
+ * @waits: the populate waited for an invalidation (static stub)
+ * @released: pages the populate unpinned without mapping them (static stub)
  */
 struct itt {
 	struct kvm *kvm;
@@ -88,6 +104,12 @@ struct itt {
 	unsigned int skip_wb_len;
 	unsigned int yields;
 	struct itt_race *race;
+	enum itt_pin_race pin_race;
+	unsigned int pins;
+	unsigned int gen;
+	bool open;
+	unsigned int waits;
+	unsigned long released;
 };
 
 static struct itt_table *itt_table(struct itt *itt, u64 *page, bool add)
@@ -815,6 +837,219 @@ static void test_retire_races_yielded_zap(struct kunit *test)
 	itt_expect_ordered(test, itt);
 }
 
+/* Is @page the table @table of @level, or one linked below it? */
+static bool itt_linked(u64 *table, int level, u64 *page)
+{
+	unsigned int i;
+	u64 e;
+
+	if (table == page)
+		return true;
+	for (i = 0; level > PG_LEVEL_4K && i < IOMMU_TDP_PTES; i++) {
+		e = READ_ONCE(table[i]);
+		if (iommu_tdp_present(e) && !iommu_tdp_is_leaf(e, level) &&
+		    itt_linked(__va(e & IOMMU_TDP_ADDR), level - 1, page))
+			return true;
+	}
+	return false;
+}
+
+/* Forget the spare tables a populate freed: only linked ones stay */
+static void itt_forget_unlinked(struct itt *itt)
+{
+	int i = 0;
+
+	while (i < itt->ntables) {
+		if (itt_linked(itt->t->root, itt->t->fmt.levels,
+			       itt->tables[i].page))
+			i++;
+		else
+			itt->tables[i] = itt->tables[--itt->ntables];
+	}
+}
+
+#define ITT_CHUNK_GFN	0x40
+#define ITT_CHUNK	16
+
+/* The primary MMU invalidates [@start, @end): KVM's start and its zap */
+static void itt_invalidate_start(struct itt *itt, gfn_t start, gfn_t end)
+{
+	struct kvm_memory_slot slot = {};
+	struct kvm_gfn_range range = {
+		.slot = &slot,
+		.start = start,
+		.end = end,
+		.attr_filter = KVM_FILTER_SHARED,
+	};
+	struct kvm *kvm = itt->kvm;
+
+	write_lock(&kvm->mmu_lock);
+	kvm_mmu_invalidate_start(kvm);
+	kvm_mmu_invalidate_range_add(kvm, start, end);
+	kvm_iommu_tdp_unmap(kvm, &range);
+	write_unlock(&kvm->mmu_lock);
+}
+
+/* It changed the mapping (of the chunk, with @chunk), and KVM's end */
+static void itt_invalidate_end(struct itt *itt, bool chunk)
+{
+	if (chunk)
+		itt->gen++;
+	write_lock(&itt->kvm->mmu_lock);
+	kvm_mmu_invalidate_end(itt->kvm);
+	write_unlock(&itt->kvm->mmu_lock);
+}
+
+/*
+ * The pin finds the chunk's pages of the current generation; an
+ * invalidation of the chunk under way then ends, with a new mapping, as
+ * it may while the pages are pinned; the first pin runs @pin_race too.
+ */
+static long itt_pin(struct kvm_iommu_tdp *t, unsigned long hva,
+		    unsigned long n, struct page **pages)
+{
+	struct itt *itt = kunit_get_current_test()->priv;
+	unsigned long i;
+
+	for (i = 0; i < n; i++)
+		pages[i] = itt->mem + itt->gen * ITT_CHUNK + i;
+	if (itt->open) {
+		itt->open = false;
+		itt_invalidate_end(itt, true);
+	}
+	if (itt->pins++)
+		return n;
+	switch (itt->pin_race) {
+	case ITT_PIN_QUIET:
+		break;
+	case ITT_PIN_OTHER:
+		itt_invalidate_start(itt, ITT_CHUNK_GFN - 1, ITT_CHUNK_GFN);
+		itt_invalidate_end(itt, false);
+		itt_invalidate_start(itt, ITT_CHUNK_GFN + ITT_CHUNK,
+				     ITT_CHUNK_GFN + ITT_CHUNK + 1);
+		itt_invalidate_end(itt, false);
+		break;
+	case ITT_PIN_CHUNK:
+		itt_invalidate_start(itt, ITT_CHUNK_GFN + ITT_CHUNK - 1,
+				     ITT_CHUNK_GFN + ITT_CHUNK);
+		itt_invalidate_end(itt, true);
+		break;
+	}
+	return n;
+}
+
+/* The populate waits: the invalidation of the chunk under way ends */
+static void itt_wait(struct kvm_iommu_tdp *t)
+{
+	struct itt *itt = kunit_get_current_test()->priv;
+
+	itt->waits++;
+	if (itt->open) {
+		itt->open = false;
+		itt_invalidate_end(itt, true);
+	} else {
+		/* A wait for nothing: end whatever runs, or it never returns */
+		write_lock(&itt->kvm->mmu_lock);
+		itt->kvm->mmu_invalidate_in_progress = 0;
+		write_unlock(&itt->kvm->mmu_lock);
+	}
+}
+
+static void itt_unpin_pages(struct page **pages, unsigned long n)
+{
+	struct itt *itt = kunit_get_current_test()->priv;
+
+	itt->released += n;
+}
+
+/* A table the populate can use, which KVM's invalidations reach */
+static struct itt *itt_new_populating(struct kunit *test,
+				      enum itt_pin_race pin_race)
+{
+	struct itt *itt = itt_new(test);
+
+	mutex_init(&itt->kvm->slots_lock);
+	itt->kvm->arch.iommu_tdp = itt->t;
+	itt->pin_race = pin_race;
+	kunit_activate_static_stub(test, iommu_tdp_pin, itt_pin);
+	kunit_activate_static_stub(test, iommu_tdp_wait, itt_wait);
+	kunit_activate_static_stub(test, iommu_tdp_release, itt_unpin_pages);
+	return itt;
+}
+
+/* Populate the chunk; it then maps the pages of generation @gen */
+static void itt_expect_populate(struct kunit *test, struct itt *itt,
+				unsigned int gen)
+{
+	struct page **pages;
+	int ret;
+
+	pages = kunit_kmalloc_array(test, ITT_CHUNK, sizeof(*pages),
+				    GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	mutex_lock(&itt->kvm->slots_lock);
+	ret = iommu_tdp_populate_chunk(itt->t, ITT_CHUNK_GFN, 0, ITT_CHUNK,
+				       pages);
+	mutex_unlock(&itt->kvm->slots_lock);
+	itt_forget_unlinked(itt);
+	KUNIT_EXPECT_EQ(test, ret, 0);
+	KUNIT_EXPECT_EQ(test, itt->gen, gen);
+	itt_expect_4k(test, itt, ITT_CHUNK_GFN, ITT_CHUNK, gen * ITT_CHUNK);
+	itt_expect_none(test, itt, ITT_CHUNK_GFN - 1, 1);
+	itt_expect_none(test, itt, ITT_CHUNK_GFN + ITT_CHUNK, 1);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, ITT_CHUNK);
+	KUNIT_EXPECT_EQ(test, itt->kvm->mmu_invalidate_in_progress, 0);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * Invalidations of frames around the chunk end while its pages are pinned:
+ * they move mmu_invalidate_seq, which is the VM's, but left the chunk's
+ * pages where they were, so the populate maps them, pinned once
+ */
+static void test_populate_ignores_other_zaps(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_OTHER);
+
+	itt_expect_populate(test, itt, 0);
+	KUNIT_EXPECT_EQ(test, itt->pins, 1);
+	KUNIT_EXPECT_EQ(test, itt->released, 0);
+	KUNIT_EXPECT_EQ(test, itt->waits, 0);
+}
+
+/*
+ * An invalidation of one frame of the chunk runs while its pages are
+ * pinned: the page pinned there left the mm, so the populate maps none of
+ * the pages and pins again
+ */
+static void test_populate_repins_after_zap(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_CHUNK);
+
+	itt_expect_populate(test, itt, 1);
+	KUNIT_EXPECT_EQ(test, itt->pins, 2);
+	KUNIT_EXPECT_EQ(test, itt->released, ITT_CHUNK);
+	KUNIT_EXPECT_EQ(test, itt->waits, 0);
+}
+
+/*
+ * An invalidation of one frame of the chunk is under way when the
+ * populate starts: its zap has passed, and the primary MMU may change the
+ * mapping after a pin and end before the pages are mapped. The populate
+ * waits for the end and pins once, after it
+ */
+static void test_populate_waits_for_invalidation(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+
+	itt_invalidate_start(itt, ITT_CHUNK_GFN + 3, ITT_CHUNK_GFN + 4);
+	itt->open = true;
+	itt_expect_populate(test, itt, 1);
+	KUNIT_EXPECT_EQ(test, itt->waits, 1);
+	KUNIT_EXPECT_EQ(test, itt->pins, 1);
+	KUNIT_EXPECT_EQ(test, itt->released, 0);
+}
+
 /* An IOMMU that walks tables of one type only, or of none (-1) */
 struct itt_picky {
 	struct kvm_iommu_tdp_client client;
@@ -894,6 +1129,11 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_unmap_may_block, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_retire_races_yielded_zap, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_choose_format, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_ignores_other_zaps,
+			 itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_repins_after_zap, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_waits_for_invalidation,
+			 itt_format_gen_params),
 	{}
 };
 
