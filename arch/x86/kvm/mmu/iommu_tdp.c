@@ -118,12 +118,16 @@ struct kvm_iommu_tdp_unpin {
  * @zaps: invalidations under way that may drop mmu_lock and still use the
  *	table after the table's last user retired it. The table is freed
  *	when there are none
- * @watch_start: the first frame of the chunk that a populate pinned and
- *	has yet to map; slots_lock makes it the only one
- * @watch_end: and the one after its last. Set under mmu_lock, for read
- *	at least; the last chunk stays watched, which costs a zap a compare
- * @watch_zapped: an invalidation zapped part of the watched chunk: its
- *	pinned pages may have left the VM's mm. Set under mmu_lock for write
+ * @watch_start: the first frame of the chunk that a populate is about to
+ *	pin, or has pinned and not yet mapped
+ * @watch_end: and the one after its last
+ * @watch_zapped: an invalidation zapped part of the watched chunk since
+ *	the watch was set: pages pinned for it may have left the VM's mm.
+ *	The three @watch_ fields have one writer at a time, a populate under
+ *	slots_lock, which sets them under mmu_lock for read before its pin;
+ *	zaps, under mmu_lock for write, read the range and set @watch_zapped.
+ *	The last chunk stays watched after it is mapped, which costs a zap
+ *	a compare
  */
 struct kvm_iommu_tdp {
 	struct kvm *kvm;
@@ -456,7 +460,7 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 	if (range->keeps_pfns)
 		return;
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	/* Pages a populate pinned here may be on their way out of the mm */
+	/* Pages a populate is pinning or pinned may be leaving the mm */
 	if (range->start < t->watch_end && range->end > t->watch_start)
 		t->watch_zapped = true;
 	atomic_inc(&t->zaps);
@@ -582,12 +586,19 @@ static bool iommu_tdp_get_spares(struct kvm_iommu_tdp *t, u64 **spare,
 	return true;
 }
 
-/* An invalidation of any frame of [@start, @end) is under way */
+/*
+ * An invalidation that may cover a frame of [@start, @end) is under way.
+ * KVM keeps one range for all invalidations under way, the smallest that
+ * covers them all; one that has yet to add its range covers everything.
+ */
 static bool iommu_tdp_invalidating(struct kvm *kvm, gfn_t start, gfn_t end)
 {
 	lockdep_assert_held(&kvm->mmu_lock);
-	return kvm->mmu_invalidate_in_progress &&
-	       start < kvm->mmu_invalidate_range_end &&
+	if (!kvm->mmu_invalidate_in_progress)
+		return false;
+	if (kvm->mmu_invalidate_range_start == INVALID_GPA)
+		return true;
+	return start < kvm->mmu_invalidate_range_end &&
 	       end > kvm->mmu_invalidate_range_start;
 }
 
@@ -615,7 +626,10 @@ static bool iommu_tdp_watch(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
 	return ok;
 }
 
-/* Until the invalidation that iommu_tdp_watch() found is over */
+/*
+ * Let the invalidation that iommu_tdp_watch() found go on for a while;
+ * the caller then watches again, until none is under way
+ */
 static void iommu_tdp_wait(struct kvm_iommu_tdp *t)
 {
 	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_wait, t);
@@ -628,9 +642,10 @@ static void iommu_tdp_wait(struct kvm_iommu_tdp *t)
  * the chunk is under way, and its pages are mapped only if none zapped the
  * chunk since, so no leaf points at a page that left the VM's mm.
  * Invalidations of other frames, which move mmu_invalidate_seq all the
- * same, cost nothing: a worker that refills one dropped page while the
- * VMM drops the next pins each page once. slots_lock held: one populate
- * at a time.
+ * same, never make it pin again: a worker that refills one dropped page
+ * while the VMM drops the next pins each page once. They can make it
+ * wait, when KVM's range of the invalidations under way spans the chunk.
+ * slots_lock held: one populate at a time.
  */
 static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 				    unsigned long hva, unsigned long n,

@@ -949,6 +949,8 @@ static void itt_wait(struct kvm_iommu_tdp *t)
 		itt_invalidate_end(itt, true);
 	} else {
 		/* A wait for nothing: end whatever runs, or it never returns */
+		KUNIT_FAIL(kunit_get_current_test(),
+			   "waited with no invalidation under way");
 		write_lock(&itt->kvm->mmu_lock);
 		itt->kvm->mmu_invalidate_in_progress = 0;
 		write_unlock(&itt->kvm->mmu_lock);
