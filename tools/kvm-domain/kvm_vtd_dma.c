@@ -19,8 +19,9 @@
  * then DMA from a thread of its own
  * while the main thread drops pages, splits a huge page and deletes and
  * creates a memslot, with what the VM lost kept readable to prove that no
- * later DMA reached it; private and guest_memfd memory refused; and a
- * child without CAP_IPC_LOCK
+ * later DMA reached it; a memslot of shared guest_memfd, mapped from the
+ * file, and a hole punched in it; private memory, and guest_memfd that KVM
+ * uses only for private faults, refused; and a child without CAP_IPC_LOCK
  * whose table must fit in RLIMIT_MEMLOCK.  KVM builds the table as x86-64
  * paging (its own format under NPT) for a unit with first-stage translation
  * (ECAP.FLTS), and as EPT for one with second-stage translation only: the
@@ -55,7 +56,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	74
+#define PLAN_FULL	79
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
@@ -102,6 +103,9 @@
 #define SLOT4_SIZE	(4ULL << 20)
 #define DROP4		0x3000ULL	/* dropped from its first 2 MiB */
 #define KEEP4		0x1ff000ULL	/* the rest of those 2 MiB */
+#define SLOT5_GPA	(320ULL << 20)	/* step (n): shared guest_memfd */
+#define SLOT5_SIZE	(2ULL << 20)
+#define IN5		0x3000ULL
 #define LIMIT		(4ULL << 20)	/* step (f); the LA57 VM's memslot */
 #define LA57_WHY	"cannot walk KVM's x86-64 table: a 5-level root, and the first stage walks 4 levels (FL5LP=0)"
 
@@ -1172,6 +1176,93 @@ static void unmapped(int vm, __u8 *m3)
 }
 
 /*
+ * Step (n): a memslot of shared guest_memfd (GUEST_MEMFD_FLAG_MMAP and
+ * GUEST_MEMFD_FLAG_INIT_SHARED), created under the attached edu: KVM maps
+ * it from the file, as it does for the vCPUs, with page references and no
+ * pin. DMA lands in the file's pages and reads them, checked through the
+ * VMM's own mapping of the file. A hole punched in the file takes a page
+ * out of the VM; afterwards DMA to its GPA lands in the page the file has
+ * there now (the old one is freed, so the check is that the new one gets
+ * the bytes). Deleting the memslot makes DMA leave the file alone.
+ */
+static int shared_gmem(int vm, struct kvm_userspace_memory_region2 *r,
+		       int *fd, __u8 **p)
+{
+	struct kvm_create_guest_memfd gmem = {
+		.size = r->memory_size,
+		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+	};
+
+	*p = MAP_FAILED;
+	*fd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &gmem);
+	if (*fd >= 0)
+		*p = mmap(NULL, r->memory_size, PROT_READ | PROT_WRITE,
+			  MAP_SHARED, *fd, 0);
+	if (*fd < 0 || *p == MAP_FAILED) {
+		printf("# KVM_CREATE_GUEST_MEMFD and its mmap: %s\n",
+		       strerror(errno));
+		return -1;
+	}
+	r->flags = KVM_MEM_GUEST_MEMFD;
+	r->guest_memfd = *fd;
+	r->userspace_addr = (unsigned long)*p;
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, r);
+}
+
+static void gmem_shared(int vm)
+{
+	struct kvm_userspace_memory_region2 r = {
+		.slot = 5,
+		.guest_phys_addr = SLOT5_GPA,
+		.memory_size = SLOT5_SIZE,
+	};
+	int fd, ret, ok;
+	__u8 *p;
+
+	ret = shared_gmem(vm, &r, &fd, &p);
+	tap(!ret, "VM 2: slot 5, 2 MiB of shared guest_memfd at GPA 0x%llx, created with edu attached%s",
+	    SLOT5_GPA, errstr(ret));
+
+	if (!ret)
+		fill(p + IN5, PG, POISON);
+	ok = !ret && !edu_load(0x5eed0500) && !edu_to_ram(SLOT5_GPA + IN5);
+	tap(ok && is_fill(p + IN5, PG, 0x5eed0500),
+	    "guest_memfd: DMA to GPA 0x%llx lands in the file's page",
+	    SLOT5_GPA + IN5);
+	if (!ret)
+		fill(p + IN5 + PG, PG, 0x5eed0501);
+	fill(hva(DST_GPA), PG, POISON2);
+	ok = !ret && !ram_to_edu(SLOT5_GPA + IN5 + PG) &&
+	     !edu_to_ram(DST_GPA) && is_fill(hva(DST_GPA), PG, 0x5eed0501);
+	tap(ok, "guest_memfd: DMA from GPA 0x%llx reads the file's page",
+	    SLOT5_GPA + IN5 + PG);
+
+	ok = !ret && !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				IN5, PG);
+	if (!ret && !ok)
+		printf("# fallocate(PUNCH_HOLE): %s\n", strerror(errno));
+	settle();	/* KVM's refill maps the file's new page */
+	ok = ok && is_zero(p + IN5) && !edu_load(0x5eed0502) && !edu_to_ram(SLOT5_GPA + IN5);
+	tap(ok && is_fill(p + IN5, PG, 0x5eed0502),
+	    "guest_memfd: a hole punched at GPA 0x%llx, then DMA to it lands in the file's new page",
+	    SLOT5_GPA + IN5);
+
+	if (!ret)
+		fill(p, SLOT5_SIZE, POISON);
+	r.memory_size = 0;
+	ret = ret || ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &r);
+	ok = !ret && !edu_load(0x5eed0503) && !edu_to_ram(SLOT5_GPA + IN5);
+	settle();
+	tap(ok && is_fill(p, SLOT5_SIZE, POISON),
+	    "guest_memfd: slot 5 deleted, DMA to GPA 0x%llx leaves the file alone%s",
+	    SLOT5_GPA + IN5, errstr(ret));
+	if (p != MAP_FAILED)
+		munmap(p, SLOT5_SIZE);
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
  * Step 5 (e): VM 2, KVM_X86_QUIRK_SLOT_ZAP_ALL off and no vCPU, on the same
  * edu and iommufd: a memslot moves, goes and comes under the attached edu.
  * With the quirk off, deletion and move take kvm_unmap_gfn_range(), not
@@ -1280,6 +1371,7 @@ static void vm2(int kvm, int dev, int iommufd, __u32 dev_id)
 	unmapped(vm, m3);
 	thp_refill(vm);
 	churn_run(vm);
+	gmem_shared(vm);
 
 	ret = ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
 	tap(!ret, "VM 2: VFIO_DEVICE_DETACH_IOMMUFD_PT%s", errstr(ret));
@@ -1299,12 +1391,15 @@ out:
 		munmap(io, 2 * PG);
 }
 
-/* A guest_memfd memslot of 2 MiB at @gpa over @p: the ioctl's result */
+/*
+ * A guest_memfd memslot of 2 MiB at @gpa over @p: the ioctl's result. The
+ * file has no GUEST_MEMFD_FLAG_MMAP: KVM would take only private faults
+ * from it, and maps @p's memory for the rest
+ */
 static int gmem_slot(int vm, __u32 slot, __u64 gpa, void *p, int *fd)
 {
 	struct kvm_create_guest_memfd gmem = {
 		.size = 2ULL << 20,
-		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
 	};
 	struct kvm_userspace_memory_region2 r = {
 		.slot = slot,
@@ -1327,10 +1422,11 @@ static int gmem_slot(int vm, __u32 slot, __u64 gpa, void *p, int *fd)
 /*
  * Step (j): memory the table refuses, with the errnos the uAPI page gives.
  * A VM with private memory (KVM_X86_SW_PROTECTED_VM), and a default VM
- * with a guest_memfd memslot (KVM maps the file's pages, the table would
- * pin the mapping's), get EOPNOTSUPP from IOMMU_HWPT_ALLOC; while the
- * table exists, a guest_memfd memslot gets EBUSY, and once the HWPT is
- * gone the same memslot is taken.
+ * with a memslot of guest_memfd that KVM uses only for private faults (the
+ * table cannot tell which memory KVM would map), get EOPNOTSUPP from
+ * IOMMU_HWPT_ALLOC; while the table exists, such a memslot gets EBUSY,
+ * and once the HWPT is gone the same memslot is taken. Shared guest_memfd
+ * is taken: step (n).
  */
 static void refusals(int kvm, int iommufd, __u32 dev_id)
 {
@@ -1356,7 +1452,7 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 	printf("# default VM, slot 0 of anonymous memory, slot 1 of guest_memfd%s\n",
 	       errstr(ret));
 	alloc_fails(iommufd, dev_id, vm, !ret, EOPNOTSUPP, "EOPNOTSUPP",
-		    "a guest_memfd memslot");
+		    "a memslot of guest_memfd without GUEST_MEMFD_FLAG_MMAP");
 
 	/* The same VM without it: the table, then guest_memfd is refused */
 	ret = vm < 0 || vm_slot(vm, 1, 4ULL << 20, 0, g) ? -1 :
@@ -1366,7 +1462,7 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 		       strerror(errno));
 	e = ret ? 0 : gmem_slot(vm, 1, 4ULL << 20, g, &fd);
 	tap(!ret && e == -1 && errno == EBUSY,
-	    "with the table in use, a guest_memfd memslot fails with EBUSY (%s)",
+	    "with the table in use, that guest_memfd memslot fails with EBUSY (%s)",
 	    ret ? "no table" : e == -1 ? strerror(errno) : "it succeeded");
 	destroy.id = hwpt;
 	ret = ret || ioctl(iommufd, IOMMU_DESTROY, &destroy) ||
@@ -1384,10 +1480,12 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 }
 
 /*
- * Step (f), in a child without CAP_IPC_LOCK: its VM's 4 MiB must fit in
- * RLIMIT_MEMLOCK.  The test VM runs as root, whose locked_vm is 0 here, so
- * a limit of exactly 4 MiB after a refusal proves that the refusal
- * uncharged what it had charged.  Its stdout is the parent's pipe.
+ * Step (f), in a child without CAP_IPC_LOCK: its VM's 4 MiB of anonymous
+ * memory must fit in RLIMIT_MEMLOCK; its 2 MiB of shared guest_memfd,
+ * which KVM does not pin, is not charged.  The test VM runs as root, whose
+ * locked_vm is 0 here, so a limit of exactly 4 MiB after a refusal proves
+ * that the refusal uncharged what it had charged, and that guest_memfd
+ * costs nothing of it.  Its stdout is the parent's pipe.
  */
 static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 {
@@ -1396,10 +1494,13 @@ static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 	struct rlimit rl = { .rlim_cur = LIMIT - PG, .rlim_max = LIMIT };
 	struct iommu_destroy destroy = { .size = sizeof(destroy) };
 	const __u32 bit = 1U << CAP_IPC_LOCK;
-	__u8 *p = anon(LIMIT);
+	struct kvm_userspace_memory_region2 g = {
+		.slot = 1, .guest_phys_addr = LIMIT, .memory_size = 2ULL << 20,
+	};
+	__u8 *p = anon(LIMIT), *gp;
 	const char *why;
 	__u32 hwpt = 0;
-	int vm, ret, e;
+	int vm, ret, e, gfd;
 
 	ret = syscall(SYS_capget, &hdr, cap);
 	cap[0].effective &= ~bit;
@@ -1417,8 +1518,8 @@ static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	ret = setrlimit(RLIMIT_MEMLOCK, &rl) || vm < 0 || !p ||
-	      vm_slot(vm, 0, 0, LIMIT, p);
-	tap(!ret, "child: RLIMIT_MEMLOCK 4 MiB - 4 KiB; its own VM, one 4 MiB anonymous memslot%s",
+	      vm_slot(vm, 0, 0, LIMIT, p) || shared_gmem(vm, &g, &gfd, &gp);
+	tap(!ret, "child: RLIMIT_MEMLOCK 4 MiB - 4 KiB; its own VM, a 4 MiB anonymous memslot, 2 MiB of shared guest_memfd%s",
 	    errstr(ret));
 	if (ret)
 		return;
@@ -1435,7 +1536,7 @@ static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 	rl.rlim_cur = LIMIT;
 	ret = setrlimit(RLIMIT_MEMLOCK, &rl) ||
 	      vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
-	tap(!ret, "child: at RLIMIT_MEMLOCK 4 MiB the same succeeds: hwpt %u%s",
+	tap(!ret, "child: at RLIMIT_MEMLOCK 4 MiB the same succeeds, guest_memfd not charged: hwpt %u%s",
 	    hwpt, errstr(ret));
 	if (ret)
 		return;

@@ -46,19 +46,25 @@
  * - it is populated in bulk, with 2 MiB leaves where the backing is
  *   physically contiguous, when the first IOMMU takes it and whenever a
  *   memslot is created or moved, so devices that cannot take IO page
- *   faults need none. Every page it maps is pinned (FOLL_LONGTERM, so no
- *   migration, swap or KSM behind the IOMMU's back) and charged to the
- *   RLIMIT_MEMLOCK of the user who took the table, as iommufd charges;
+ *   faults need none. Every page of host memory it maps is pinned
+ *   (FOLL_LONGTERM, so no migration, swap or KSM behind the IOMMU's back)
+ *   and charged to the RLIMIT_MEMLOCK of the user who took the table, as
+ *   iommufd charges. A memslot of shared guest_memfd memory
+ *   (GUEST_MEMFD_FLAG_INIT_SHARED) is mapped from the file, as KVM maps
+ *   it for the vCPUs, with a page reference and no pin or charge: the
+ *   file's pages are never migrated, swapped or merged, and are only
+ *   freed after an invalidation that zaps them here too;
  * - what goes away from the VM goes away from it (a change of protection
- *   alone, mprotect() or NUMA hinting, does not: the pins keep the pages
- *   where they are): kvm_unmap_gfn_range(),
+ *   alone, mprotect() or NUMA hinting, does not: the pins, or guest_memfd,
+ *   keep the pages where they are): kvm_unmap_gfn_range(),
  *   which every MMU-notifier invalidation, memory-attribute change,
  *   guest_memfd invalidation and memslot deletion reaches, and the fast
  *   zap of a deleted memslot, zap its leaves under mmu_lock. Each cleared
  *   entry is written back to memory (the IOMMU may not snoop its walks),
  *   and before mmu_lock is dropped the IOMMUs flush the range, once per
  *   zap and by range, and only then are the pages unpinned, and marked
- *   dirty, since devices may have written them. A 2 MiB leaf
+ *   dirty, since devices may have written them (guest_memfd pages: their
+ *   references dropped). A 2 MiB leaf
  *   the range covers in part is split first, so the rest stays mapped
  *   (unless no page can be had without sleeping: then it goes whole);
  * - what an invalidation took out while it is still in a memslot (a host
@@ -87,10 +93,17 @@
 /* EPT */
 #define IOMMU_TDP_EPT_RWX	GENMASK_ULL(2, 0)
 #define IOMMU_TDP_EPT_WB	(6ULL << 3)
+/*
+ * Software, in a leaf of either format: its pages are held by references
+ * (guest_memfd), not pins. Ignored by VT-d's first and second stage
+ */
+#define IOMMU_TDP_REF		BIT_ULL(10)
 
+/* The pages of a cleared leaf, released after the flush */
 struct kvm_iommu_tdp_unpin {
 	u64 pfn;
-	u64 nr;
+	u32 nr;
+	bool ref;
 };
 
 #define IOMMU_TDP_UNPIN_MAX	(PAGE_SIZE / sizeof(struct kvm_iommu_tdp_unpin))
@@ -104,7 +117,8 @@ struct kvm_iommu_tdp_unpin {
  * @clients: the IOMMUs that walk it; mmu_lock for write
  * @user: the user charged for the pinned pages, NULL with CAP_IPC_LOCK
  * @limit: the RLIMIT_MEMLOCK of the process that took the table, in pages
- * @npinned: pages pinned through the table's leaves
+ * @npinned: pages pinned through the table's leaves (guest_memfd pages,
+ *	held by references, are not counted)
  * @flush_start: first frame the next drain flushes
  * @flush_end: and the one after its last; none if not above @flush_start
  * @unpin: pages whose leaves were cleared, unpinned by the next drain
@@ -242,6 +256,19 @@ static void iommu_tdp_unpin(kvm_pfn_t pfn, u64 nr)
 }
 
 /*
+ * Drop the references of @nr guest_memfd pages from @pfn on. Never the
+ * last: the file keeps its pages until an invalidation has zapped them.
+ */
+static void iommu_tdp_put_pages(kvm_pfn_t pfn, u64 nr)
+{
+	u64 i;
+
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_put_pages, pfn, nr);
+	for (i = 0; i < nr; i++)
+		put_page(pfn_to_page(pfn + i));
+}
+
+/*
  * Tell every IOMMU that walks the table that the entries of what was
  * queued changed, then release the pages they mapped. mmu_lock is held for
  * write, so no IOMMU comes or goes meanwhile.
@@ -261,6 +288,10 @@ static void iommu_tdp_drain(struct kvm_iommu_tdp *t)
 	t->flush_end = 0;
 
 	for (i = 0; i < t->nr_unpin; i++) {
+		if (t->unpin[i].ref) {
+			iommu_tdp_put_pages(t->unpin[i].pfn, t->unpin[i].nr);
+			continue;
+		}
 		iommu_tdp_unpin(t->unpin[i].pfn, t->unpin[i].nr);
 		n += t->unpin[i].nr;
 	}
@@ -276,21 +307,26 @@ static void iommu_tdp_flush_range(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr)
 	t->flush_end = max(t->flush_end, gfn + nr);
 }
 
-/* A leaf mapping @nr frames from @gfn on, to @pfn on, was just cleared */
+/*
+ * A leaf mapping @nr frames from @gfn on, to @pfn on, was just cleared;
+ * @ref: its pages are held by references, not pins
+ */
 static void iommu_tdp_queue(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr,
-			    kvm_pfn_t pfn)
+			    kvm_pfn_t pfn, bool ref)
 {
 	if (t->nr_unpin == IOMMU_TDP_UNPIN_MAX)
 		iommu_tdp_drain(t);
 	t->unpin[t->nr_unpin].pfn = pfn;
 	t->unpin[t->nr_unpin].nr = nr;
+	t->unpin[t->nr_unpin].ref = ref;
 	t->nr_unpin++;
 	iommu_tdp_flush_range(t, gfn, nr);
 }
 
 static u64 iommu_tdp_leaf(struct kvm_iommu_tdp *t, kvm_pfn_t pfn, int level)
 {
-	u64 bits = t->fmt.leaf_bits & ~IOMMU_TDP_PS;
+	/* IOMMU_TDP_REF is the installer's to add */
+	u64 bits = t->fmt.leaf_bits & ~(IOMMU_TDP_PS | IOMMU_TDP_REF);
 
 	if (level > PG_LEVEL_4K)
 		bits |= IOMMU_TDP_PS;
@@ -315,7 +351,8 @@ static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
 	if (!table)
 		return false;
 	for (i = 0; i < IOMMU_TDP_PTES; i++)
-		table[i] = iommu_tdp_leaf(t, pfn + i, PG_LEVEL_4K);
+		table[i] = iommu_tdp_leaf(t, pfn + i, PG_LEVEL_4K) |
+			   (entry & IOMMU_TDP_REF);
 	iommu_tdp_wb(table, PAGE_SIZE);
 	kvm_account_pgtable_pages(table, 1);
 	iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
@@ -389,7 +426,8 @@ static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
 			z->start = min(z->start, gfn);
 			z->end = max(z->end, gfn + size);
 			iommu_tdp_queue(t, gfn, size,
-					(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT);
+					(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT,
+					entry & IOMMU_TDP_REF);
 		}
 		/* After each 2 MiB, a table of 4 KiB leaves or one leaf */
 		if (level == PG_LEVEL_2M && z->can_yield &&
@@ -493,6 +531,43 @@ static void iommu_tdp_release(struct page **pages, unsigned long n)
 	unpin_user_pages(pages, n);
 }
 
+/*
+ * Take a reference on the pages of @n frames of @slot's guest_memfd from
+ * @gfn on, allocating what the file lacks, as KVM's faults do. Returns @n,
+ * or an errno with no reference kept: -EFAULT if the file is gone or a
+ * page is poisoned (the frames stay unmapped), -ENOMEM.
+ */
+static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
+			       struct kvm_memory_slot *slot, gfn_t gfn,
+			       unsigned long n, struct page **pages)
+{
+	unsigned long i;
+	kvm_pfn_t pfn;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		ret = kvm_gmem_get_pfn(t->kvm, slot, gfn + i, &pfn, &pages[i],
+				       NULL);
+		if (ret) {
+			while (i)
+				put_page(pages[--i]);
+			return ret == -ENOMEM ? ret : -EFAULT;
+		}
+	}
+	return n;
+}
+
+/* Give back @n pages that no leaf maps: unpin them, or drop with @ref */
+static void iommu_tdp_drop(struct page **pages, unsigned long n, bool ref)
+{
+	if (!ref) {
+		iommu_tdp_release(pages, n);
+		return;
+	}
+	while (n)
+		put_page(pages[--n]);
+}
+
 /* The pages are physically contiguous and as aligned as the leaf */
 static bool iommu_tdp_contiguous(struct page **pages, unsigned long n)
 {
@@ -535,10 +610,13 @@ static u64 *iommu_tdp_walk(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
 	return &table[iommu_tdp_index(gfn, level)];
 }
 
-/* Install what @pages holds for @n frames from @gfn on; mmu_lock held */
+/*
+ * Install what @pages holds for @n frames from @gfn on, with @sw in each
+ * leaf (IOMMU_TDP_REF for pages held by references); mmu_lock held
+ */
 static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 				       struct page **pages, unsigned long n,
-				       u64 **spare, int *nspare)
+				       u64 sw, u64 **spare, int *nspare)
 {
 	unsigned long i, installed = 0;
 	u64 *ptep, *first = NULL, *last = NULL;
@@ -550,7 +628,7 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 			kvm_pfn_t pfn = page_to_pfn(pages[0]);
 
 			iommu_tdp_write(ptep,
-					iommu_tdp_leaf(t, pfn, PG_LEVEL_2M));
+					iommu_tdp_leaf(t, pfn, PG_LEVEL_2M) | sw);
 			return n;
 		}
 	}
@@ -559,11 +637,11 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 		ptep = iommu_tdp_walk(t, gfn + i, PG_LEVEL_4K, spare, nspare);
 		if (!ptep || iommu_tdp_present(READ_ONCE(*ptep))) {
 			/* Mapped already: keep what is there */
-			iommu_tdp_release(&pages[i], 1);
+			iommu_tdp_drop(&pages[i], 1, sw & IOMMU_TDP_REF);
 			continue;
 		}
 		WRITE_ONCE(*ptep, iommu_tdp_leaf(t, page_to_pfn(pages[i]),
-						 PG_LEVEL_4K));
+						 PG_LEVEL_4K) | sw);
 		first = first ?: ptep;
 		last = ptep;
 		installed++;
@@ -637,25 +715,28 @@ static void iommu_tdp_wait(struct kvm_iommu_tdp *t)
 }
 
 /*
- * Pin @n frames from @gfn on at @hva and map them. KVM's invalidation
- * protocol, narrowed to the chunk: the pin starts when no invalidation of
- * the chunk is under way, and its pages are mapped only if none zapped the
- * chunk since, so no leaf points at a page that left the VM's mm.
- * Invalidations of other frames, which move mmu_invalidate_seq all the
- * same, never make it pin again: a worker that refills one dropped page
- * while the VMM drops the next pins each page once. They can make it
- * wait, when KVM's range of the invalidations under way spans the chunk.
- * slots_lock held: one populate at a time.
+ * Pin @n frames from @gfn on at @hva and map them; with @gmem, take them
+ * from that memslot's guest_memfd instead, by reference. KVM's
+ * invalidation protocol, narrowed to the chunk: the pin starts when no
+ * invalidation of the chunk is under way, and its pages are mapped only
+ * if none zapped the chunk since, so no leaf points at a page that left
+ * the VM's mm or file. Invalidations of other frames, which move
+ * mmu_invalidate_seq all the same, never make it pin again: a worker that
+ * refills one dropped page while the VMM drops the next pins each page
+ * once. They can make it wait, when KVM's range of the invalidations
+ * under way spans the chunk. slots_lock held: one populate at a time.
  */
 static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 				    unsigned long hva, unsigned long n,
-				    struct page **pages)
+				    struct page **pages,
+				    struct kvm_memory_slot *gmem)
 {
 	u64 *spare[PT64_ROOT_MAX_LEVEL];
 	struct kvm *kvm = t->kvm;
 	unsigned long installed;
 	int nspare = 0, ret;
-	long pinned;
+	bool ref = gmem;
+	long got;
 
 	lockdep_assert_held(&kvm->slots_lock);
 	for (;;) {
@@ -667,36 +748,38 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 			iommu_tdp_wait(t);
 			continue;
 		}
-		ret = iommu_tdp_charge(t, n);
+		/* guest_memfd pages are not pinned: nothing to charge */
+		ret = ref ? 0 : iommu_tdp_charge(t, n);
 		if (ret)
 			break;
-		pinned = iommu_tdp_pin(t, hva, n, pages);
-		if (pinned != n) {
-			if (pinned > 0)
-				iommu_tdp_release(pages, pinned);
-			iommu_tdp_uncharge(t, n);
-			ret = pinned < 0 ? pinned : -EFAULT;
+		if (ref)
+			got = iommu_tdp_gmem_get(t, gmem, gfn, n, pages);
+		else
+			got = iommu_tdp_pin(t, hva, n, pages);
+		if (got != n) {
+			if (got > 0)
+				iommu_tdp_drop(pages, got, ref);
+			if (!ref)
+				iommu_tdp_uncharge(t, n);
+			ret = got < 0 ? got : -EFAULT;
 			break;
 		}
 		if (!iommu_tdp_get_spares(t, spare, &nspare)) {
-			iommu_tdp_release(pages, n);
-			iommu_tdp_uncharge(t, n);
 			ret = -ENOMEM;
-			break;
+			goto drop;
 		}
 
 		write_lock(&kvm->mmu_lock);
 		if (t->blocked) {
 			write_unlock(&kvm->mmu_lock);
-			iommu_tdp_release(pages, n);
-			iommu_tdp_uncharge(t, n);
 			ret = -ENODEV;
-			break;
+			goto drop;
 		}
 		if (t->watch_zapped) {
 			write_unlock(&kvm->mmu_lock);
-			iommu_tdp_release(pages, n);
-			iommu_tdp_uncharge(t, n);
+			iommu_tdp_drop(pages, n, ref);
+			if (!ref)
+				iommu_tdp_uncharge(t, n);
 			if (fatal_signal_pending(current)) {
 				ret = -EINTR;
 				break;
@@ -704,10 +787,19 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 			cond_resched();
 			continue;
 		}
-		installed = iommu_tdp_install(t, gfn, pages, n, spare, &nspare);
-		t->npinned += installed;
+		installed = iommu_tdp_install(t, gfn, pages, n,
+					      ref ? IOMMU_TDP_REF : 0, spare,
+					      &nspare);
+		if (!ref) {
+			t->npinned += installed;
+			iommu_tdp_uncharge(t, n - installed);
+		}
 		write_unlock(&kvm->mmu_lock);
-		iommu_tdp_uncharge(t, n - installed);
+		break;
+drop:
+		iommu_tdp_drop(pages, n, ref);
+		if (!ref)
+			iommu_tdp_uncharge(t, n);
 		break;
 	}
 	while (nspare)
@@ -720,6 +812,20 @@ static bool iommu_tdp_slot_mapped(const struct kvm_memory_slot *slot)
 	/* User memslots of address space 0 that a device may write */
 	return !slot->as_id && slot->id < KVM_USER_MEM_SLOTS &&
 	       !(slot->flags & KVM_MEM_READONLY);
+}
+
+/*
+ * Can the table map @slot? Host memory, or guest_memfd that KVM maps for
+ * every fault (GUEST_MEMFD_FLAG_MMAP) and that is all shared
+ * (GUEST_MEMFD_FLAG_INIT_SHARED), so that its invalidations reach the
+ * table. Not guest_memfd that KVM uses only for private faults: the table
+ * would map the host memory at the memslot's address instead.
+ */
+static bool iommu_tdp_slot_ok(struct kvm_memory_slot *slot)
+{
+	return !kvm_slot_has_gmem(slot) ||
+	       (kvm_memslot_is_gmem_only(slot) &&
+		kvm_gmem_slot_is_shared(slot));
 }
 
 static bool iommu_tdp_has_4k(u64 *table, gfn_t gfn)
@@ -763,12 +869,14 @@ static gfn_t iommu_tdp_first_hole(struct kvm_iommu_tdp *t, gfn_t gfn,
  * only what the table lacks. A run of frames that cannot be pinned for
  * writing is not RAM a device may reach (another device's BAR, VM_PFNMAP
  * or VM_IO; a read-only or no mapping): it stays unmapped, DMA to it
- * faults, and the rest is mapped.
+ * faults, and the rest is mapped. A guest_memfd memslot is mapped from its
+ * file (iommu_tdp_slot_ok() let only shared ones in).
  */
 static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
-				    const struct kvm_memory_slot *slot,
+				    struct kvm_memory_slot *slot,
 				    gfn_t gfn, gfn_t end)
 {
+	struct kvm_memory_slot *gmem = kvm_slot_has_gmem(slot) ? slot : NULL;
 	struct page **pages;
 	int ret = 0;
 
@@ -792,7 +900,8 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 		if (hole < chunk_end) {
 			hva = __gfn_to_hva_memslot(slot, hole);
 			ret = iommu_tdp_populate_chunk(t, hole, hva,
-						       hole_end - hole, pages);
+						       hole_end - hole, pages,
+						       gmem);
 			gfn = hole_end;
 		}
 		if (ret == -EFAULT)
@@ -810,7 +919,7 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 }
 
 static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
-				   const struct kvm_memory_slot *slot)
+				   struct kvm_memory_slot *slot)
 {
 	return iommu_tdp_populate_range(t, slot, slot->base_gfn,
 					slot->base_gfn + slot->npages);
@@ -918,14 +1027,15 @@ static void iommu_tdp_format_of(struct kvm_iommu_tdp_format *fmt, bool ept,
 		fmt->type = KVM_IOMMU_TDP_EPT;
 		fmt->table_bits = IOMMU_TDP_EPT_RWX;
 		fmt->leaf_bits = IOMMU_TDP_EPT_RWX | IOMMU_TDP_EPT_WB |
-				 IOMMU_TDP_PS;
+				 IOMMU_TDP_PS | IOMMU_TDP_REF;
 	} else {
 		fmt->type = KVM_IOMMU_TDP_X86_64;
 		fmt->flags |= KVM_IOMMU_TDP_USER;
 		fmt->table_bits = IOMMU_TDP_P | IOMMU_TDP_RW | IOMMU_TDP_US |
 				  IOMMU_TDP_A;
 		/* A and D set: an IOMMU never needs to write them */
-		fmt->leaf_bits = fmt->table_bits | IOMMU_TDP_D | IOMMU_TDP_PS;
+		fmt->leaf_bits = fmt->table_bits | IOMMU_TDP_D | IOMMU_TDP_PS |
+				 IOMMU_TDP_REF;
 	}
 }
 
@@ -1011,7 +1121,8 @@ static int iommu_tdp_choose_format(struct kvm_iommu_tdp *t,
  *
  * The first IOMMU makes KVM build the table: every frame of the VM's user
  * memslots (address space 0, not read-only) is pinned, charged to the
- * caller's RLIMIT_MEMLOCK unless it has CAP_IPC_LOCK, and mapped writable.
+ * caller's RLIMIT_MEMLOCK unless it has CAP_IPC_LOCK, and mapped writable;
+ * shared guest_memfd is mapped from its file, by reference, uncharged.
  * From then on @client->flush() is called, with mmu_lock held for write
  * (so it must not sleep), each time entries of the table changed; when it
  * returns, the IOMMU must no longer use what it cached of the range.
@@ -1022,8 +1133,9 @@ static int iommu_tdp_choose_format(struct kvm_iommu_tdp *t,
  *
  * Return: 0; -EOPNOTSUPP if KVM does not use the TDP MMU or the VM is not a
  * default VM (private or encrypted memory); -EPERM from another process;
- * -EBUSY if a memslot logs dirty pages; -EOPNOTSUPP also if a memslot is
- * backed by guest_memfd; -ENOMEM if out of memory or over
+ * -EBUSY if a memslot logs dirty pages; -EOPNOTSUPP also if a memslot has
+ * guest_memfd that is not all shared or that KVM uses only for private
+ * faults; -ENOMEM if out of memory or over
  * RLIMIT_MEMLOCK; -EINTR on a fatal signal;
  * -ENODEV if the table was blocked (kvm_iommu_tdp_block()); what
  * @client->check returned, before anything was pinned.
@@ -1059,8 +1171,7 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 			ret = -EBUSY;
 			goto out_unlock;
 		}
-		/* KVM maps guest_memfd, the table would pin the hva */
-		if (kvm_slot_has_gmem(slot)) {
+		if (!iommu_tdp_slot_ok(slot)) {
 			ret = -EOPNOTSUPP;
 			goto out_unlock;
 		}
@@ -1176,7 +1287,7 @@ EXPORT_SYMBOL_GPL(kvm_iommu_tdp_block);
  *
  * Return: 0, or -EBUSY for dirty logging while the IOMMUs' table exists
  * (KVM's dirty log would miss what devices write), and for a guest_memfd
- * memslot (KVM maps the file's pages, the table would pin the mapping's).
+ * memslot that is not all shared and mapped by KVM from the file.
  */
 int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
 			       const struct kvm_memory_slot *new,
@@ -1186,7 +1297,8 @@ int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
 		return 0;
 	if (new->flags & KVM_MEM_LOG_DIRTY_PAGES)
 		return -EBUSY;
-	if (kvm_slot_has_gmem(new))
+	/* Only reads the memslot, whose file is bound already */
+	if (!iommu_tdp_slot_ok((struct kvm_memory_slot *)new))
 		return -EBUSY;
 	return 0;
 }
@@ -1212,7 +1324,8 @@ void kvm_iommu_tdp_commit_slot(struct kvm *kvm,
 	if (!t || READ_ONCE(t->blocked) ||
 	    (change != KVM_MR_CREATE && change != KVM_MR_MOVE))
 		return;
-	ret = iommu_tdp_populate_slot(t, new);
+	/* kvm_gmem_get_pfn() takes the memslot as KVM installed it */
+	ret = iommu_tdp_populate_slot(t, (struct kvm_memory_slot *)new);
 	/* -ENODEV: blocked meanwhile, nothing is to be mapped */
 	if (ret && ret != -ENODEV)
 		pr_warn_once("memslot %d not mapped for the VM's IOMMUs: %d\n",

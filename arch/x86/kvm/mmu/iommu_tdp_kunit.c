@@ -62,7 +62,8 @@ enum itt_pin_race {
  * @last: the last flush
  * @pending: pages of leaves cleared in memory and written back, not flushed
  * @flushed: pages of cleared leaves the IOMMUs were told of
- * @unpinned: pages unpinned
+ * @unpinned: pages unpinned, or their references dropped
+ * @dropped: of those, pages whose references were dropped (guest_memfd)
  * @stale: entries the IOMMU would have read stale at a flush
  * @early_links: tables linked before they were all written back
  * @early_unpins: pages unpinned before a flush covered them
@@ -96,6 +97,7 @@ struct itt {
 	unsigned long pending;
 	unsigned long flushed;
 	unsigned long unpinned;
+	unsigned long dropped;
 	unsigned int stale;
 	unsigned int early_links;
 	unsigned int early_unpins;
@@ -197,6 +199,15 @@ static void itt_unpin(kvm_pfn_t pfn, u64 nr)
 		itt->early_unpins++;
 }
 
+/* guest_memfd pages' references dropped: as early as an unpin may be */
+static void itt_put(kvm_pfn_t pfn, u64 nr)
+{
+	struct itt *itt = kunit_get_current_test()->priv;
+
+	itt->dropped += nr;
+	itt_unpin(pfn, nr);
+}
+
 static void itt_flush(struct kvm_iommu_tdp_client *client, u64 gfn, u64 nr)
 {
 	struct kunit *test = kunit_get_current_test();
@@ -273,6 +284,7 @@ static struct itt *itt_new(struct kunit *test)
 
 	kunit_activate_static_stub(test, iommu_tdp_wb, itt_wb);
 	kunit_activate_static_stub(test, iommu_tdp_unpin, itt_unpin);
+	kunit_activate_static_stub(test, iommu_tdp_put_pages, itt_put);
 
 	t = iommu_tdp_alloc(itt->kvm, p->ept, p->levels);
 	KUNIT_ASSERT_NOT_NULL(test, t);
@@ -302,10 +314,11 @@ static u64 itt_lookup(struct itt *itt, gfn_t gfn, int *level)
 
 /*
  * Map @n frames from @gfn (within one 2 MiB) to the memory's frames from
- * @off on, as a populate does: one 2 MiB leaf where it can.
+ * @off on, as a populate does: one 2 MiB leaf where it can. @sw:
+ * IOMMU_TDP_REF for pages held by references, as of guest_memfd
  */
-static void itt_install(struct kunit *test, struct itt *itt, gfn_t gfn,
-			unsigned long n, unsigned int off)
+static void itt_install_sw(struct kunit *test, struct itt *itt, gfn_t gfn,
+			   unsigned long n, unsigned int off, u64 sw)
 {
 	struct kvm_iommu_tdp *t = itt->t;
 	u64 *spare[PT64_ROOT_MAX_LEVEL];
@@ -330,8 +343,9 @@ static void itt_install(struct kunit *test, struct itt *itt, gfn_t gfn,
 		KUNIT_FAIL_AND_ABORT(test, "no memory for the tables");
 	}
 	write_lock(&itt->kvm->mmu_lock);
-	installed = iommu_tdp_install(t, gfn, pages, n, spare, &nspare);
-	t->npinned += installed;
+	installed = iommu_tdp_install(t, gfn, pages, n, sw, spare, &nspare);
+	if (!sw)
+		t->npinned += installed;
 	write_unlock(&itt->kvm->mmu_lock);
 	/* The spares it did not link go, and the IOMMU never sees them */
 	while (nspare) {
@@ -342,6 +356,12 @@ static void itt_install(struct kunit *test, struct itt *itt, gfn_t gfn,
 		iommu_tdp_free_table(spare[nspare]);
 	}
 	KUNIT_ASSERT_EQ(test, installed, n);
+}
+
+static void itt_install(struct kunit *test, struct itt *itt, gfn_t gfn,
+			unsigned long n, unsigned int off)
+{
+	itt_install_sw(test, itt, gfn, n, off, 0);
 }
 
 static void itt_zap(struct itt *itt, gfn_t start, gfn_t end)
@@ -476,6 +496,49 @@ static void test_zap_splits(struct kunit *test)
 	itt_expect_4k(test, itt, IOMMU_TDP_PTES, 600 - IOMMU_TDP_PTES, 0);
 	itt_expect_4k(test, itt, 601, 2 * IOMMU_TDP_PTES - 601,
 		      601 - IOMMU_TDP_PTES);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * Leaves of guest_memfd pages, held by references: a zap drops the
+ * references after the flush and unpins nothing, a split keeps the mark
+ * in every 4 KiB leaf, and pinned leaves next to them are unpinned as
+ * before.
+ */
+static void test_zap_drops_references(struct kunit *test)
+{
+	struct itt *itt = itt_new(test);
+	gfn_t last = 2 * IOMMU_TDP_PTES - 1;
+	int level;
+	u64 e;
+
+	itt_install(test, itt, 5, 8, 5);
+	itt_install_sw(test, itt, IOMMU_TDP_PTES, IOMMU_TDP_PTES, 0,
+		       IOMMU_TDP_REF);
+	e = itt_lookup(itt, IOMMU_TDP_PTES, &level);
+	KUNIT_ASSERT_EQ(test, level, PG_LEVEL_2M);
+	KUNIT_EXPECT_EQ(test, e, iommu_tdp_leaf(itt->t, itt->pfn, PG_LEVEL_2M) |
+				 IOMMU_TDP_REF);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 8);
+
+	itt_zap(itt, 600, 601);
+	KUNIT_EXPECT_EQ(test, itt->dropped, 1);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 1);
+	itt_expect_none(test, itt, 600, 1);
+	e = itt_lookup(itt, IOMMU_TDP_PTES, &level);
+	KUNIT_EXPECT_EQ(test, level, PG_LEVEL_4K);
+	KUNIT_EXPECT_EQ(test, e, iommu_tdp_leaf(itt->t, itt->pfn, PG_LEVEL_4K) |
+				 IOMMU_TDP_REF);
+	e = itt_lookup(itt, last, &level);
+	KUNIT_EXPECT_EQ(test, e, iommu_tdp_leaf(itt->t, itt->pfn + last -
+						IOMMU_TDP_PTES,
+						PG_LEVEL_4K) | IOMMU_TDP_REF);
+
+	itt_zap(itt, 0, 2 * IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->dropped, IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->unpinned - itt->dropped, 8);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
+	itt_expect_none(test, itt, 0, 2 * IOMMU_TDP_PTES);
 	itt_expect_ordered(test, itt);
 }
 
@@ -991,7 +1054,7 @@ static void itt_expect_populate(struct kunit *test, struct itt *itt,
 	KUNIT_ASSERT_NOT_NULL(test, pages);
 	mutex_lock(&itt->kvm->slots_lock);
 	ret = iommu_tdp_populate_chunk(itt->t, ITT_CHUNK_GFN, 0, ITT_CHUNK,
-				       pages);
+				       pages, NULL);
 	mutex_unlock(&itt->kvm->slots_lock);
 	itt_forget_unlinked(itt);
 	KUNIT_EXPECT_EQ(test, ret, 0);
@@ -1123,6 +1186,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_install_written_back, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_range, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_splits, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_zap_drops_references, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_nothing, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_finds_holes, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_batches, itt_format_gen_params),
