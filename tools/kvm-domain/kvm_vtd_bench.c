@@ -18,7 +18,8 @@
  *     goes first in both: it faults the memory in and pins it.
  * (3) IOMMU_HWPT_ALLOC + attach to a VM whose memory is populated and
  *     prefaulted, at two sizes 4x apart, per backing (anonymous memory with
- *     THP, anonymous 4 KiB pages, 2 MiB hugetlb pages).
+ *     THP, anonymous 4 KiB pages, 2 MiB hugetlb pages, and shared
+ *     guest_memfd, which KVM maps from the file without pinning).
  * (4) KVM's invalidation path: MADV_DONTNEED and a write refault of 2000
  *     pages of 256 MiB of 4 KiB pages, without a device, then with edu
  *     attached to the VM's table (each MADV_DONTNEED then also clears the
@@ -73,12 +74,13 @@
 #define GOAL_ATTACH	1.2
 #define GOAL_INVAL	1.15
 
-enum backing { ANON_THP, ANON_4K, HUGETLB };
+enum backing { ANON_THP, ANON_4K, HUGETLB, GMEM };
 
 static const char * const backing_name[] = {
 	[ANON_THP] = "anon-thp",
 	[ANON_4K] = "anon-4k",
 	[HUGETLB] = "hugetlb-2M",
+	[GMEM] = "guest_memfd",
 };
 
 static const char * const backing_desc[] = {
@@ -86,12 +88,15 @@ static const char * const backing_desc[] = {
 		"anonymous MAP_PRIVATE, MADV_HUGEPAGE (THP where the kernel finds 2 MiB pages)",
 	[ANON_4K] = "anonymous MAP_PRIVATE, MADV_NOHUGEPAGE (4 KiB pages)",
 	[HUGETLB] = "MAP_HUGETLB 2 MiB pages (anonymous, MAP_PRIVATE)",
+	[GMEM] =
+		"shared guest_memfd (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED), 4 KiB pages, mapped MAP_SHARED: not pinned",
 };
 
 /* One VM: one memslot of guest RAM at GPA 0, one vCPU that never runs */
 struct vm {
 	int fd;
 	int vcpu;
+	int gmem;	/* the guest_memfd behind the memslot, or -1 */
 	__u8 *mem;
 	__u64 size;
 };
@@ -417,6 +422,38 @@ static void ioas_unmap(__u32 ioas, struct vm *v)
 /* ------------------------------------------------------------------ */
 /* The VM */
 
+/* A VM whose memslot is shared guest_memfd, mapped for the VMM too */
+static void vm_open_gmem(struct vm *v, __u64 size)
+{
+	struct kvm_create_guest_memfd gmem = {
+		.size = size,
+		.flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED,
+	};
+	struct kvm_userspace_memory_region2 r = {
+		.slot = 0, .flags = KVM_MEM_GUEST_MEMFD, .memory_size = size,
+	};
+
+	v->fd = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (v->fd < 0)
+		fail(errno, "KVM_CREATE_VM");
+	v->gmem = ioctl(v->fd, KVM_CREATE_GUEST_MEMFD, &gmem);
+	if (v->gmem < 0)
+		fail(errno, "KVM_CREATE_GUEST_MEMFD %llu MiB", size / MIB);
+	v->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, v->gmem,
+		      0);
+	if (v->mem == MAP_FAILED)
+		fail(errno, "mmap guest_memfd %llu MiB", size / MIB);
+	v->size = size;
+	r.guest_memfd = v->gmem;
+	r.userspace_addr = (unsigned long)v->mem;
+	if (ioctl(v->fd, KVM_SET_USER_MEMORY_REGION2, &r))
+		fail(errno, "KVM_SET_USER_MEMORY_REGION2 guest_memfd %llu MiB",
+		     size / MIB);
+	v->vcpu = ioctl(v->fd, KVM_CREATE_VCPU, 0);
+	if (v->vcpu < 0)
+		fail(errno, "KVM_CREATE_VCPU");
+}
+
 /* 0, or -1 if @b is hugetlb and there are not enough huge pages */
 static int vm_open(struct vm *v, __u64 size, enum backing b)
 {
@@ -427,6 +464,11 @@ static int vm_open(struct vm *v, __u64 size, enum backing b)
 	__u64 len = size, head;
 	__u8 *p;
 
+	v->gmem = -1;
+	if (b == GMEM) {
+		vm_open_gmem(v, size);
+		return 0;
+	}
 	if (b == HUGETLB)
 		flags |= MAP_HUGETLB | 21 << MAP_HUGE_SHIFT;
 	else
@@ -468,6 +510,8 @@ static void vm_close(struct vm *v)
 	close(v->vcpu);
 	close(v->fd);
 	munmap(v->mem, v->size);
+	if (v->gmem >= 0)
+		close(v->gmem);
 }
 
 /* A byte written in every 4 KiB page */
@@ -773,7 +817,8 @@ static void bench_attach(enum backing b, __u64 small, __u64 large)
 	j_str("backing_desc", backing_desc[b]);
 	j_str("populated",
 	      "a byte written in every 4 KiB page, then KVM_PRE_FAULT_MEMORY of all RAM");
-	j_str("timed",
+	j_str("timed", b == GMEM ?
+	      "IOMMU_HWPT_ALLOC (VTD_TDP, maps all RAM from the file, no pin) + VFIO_DEVICE_ATTACH_IOMMUFD_PT" :
 	      "IOMMU_HWPT_ALLOC (VTD_TDP, pins and maps all RAM) + VFIO_DEVICE_ATTACH_IOMMUFD_PT");
 	if (skip) {
 		j_str("skipped", "not enough huge pages (MAP_HUGETLB failed)");
@@ -976,6 +1021,7 @@ int main(void)
 	bench_attach(ANON_THP, 256 * MIB, 1024 * MIB);
 	bench_attach(ANON_4K, 64 * MIB, 256 * MIB);
 	bench_attach(HUGETLB, 64 * MIB, 256 * MIB);
+	bench_attach(GMEM, 64 * MIB, 256 * MIB);
 	bench_inval();
 
 	j_begin("done");
