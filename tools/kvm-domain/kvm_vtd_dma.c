@@ -1179,14 +1179,20 @@ static void unmapped(int vm, __u8 *m3)
  * Step (n): a memslot of shared guest_memfd (GUEST_MEMFD_FLAG_MMAP and
  * GUEST_MEMFD_FLAG_INIT_SHARED), created under the attached edu: KVM maps
  * it from the file, as it does for the vCPUs, with page references and no
- * pin. DMA lands in the file's pages and reads them, checked through the
+ * pin; the file has all of its pages already, so KVM takes them in bulk
+ * (kvm_gmem_get_pages()). DMA lands in the file's pages and reads them, checked through the
  * VMM's own mapping of the file. A hole punched in the file takes a page
  * out of the VM; afterwards DMA to its GPA lands in the page the file has
  * there now (the old one is freed, so the check is that the new one gets
  * the bytes). Deleting the memslot makes DMA leave the file alone.
  */
+/*
+ * A memslot of shared guest_memfd for @r, mapped at *@p for the VMM too;
+ * with @touch, every page of the file is written before the memslot is
+ * made, so that KVM finds them all in the file
+ */
 static int shared_gmem(int vm, struct kvm_userspace_memory_region2 *r,
-		       int *fd, __u8 **p)
+		       int touch, int *fd, __u8 **p)
 {
 	struct kvm_create_guest_memfd gmem = {
 		.size = r->memory_size,
@@ -1203,6 +1209,8 @@ static int shared_gmem(int vm, struct kvm_userspace_memory_region2 *r,
 		       strerror(errno));
 		return -1;
 	}
+	if (touch)
+		fill(*p, r->memory_size, POISON);
 	r->flags = KVM_MEM_GUEST_MEMFD;
 	r->guest_memfd = *fd;
 	r->userspace_addr = (unsigned long)*p;
@@ -1219,7 +1227,7 @@ static void gmem_shared(int vm)
 	int fd, ret, ok;
 	__u8 *p;
 
-	ret = shared_gmem(vm, &r, &fd, &p);
+	ret = shared_gmem(vm, &r, 1, &fd, &p);
 	tap(!ret, "VM 2: slot 5, 2 MiB of shared guest_memfd at GPA 0x%llx, created with edu attached%s",
 	    SLOT5_GPA, errstr(ret));
 
@@ -1518,7 +1526,7 @@ static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	ret = setrlimit(RLIMIT_MEMLOCK, &rl) || vm < 0 || !p ||
-	      vm_slot(vm, 0, 0, LIMIT, p) || shared_gmem(vm, &g, &gfd, &gp);
+	      vm_slot(vm, 0, 0, LIMIT, p) || shared_gmem(vm, &g, 0, &gfd, &gp);
 	tap(!ret, "child: RLIMIT_MEMLOCK 4 MiB - 4 KiB; its own VM, a 4 MiB anonymous memslot, 2 MiB of shared guest_memfd%s",
 	    errstr(ret));
 	if (ret)

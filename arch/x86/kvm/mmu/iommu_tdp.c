@@ -533,28 +533,37 @@ static void iommu_tdp_release(struct page **pages, unsigned long n)
 
 /*
  * Take a reference on the pages of @n frames of @slot's guest_memfd from
- * @gfn on, allocating what the file lacks, as KVM's faults do. Returns @n,
- * or an errno with no reference kept: -EFAULT if the file is gone or a
- * page is poisoned (the frames stay unmapped), -ENOMEM.
+ * @gfn on: in bulk where the file has them, else one by one, allocating
+ * what it lacks, as KVM's faults do. Returns @n, or an errno with no
+ * reference kept: -EFAULT if the file is gone or a page is poisoned (the
+ * frames stay unmapped), -ENOMEM.
  */
 static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 			       struct kvm_memory_slot *slot, gfn_t gfn,
 			       unsigned long n, struct page **pages)
 {
-	unsigned long i;
+	unsigned long i = 0;
 	kvm_pfn_t pfn;
-	int ret;
+	long ret;
 
-	for (i = 0; i < n; i++) {
+	while (i < n) {
+		ret = kvm_gmem_get_pages(slot, gfn + i, n - i, &pages[i]);
+		if (ret < 0)
+			goto fail;
+		i += ret;
+		if (i == n)
+			break;
 		ret = kvm_gmem_get_pfn(t->kvm, slot, gfn + i, &pfn, &pages[i],
 				       NULL);
-		if (ret) {
-			while (i)
-				put_page(pages[--i]);
-			return ret == -ENOMEM ? ret : -EFAULT;
-		}
+		if (ret)
+			goto fail;
+		i++;
 	}
 	return n;
+fail:
+	while (i)
+		put_page(pages[--i]);
+	return ret == -ENOMEM ? ret : -EFAULT;
 }
 
 /* Give back @n pages that no leaf maps: unpin them, or drop with @ref */
