@@ -158,7 +158,11 @@ struct iommu_kvm_domain {
  *
  * @name: Mandatory. Short name of the driver, shown in debugfs and traces.
  *
- * @invalidate: Mandatory. Guest physical addresses [@start, @last] no longer
+ * @invalidate: Mandatory for shadow formats; NULL for a shared format whose
+ *	table is KVM's own and whom KVM flushes itself (VT-d's TDP format),
+ *	which the core then neither calls nor counts: such a driver counts
+ *	KVM's flushes with iommu_kvm_domain_count_invalidation(). Guest
+ *	physical addresses [@start, @last] no longer
  *	map to what they did: KVM is about to reuse or free the memory, or for
  *	a shadow format the parent dropped the range. On return the IOMMU must
  *	not use any translation it cached for the range. @start == 0 and
@@ -265,6 +269,20 @@ static inline void iommu_kvm_domain_unlock(struct iommu_kvm_domain *kdom)
 static inline void iommu_kvm_domain_report_fault(struct iommu_kvm_domain *kdom)
 {
 	atomic64_inc(&kdom->stats.faults);
+}
+
+/**
+ * iommu_kvm_domain_count_invalidation() - Count an invalidation on @kdom
+ * @kdom: the domain KVM told of a change
+ *
+ * For drivers that KVM tells directly, not through the core: the VT-d
+ * domain that walks KVM's own table counts each of KVM's flushes. Any
+ * context.
+ */
+static inline void
+iommu_kvm_domain_count_invalidation(struct iommu_kvm_domain *kdom)
+{
+	atomic64_inc(&kdom->stats.invalidations);
 }
 
 #if IS_ENABLED(CONFIG_IOMMU_KVM_DOMAIN)

@@ -420,6 +420,7 @@ static void intel_kvm_flush(struct kvm_iommu_tdp_client *client, u64 gfn,
 	struct intel_kvm_domain *ikd =
 		container_of(client, struct intel_kvm_domain, client);
 
+	iommu_kvm_domain_count_invalidation(&ikd->kdom);
 	if (nr == U64_MAX || gfn + nr > (ULONG_MAX >> VTD_PAGE_SHIFT))
 		cache_tag_flush_all(ikd->dmar);
 	else
@@ -567,12 +568,6 @@ static const struct iommu_domain_ops intel_kvm_ss_domain_ops = {
 	.free = intel_kvm_domain_free,
 };
 
-/* KVM reports what it changes in its table through intel_kvm_flush() */
-static void intel_kvm_invalidate(struct iommu_kvm_domain *kdom, u64 start,
-				 u64 last)
-{
-}
-
 static void intel_kvm_block(struct iommu_kvm_domain *kdom)
 {
 	struct intel_kvm_domain *ikd =
@@ -601,7 +596,7 @@ static void intel_kvm_debugfs_show(struct iommu_kvm_domain *kdom,
 
 static const struct iommu_kvm_domain_ops intel_kvm_ops = {
 	.name = "intel-iommu",
-	.invalidate = intel_kvm_invalidate,
+	/* No .invalidate: KVM flushes its table through intel_kvm_flush() */
 	.block = intel_kvm_block,
 	.debugfs_show = intel_kvm_debugfs_show,
 };

@@ -107,8 +107,8 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_formats, "IOMMU_KVM");
 VISIBLE_IF_KUNIT bool
 iommu_kvm_ops_complete(const struct iommu_kvm_domain_ops *ops, bool shadow)
 {
-	return ops && ops->name && ops->invalidate && ops->block &&
-	       (!shadow || ops->sync);
+	return ops && ops->name && ops->block &&
+	       (!shadow || (ops->sync && ops->invalidate));
 }
 EXPORT_SYMBOL_IF_KUNIT(iommu_kvm_ops_complete);
 

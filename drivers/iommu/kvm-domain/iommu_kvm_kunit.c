@@ -420,7 +420,6 @@ static void test_ops_complete(struct kunit *test)
 {
 	static const size_t mandatory[] = {
 		offsetof(struct iommu_kvm_domain_ops, name),
-		offsetof(struct iommu_kvm_domain_ops, invalidate),
 		offsetof(struct iommu_kvm_domain_ops, block),
 	};
 	struct iommu_kvm_domain_ops ops;
@@ -451,6 +450,12 @@ static void test_ops_complete(struct kunit *test)
 	/* sync is mandatory for a shadow format only */
 	ops = fake_ops;
 	ops.sync = NULL;
+	KUNIT_EXPECT_TRUE(test, iommu_kvm_ops_complete(&ops, false));
+	KUNIT_EXPECT_FALSE(test, iommu_kvm_ops_complete(&ops, true));
+
+	/* So is invalidate: a shared format KVM flushes itself has none */
+	ops = fake_ops;
+	ops.invalidate = NULL;
 	KUNIT_EXPECT_TRUE(test, iommu_kvm_ops_complete(&ops, false));
 	KUNIT_EXPECT_FALSE(test, iommu_kvm_ops_complete(&ops, true));
 }
@@ -965,6 +970,32 @@ static void test_invalidate_shared(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, fake_vm_unbinds, 2);
 }
 
+/*
+ * A driver whose table KVM flushes itself has no ->invalidate: KVM's
+ * reports reach it as neither a call nor a count, and the flushes it
+ * counts itself are what debugfs shows.
+ */
+static void test_invalidate_kvm_flushes(struct kunit *test)
+{
+	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
+	static struct iommu_kvm_domain_ops ops;
+	struct iommu_kvm_domain *kdom;
+	struct iommu_kvm_vm *vm;
+
+	ops = fake_ops;
+	ops.invalidate = NULL;
+	fake.vendor_ops = &ops;
+	kdom = alloc_ok(test, dev, SHARED, NULL, &vm);
+
+	vm->listener.ops->invalidate(&vm->listener, 0x10, 0x20, ALL_MEM);
+	KUNIT_EXPECT_EQ(test, atomic64_read(&kdom->stats.invalidations), 0);
+	iommu_kvm_domain_count_invalidation(kdom);
+	KUNIT_EXPECT_EQ(test, atomic64_read(&kdom->stats.invalidations), 1);
+
+	iommu_domain_free(&kdom->domain);
+	KUNIT_EXPECT_EQ(test, fake_vm_unbinds, 1);
+}
+
 static void test_invalidate_shadow(struct kunit *test)
 {
 	struct device *dev = fake_device(test, "kvm-kunit-a", &fake_dev_iommu);
@@ -1182,6 +1213,7 @@ static struct kunit_case iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_sync_key),
 	KUNIT_CASE(test_pin_gfn),
 	KUNIT_CASE(test_invalidate_shared),
+	KUNIT_CASE(test_invalidate_kvm_flushes),
 	KUNIT_CASE(test_invalidate_shadow),
 	KUNIT_CASE(test_release_blocks),
 	KUNIT_CASE(test_sync),

@@ -67,7 +67,8 @@ static void iommu_kvm_vm_invalidate(struct kvm_iommu_listener *listener,
 
 	if (!kdom || gfn_end <= gfn_start)
 		return;
-	deliver = !kdom->shadow && (filter & KVM_IOMMU_INV_SHARED);
+	deliver = !kdom->shadow && kdom->ops->invalidate &&
+		  (filter & KVM_IOMMU_INV_SHARED);
 	trace_iommu_kvm_vm_report(kdom->id, start, last, filter, deliver);
 	if (deliver)
 		iommu_kvm_deliver_invalidate(kdom, start, last);
