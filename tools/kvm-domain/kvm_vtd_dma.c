@@ -42,6 +42,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -56,7 +58,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	79
+#define PLAN_FULL	80
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
@@ -1217,6 +1219,59 @@ static int shared_gmem(int vm, struct kvm_userspace_memory_region2 *r,
 	return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, r);
 }
 
+#define MEMCG		"/sys/fs/cgroup"
+#define MEMCG_TEST	MEMCG "/kvm_vtd_dma"
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	ok = fd >= 0 && write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	if (!ok)
+		printf("# %s <- %s: %s\n", path, val, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Move the test into a memory cgroup of its own (cgroup v2, mounted here
+ * if init did not), or back to the root one with !@in
+ */
+static int memcg_enter(int in)
+{
+	char pid[32];
+
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	if (!in) {
+		write_file(MEMCG "/cgroup.procs", pid);
+		return rmdir(MEMCG_TEST);
+	}
+	if (access(MEMCG "/cgroup.controllers", F_OK) &&
+	    mount("cgroup2", MEMCG, "cgroup2", 0, NULL))
+		printf("# mount cgroup2 on " MEMCG ": %s\n", strerror(errno));
+	if ((mkdir(MEMCG_TEST, 0755) && errno != EEXIST) ||
+	    write_file(MEMCG "/cgroup.subtree_control", "+memory") ||
+	    write_file(MEMCG_TEST "/cgroup.procs", pid)) {
+		printf("# memory cgroup " MEMCG_TEST ": %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The test's memory cgroup's memory.current, in bytes; -1 if unread */
+static long long memcg_current(void)
+{
+	FILE *f = fopen(MEMCG_TEST "/memory.current", "r");
+	long long v = -1;
+
+	if (f && fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	if (f)
+		fclose(f);
+	return v;
+}
+
 static void gmem_shared(int vm)
 {
 	struct kvm_userspace_memory_region2 r = {
@@ -1224,9 +1279,12 @@ static void gmem_shared(int vm)
 		.guest_phys_addr = SLOT5_GPA,
 		.memory_size = SLOT5_SIZE,
 	};
-	int fd, ret, ok;
+	long long before, after;
+	int fd, ret, ok, cg;
 	__u8 *p;
 
+	/* The file's pages are charged to the VMM's memory cgroup */
+	cg = memcg_enter(1);
 	ret = shared_gmem(vm, &r, 1, &fd, &p);
 	tap(!ret, "VM 2: slot 5, 2 MiB of shared guest_memfd at GPA 0x%llx, created with edu attached%s",
 	    SLOT5_GPA, errstr(ret));
@@ -1245,15 +1303,28 @@ static void gmem_shared(int vm)
 	tap(ok, "guest_memfd: DMA from GPA 0x%llx reads the file's page",
 	    SLOT5_GPA + IN5 + PG);
 
+	/* The whole file: 2 MiB that KVM's refill takes from the file anew */
+	before = memcg_current();
 	ok = !ret && !fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				IN5, PG);
+				0, SLOT5_SIZE);
 	if (!ret && !ok)
 		printf("# fallocate(PUNCH_HOLE): %s\n", strerror(errno));
-	settle();	/* KVM's refill maps the file's new page */
+	settle();	/* KVM's refill maps the file's new pages */
 	ok = ok && is_zero(p + IN5) && !edu_load(0x5eed0502) && !edu_to_ram(SLOT5_GPA + IN5);
 	tap(ok && is_fill(p + IN5, PG, 0x5eed0502),
-	    "guest_memfd: a hole punched at GPA 0x%llx, then DMA to it lands in the file's new page",
+	    "guest_memfd: a hole punched over slot 5, then DMA to GPA 0x%llx lands in the file's new page",
 	    SLOT5_GPA + IN5);
+	/*
+	 * DMA landed, so the refill took all 2 MiB of the chunk. Allocated
+	 * by a worker, they must still be charged to the VM's owner's
+	 * memory cgroup, which the punch uncharged them from. Per-CPU
+	 * charge batches (64 pages a CPU) blur memory.current a little.
+	 */
+	after = memcg_current();
+	printf("# memory cgroup of the VMM: memory.current %lld before the punch, %lld after the refill%s\n",
+	       before, after, cg ? " (no memory cgroup)" : "");
+	tap(!cg && ok && before >= (long long)SLOT5_SIZE && after >= before - (1LL << 20),
+	    "guest_memfd: the 2 MiB KVM refilled are charged to the VMM's memory cgroup");
 
 	if (!ret)
 		fill(p, SLOT5_SIZE, POISON);
@@ -1268,6 +1339,8 @@ static void gmem_shared(int vm)
 		munmap(p, SLOT5_SIZE);
 	if (fd >= 0)
 		close(fd);
+	if (!cg)
+		memcg_enter(0);
 }
 
 /*

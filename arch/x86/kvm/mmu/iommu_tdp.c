@@ -13,7 +13,9 @@
 #include <linux/kvm_host.h>
 #include <linux/kvm_iommu.h>
 #include <linux/list.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/user.h>
 #include <linux/wait_bit.h>
@@ -939,12 +941,16 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
  * memslot: a host huge page split, memory dropped and touched again, a
  * page migrated before the pin. Memory that has no backing any more is
  * faulted in, as the first populate did; memory that cannot be pinned
- * (munmap) stays unmapped.
+ * (munmap) stays unmapped. What the refill allocates is charged to the
+ * memory cgroup of the VM's mm, as a vCPU's fault or the VMM's own
+ * populate would be, never to the worker's: guest_memfd's pages are
+ * charged to the task that allocates them, not to an mm.
  */
 static void iommu_tdp_refill(struct work_struct *work)
 {
 	struct kvm_iommu_tdp *t = container_of(work, struct kvm_iommu_tdp,
 					       refill);
+	struct mem_cgroup *memcg, *old_memcg;
 	struct kvm *kvm = t->kvm;
 	struct kvm_memory_slot *slot;
 	unsigned int i, n;
@@ -953,6 +959,8 @@ static void iommu_tdp_refill(struct work_struct *work)
 
 	if (!mmget_not_zero(kvm->mm))
 		return;
+	memcg = get_mem_cgroup_from_mm(kvm->mm);
+	old_memcg = set_active_memcg(memcg);
 	mutex_lock(&kvm->slots_lock);
 	write_lock(&kvm->mmu_lock);
 	n = t->blocked ? 0 : t->nr_holes;
@@ -964,6 +972,8 @@ static void iommu_tdp_refill(struct work_struct *work)
 			iommu_tdp_populate_range(t, slot, holes[i].start,
 						 holes[i].end);
 	mutex_unlock(&kvm->slots_lock);
+	set_active_memcg(old_memcg);
+	mem_cgroup_put(memcg);
 	mmput(kvm->mm);
 }
 
