@@ -58,7 +58,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	80
+#define PLAN_FULL	81
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
@@ -1219,6 +1219,53 @@ static int shared_gmem(int vm, struct kvm_userspace_memory_region2 *r,
 	return ioctl(vm, KVM_SET_USER_MEMORY_REGION2, r);
 }
 
+/*
+ * KVM's flushes of its table delivered to the live and dead KVM-backed
+ * domains so far: the sum of their debugfs invalidations= counters
+ */
+static long long invalidations(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/iommu-kvm/domains", "r");
+	long long sum = 0, n;
+	char line[256], *c;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		c = strstr(line, " invalidations=");
+		if (c && sscanf(c, " invalidations=%lld", &n) == 1)
+			sum += n;
+	}
+	if (f)
+		fclose(f);
+	return f ? sum : -1;
+}
+
+/*
+ * The VMM's mapping of the file is not what KVM maps: dropping it
+ * (MADV_DONTNEED, as a VMM that is done copying a guest's image might)
+ * must leave the table alone, with no flush and no refill behind the
+ * device's back. Any other flush in the window would be a coincidence:
+ * it counts as a failure only if it happens three times running.
+ */
+static int dontneed_keeps(__u8 *p, size_t len)
+{
+	long long before, after;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		before = invalidations();
+		if (madvise(p, len, MADV_DONTNEED)) {
+			printf("# madvise(MADV_DONTNEED): %s\n", strerror(errno));
+			return 0;
+		}
+		after = invalidations();
+		printf("# KVM's flushes to the domains: %lld before MADV_DONTNEED, %lld after\n",
+		       before, after);
+		if (before >= 0 && after == before)
+			return 1;
+	}
+	return 0;
+}
+
 #define MEMCG		"/sys/fs/cgroup"
 #define MEMCG_TEST	MEMCG "/kvm_vtd_dma"
 
@@ -1302,6 +1349,9 @@ static void gmem_shared(int vm)
 	     !edu_to_ram(DST_GPA) && is_fill(hva(DST_GPA), PG, 0x5eed0501);
 	tap(ok, "guest_memfd: DMA from GPA 0x%llx reads the file's page",
 	    SLOT5_GPA + IN5 + PG);
+
+	tap(!ret && dontneed_keeps(p, SLOT5_SIZE),
+	    "guest_memfd: MADV_DONTNEED of the VMM's mapping of the file flushes nothing: KVM maps the file");
 
 	/* The whole file: 2 MiB that KVM's refill takes from the file anew */
 	before = memcg_current();
