@@ -185,6 +185,27 @@ static void iommu_tdp_write(u64 *ptep, u64 val)
 	iommu_tdp_wb(ptep, sizeof(*ptep));
 }
 
+/*
+ * Charge what the caller allocates from here to iommu_tdp_memcg_leave() to
+ * the memory cgroup of the VM's mm, as the VMM's own allocations are, not
+ * to the task that happens to run: a worker, or whoever triggered an
+ * MMU-notifier invalidation (kswapd, another cgroup's reclaim). Any
+ * context but interrupts; does not sleep.
+ */
+static struct mem_cgroup *iommu_tdp_memcg_enter(struct kvm_iommu_tdp *t,
+						struct mem_cgroup **memcg)
+{
+	*memcg = get_mem_cgroup_from_mm(t->kvm->mm);
+	return set_active_memcg(*memcg);
+}
+
+static void iommu_tdp_memcg_leave(struct mem_cgroup *memcg,
+				  struct mem_cgroup *old)
+{
+	set_active_memcg(old);
+	mem_cgroup_put(memcg);
+}
+
 static u64 *iommu_tdp_alloc_table(struct kvm_iommu_tdp *t)
 {
 	u64 *table = (u64 *)get_zeroed_page(GFP_KERNEL_ACCOUNT);
@@ -345,11 +366,14 @@ static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
 			    gfn_t gfn)
 {
 	kvm_pfn_t pfn = (entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT;
+	struct mem_cgroup *memcg, *old;
 	u64 *table;
 	int i;
 
+	old = iommu_tdp_memcg_enter(t, &memcg);
 	table = (u64 *)get_zeroed_page(GFP_NOWAIT | __GFP_ACCOUNT |
 				       __GFP_NOWARN);
+	iommu_tdp_memcg_leave(memcg, old);
 	if (!table)
 		return false;
 	for (i = 0; i < IOMMU_TDP_PTES; i++)
@@ -942,15 +966,17 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
  * page migrated before the pin. Memory that has no backing any more is
  * faulted in, as the first populate did; memory that cannot be pinned
  * (munmap) stays unmapped. What the refill allocates is charged to the
- * memory cgroup of the VM's mm, as a vCPU's fault or the VMM's own
- * populate would be, never to the worker's: guest_memfd's pages are
- * charged to the task that allocates them, not to an mm.
+ * memory cgroup of the VM's mm, never to the worker's: guest_memfd's
+ * pages are charged to the task that allocates them, not to an mm. A
+ * range the VM's memory cgroup has no room for stays unmapped, as one
+ * that cannot be pinned does, until an invalidation or memslot change
+ * covers it again.
  */
 static void iommu_tdp_refill(struct work_struct *work)
 {
 	struct kvm_iommu_tdp *t = container_of(work, struct kvm_iommu_tdp,
 					       refill);
-	struct mem_cgroup *memcg, *old_memcg;
+	struct mem_cgroup *memcg, *old;
 	struct kvm *kvm = t->kvm;
 	struct kvm_memory_slot *slot;
 	unsigned int i, n;
@@ -959,8 +985,7 @@ static void iommu_tdp_refill(struct work_struct *work)
 
 	if (!mmget_not_zero(kvm->mm))
 		return;
-	memcg = get_mem_cgroup_from_mm(kvm->mm);
-	old_memcg = set_active_memcg(memcg);
+	old = iommu_tdp_memcg_enter(t, &memcg);
 	mutex_lock(&kvm->slots_lock);
 	write_lock(&kvm->mmu_lock);
 	n = t->blocked ? 0 : t->nr_holes;
@@ -972,8 +997,7 @@ static void iommu_tdp_refill(struct work_struct *work)
 			iommu_tdp_populate_range(t, slot, holes[i].start,
 						 holes[i].end);
 	mutex_unlock(&kvm->slots_lock);
-	set_active_memcg(old_memcg);
-	mem_cgroup_put(memcg);
+	iommu_tdp_memcg_leave(memcg, old);
 	mmput(kvm->mm);
 }
 
