@@ -564,6 +564,17 @@ static void iommu_tdp_release(struct page **pages, unsigned long n)
  * reference kept: -EFAULT if the file is gone or a page is poisoned (the
  * frames stay unmapped), -ENOMEM.
  */
+/* Give back @n pages that no leaf maps: unpin them, or drop with @ref */
+static void iommu_tdp_drop(struct page **pages, unsigned long n, bool ref)
+{
+	if (!ref) {
+		iommu_tdp_release(pages, n);
+		return;
+	}
+	while (n)
+		put_page(pages[--n]);
+}
+
 static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 			       struct kvm_memory_slot *slot, gfn_t gfn,
 			       unsigned long n, struct page **pages)
@@ -587,20 +598,8 @@ static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 	}
 	return n;
 fail:
-	while (i)
-		put_page(pages[--i]);
+	iommu_tdp_drop(pages, i, true);
 	return ret == -ENOMEM ? ret : -EFAULT;
-}
-
-/* Give back @n pages that no leaf maps: unpin them, or drop with @ref */
-static void iommu_tdp_drop(struct page **pages, unsigned long n, bool ref)
-{
-	if (!ref) {
-		iommu_tdp_release(pages, n);
-		return;
-	}
-	while (n)
-		put_page(pages[--n]);
 }
 
 /* The pages are physically contiguous and as aligned as the leaf */
@@ -750,6 +749,19 @@ static void iommu_tdp_wait(struct kvm_iommu_tdp *t)
 }
 
 /*
+ * Give back the @got pages taken for a chunk of @n that will not be
+ * mapped, and the charge for it
+ */
+static void iommu_tdp_unget(struct kvm_iommu_tdp *t, struct page **pages,
+			    long got, unsigned long n, bool ref)
+{
+	if (got > 0)
+		iommu_tdp_drop(pages, got, ref);
+	if (!ref)
+		iommu_tdp_uncharge(t, n);
+}
+
+/*
  * Pin @n frames from @gfn on at @hva and map them; with @gmem, take them
  * from that memslot's guest_memfd instead, by reference. KVM's
  * invalidation protocol, narrowed to the chunk: the pin starts when no
@@ -792,10 +804,7 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 		else
 			got = iommu_tdp_pin(t, hva, n, pages);
 		if (got != n) {
-			if (got > 0)
-				iommu_tdp_drop(pages, got, ref);
-			if (!ref)
-				iommu_tdp_uncharge(t, n);
+			iommu_tdp_unget(t, pages, got, n, ref);
 			ret = got < 0 ? got : -EFAULT;
 			break;
 		}
@@ -812,9 +821,7 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 		}
 		if (t->watch_zapped) {
 			write_unlock(&kvm->mmu_lock);
-			iommu_tdp_drop(pages, n, ref);
-			if (!ref)
-				iommu_tdp_uncharge(t, n);
+			iommu_tdp_unget(t, pages, n, n, ref);
 			if (fatal_signal_pending(current)) {
 				ret = -EINTR;
 				break;
@@ -832,9 +839,7 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 		write_unlock(&kvm->mmu_lock);
 		break;
 drop:
-		iommu_tdp_drop(pages, n, ref);
-		if (!ref)
-			iommu_tdp_uncharge(t, n);
+		iommu_tdp_unget(t, pages, n, n, ref);
 		break;
 	}
 	while (nspare)
