@@ -72,7 +72,8 @@ struct iommu_kvm_domain_cfg {
 
 /**
  * struct iommu_kvm_domain_stats - Event counters of one domain
- * @invalidations: invalidations delivered to the driver
+ * @invalidations: invalidations delivered to the driver, or KVM's flushes
+ *	of its table that the driver counted (no ops->invalidate)
  * @syncs: guest table synchronisations (shadow formats)
  * @faults: translation faults the driver reported
  */
@@ -158,10 +159,12 @@ struct iommu_kvm_domain {
  *
  * @name: Mandatory. Short name of the driver, shown in debugfs and traces.
  *
- * @invalidate: Mandatory for shadow formats; NULL for a shared format whose
- *	table is KVM's own and whom KVM flushes itself (VT-d's TDP format),
- *	which the core then neither calls nor counts: such a driver counts
- *	KVM's flushes with iommu_kvm_domain_count_invalidation(). Guest
+ * @invalidate: Mandatory for shadow formats, and for shared formats whose
+ *	driver keeps translations of its own (iommu_kvm_domain_pin_gfn()).
+ *	NULL for a shared format whose table is KVM's own and which KVM
+ *	flushes itself (VT-d's TDP format); the core then neither calls nor
+ *	counts KVM's reports, and the driver counts KVM's flushes with
+ *	iommu_kvm_domain_count_invalidation(). Guest
  *	physical addresses [@start, @last] no longer
  *	map to what they did: KVM is about to reuse or free the memory, or for
  *	a shadow format the parent dropped the range. On return the IOMMU must

@@ -25,12 +25,13 @@
  * &struct iommu_kvm_domain_ops, ``format`` the value of enum
  * iommu_hwpt_kvm_format, ``vm`` the thread group ID of the process that
  * allocated the domain, and the three counters count KVM invalidations
- * delivered (for a driver whose table KVM flushes itself, such as VT-d's,
- * KVM's flushes of that table), shadow syncs and reported translation
- * faults since the domain was created. It is followed by the lines the driver's ``debugfs_show``
- * adds, indented by two spaces: by convention one ``dev <device name>``
- * line per device the driver has on the domain, then driver state (the
- * mock adds ``mock ...``). The core keeps no list of devices of its own.
+ * delivered (for a driver whose table KVM flushes itself, such as
+ * VT-d's, KVM's flushes of that table), shadow syncs and reported
+ * translation faults since the domain was created. It is followed by the
+ * lines the driver's ``debugfs_show`` adds, indented by two spaces: by
+ * convention one ``dev <device name>`` line per device the driver has on
+ * the domain, then driver state (the mock adds ``mock ...``). The core
+ * keeps no list of devices of its own.
  */
 
 static int domains_show(struct seq_file *s, void *unused)
