@@ -164,17 +164,16 @@ struct iommu_kvm_domain {
  *	NULL for a shared format whose table is KVM's own and which KVM
  *	flushes itself (VT-d's TDP format); the core then neither calls nor
  *	counts KVM's reports, and the driver counts KVM's flushes with
- *	iommu_kvm_domain_count_invalidation(). Guest
- *	physical addresses [@start, @last] no longer
- *	map to what they did: KVM is about to reuse or free the memory, or for
- *	a shadow format the parent dropped the range. On return the IOMMU must
- *	not use any translation it cached for the range. @start == 0 and
- *	@last == U64_MAX means everything. For shared formats it is called
- *	from KVM's report, outside KVM's mmu_lock but possibly where sleeping
- *	is not allowed, and only for changes of shared memory (no shared
- *	format maps private memory: see kvm_iommu_vm_has_private_mem()); for
- *	shadow formats in process context with the domain's lock held.
- *	Either way it must not sleep.
+ *	iommu_kvm_domain_count_invalidation(). Guest physical addresses
+ *	[@start, @last] no longer map to what they did: KVM is about to reuse
+ *	or free the memory, or for a shadow format the parent dropped the range.
+ *	On return the IOMMU must not use any translation it cached for the
+ *	range. @start == 0 and @last == U64_MAX means everything. For shared
+ *	formats it is called from KVM's report, outside KVM's mmu_lock but
+ *	possibly where sleeping is not allowed, and only for changes of shared
+ *	memory (no shared format maps private memory: see
+ *	kvm_iommu_vm_has_private_mem()); for shadow formats in process context
+ *	with the domain's lock held. Either way it must not sleep.
  *
  * @block: Mandatory. The VM is gone (userspace released it, or its mm
  *	exited). From return on, every DMA through the domain must fault, on

@@ -489,7 +489,7 @@ void iommu_kvm_domains_show(struct seq_file *s)
 void iommu_kvm_deliver_invalidate(struct iommu_kvm_domain *kdom, u64 start,
 				  u64 last)
 {
-	atomic64_inc(&kdom->stats.invalidations);
+	iommu_kvm_domain_count_invalidation(kdom);
 	trace_iommu_kvm_invalidate(kdom->id, start, last);
 	kdom->ops->invalidate(kdom, start, last);
 }

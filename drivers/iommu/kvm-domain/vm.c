@@ -408,22 +408,20 @@ EXPORT_SYMBOL_NS_GPL(iommu_kvm_vm_put, "IOMMU_KVM");
  *
  * For a driver that keeps translations of the VM's memory of its own (the
  * mock IOMMU does, an IOMMU that walks KVM's table does not need to), and
- * so has an ops->invalidate to drop them: the
- * page is what @gfn maps to in KVM's memslots and the primary MMU at a
- * point where no invalidation of @gfn is in progress. The driver must drop
- * it when ops->invalidate covers @gfn, and must not keep it if an
- * invalidate reached the domain between before this call and the moment
- * it installs the page under the lock its invalidate takes; nor after
- * ops->block. See kvm_iommu_pin_gfn(). The pin is not charged to
- * RLIMIT_MEMLOCK: the driver bounds what it holds. Process context, in the
- * mm of the VM's owner; may sleep.
+ * so has an ops->invalidate to drop them: the page is what @gfn maps to in
+ * KVM's memslots and the primary MMU at a point where no invalidation of
+ * @gfn is in progress. The driver must drop it when ops->invalidate covers
+ * @gfn, and must not keep it if an invalidate reached the domain between
+ * before this call and the moment it installs the page under the lock its
+ * invalidate takes; nor after ops->block. See kvm_iommu_pin_gfn(). The pin
+ * is not charged to RLIMIT_MEMLOCK: the driver bounds what it holds.
+ * Process context, in the mm of the VM's owner; may sleep.
  *
  * Return: 0; -EINVAL for a shadow domain or a driver without
  * ops->invalidate (with a WARN: nothing would drop the pin); -ENODEV if
- * the VM is gone;
- * -EOPNOTSUPP if the loaded KVM cannot; else what kvm_iommu_pin_gfn()
- * returns (-EPERM from another mm, -EFAULT for a frame no memslot backs
- * with ordinary memory, -EINTR).
+ * the VM is gone; -EOPNOTSUPP if the loaded KVM cannot; else what
+ * kvm_iommu_pin_gfn() returns (-EPERM from another mm, -EFAULT for a frame
+ * no memslot backs with ordinary memory, -EINTR).
  */
 int iommu_kvm_domain_pin_gfn(struct iommu_kvm_domain *kdom, u64 gfn,
 			     bool write, struct page **page)

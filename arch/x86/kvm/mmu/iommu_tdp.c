@@ -557,13 +557,6 @@ static void iommu_tdp_release(struct page **pages, unsigned long n)
 	unpin_user_pages(pages, n);
 }
 
-/*
- * Take a reference on the pages of @n frames of @slot's guest_memfd from
- * @gfn on: in bulk where the file has them, else one by one, allocating
- * what it lacks, as KVM's faults do. Returns @n, or an errno with no
- * reference kept: -EFAULT if the file is gone or a page is poisoned (the
- * frames stay unmapped), -ENOMEM.
- */
 /* Give back @n pages that no leaf maps: unpin them, or drop with @ref */
 static void iommu_tdp_drop(struct page **pages, unsigned long n, bool ref)
 {
@@ -575,6 +568,13 @@ static void iommu_tdp_drop(struct page **pages, unsigned long n, bool ref)
 		put_page(pages[--n]);
 }
 
+/*
+ * Take a reference on the pages of @n frames of @slot's guest_memfd from
+ * @gfn on: in bulk where the file has them, else one by one, allocating
+ * what it lacks, as KVM's faults do. Returns @n, or an errno with no
+ * reference kept: -EFAULT if the file is gone or a page is poisoned (the
+ * frames stay unmapped), -ENOMEM.
+ */
 static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 			       struct kvm_memory_slot *slot, gfn_t gfn,
 			       unsigned long n, struct page **pages)
