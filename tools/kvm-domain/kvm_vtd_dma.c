@@ -59,6 +59,7 @@
 #include "vmm_test.h"
 
 #define PLAN_FULL	81
+#define DOMAINS		"/sys/kernel/debug/iommu-kvm/domains"
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
@@ -1225,7 +1226,7 @@ static int shared_gmem(int vm, struct kvm_userspace_memory_region2 *r,
  */
 static long long invalidations(void)
 {
-	FILE *f = fopen("/sys/kernel/debug/iommu-kvm/domains", "r");
+	FILE *f = fopen(DOMAINS, "r");
 	long long sum = 0, n;
 	char line[256], *c;
 
@@ -1269,18 +1270,6 @@ static int dontneed_keeps(__u8 *p, size_t len)
 #define MEMCG		"/sys/fs/cgroup"
 #define MEMCG_TEST	MEMCG "/kvm_vtd_dma"
 
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY), ok;
-
-	ok = fd >= 0 && write(fd, val, strlen(val)) == (ssize_t)strlen(val);
-	if (!ok)
-		printf("# %s <- %s: %s\n", path, val, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 /*
  * Move the test into a memory cgroup of its own (cgroup v2, mounted here
  * if init did not), or with !@in back to the one it was in
@@ -1293,7 +1282,7 @@ static int memcg_enter(int in)
 
 	snprintf(pid, sizeof(pid), "%d", getpid());
 	if (!in) {
-		write_file(home, pid);
+		sysfs_write(home, pid);
 		return rmdir(MEMCG_TEST);
 	}
 	if (access(MEMCG "/cgroup.controllers", F_OK) &&
@@ -1306,8 +1295,8 @@ static int memcg_enter(int in)
 	if (f)
 		fclose(f);
 	if ((mkdir(MEMCG_TEST, 0755) && errno != EEXIST) ||
-	    write_file(MEMCG "/cgroup.subtree_control", "+memory") ||
-	    write_file(MEMCG_TEST "/cgroup.procs", pid)) {
+	    sysfs_write(MEMCG "/cgroup.subtree_control", "+memory") ||
+	    sysfs_write(MEMCG_TEST "/cgroup.procs", pid)) {
 		printf("# memory cgroup " MEMCG_TEST ": %s\n", strerror(errno));
 		rmdir(MEMCG_TEST);
 		return -1;
@@ -1753,7 +1742,7 @@ static int la57_paging(int *virt57, int *flag)
 static void table_format(int flts)
 {
 	const char *want = flts ? "table=x86-64 " : "table=ept ";
-	FILE *f = fopen("/sys/kernel/debug/iommu-kvm/domains", "r");
+	FILE *f = fopen(DOMAINS, "r");
 	char line[256];
 	int found = 0;
 
