@@ -33,7 +33,10 @@ HUGEPAGES=256
 
 case $arch-$variant in
 x86_64-flts|x86_64-sl|x86_64-la57)
-	iommu=intel-iommu,intremap=on,x-scalable-mode=on
+	# Snoop control: a device's DMA can be made coherent, which VFIO
+	# then tells KVM (kvm_vtd_dma checks that the KVM-backed domain
+	# enforces it: PGSNP on the first stage, SNP leaves on the second)
+	iommu=intel-iommu,intremap=on,x-scalable-mode=on,snoop-control=on
 	# The table VT-d walks must have the 4 levels of QEMU's first stage
 	cpu=max,la57=off
 	if [ "$variant" = la57 ]; then

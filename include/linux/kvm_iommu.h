@@ -189,6 +189,11 @@ enum kvm_iommu_tdp_type {
 #define KVM_IOMMU_TDP_WRITEBACK		BIT(1)
 /* MMIO SPTEs may be in the table, marked with @mmio_bits */
 #define KVM_IOMMU_TDP_MMIO_SPTES	BIT(2)
+/*
+ * EPT leaves have bit 11 set, which VT-d's second stage takes as "snoop
+ * every access through this leaf" (SNP); a table only IOMMUs walk
+ */
+#define KVM_IOMMU_TDP_EPT_SNOOP		BIT(3)
 
 /**
  * struct kvm_iommu_tdp_format - What an IOMMU must know to walk a KVM table

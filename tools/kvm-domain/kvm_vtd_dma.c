@@ -11,7 +11,9 @@
  * the vCPU; KVM retiring the vCPUs' roots must not matter (DMA lands as
  * before); then dirty logging (refused), MADV_DONTNEED, memslot deletion
  * and the VM's file closing must keep DMA off the memory; a memslot over
- * edu's own BAR0 serves the vCPU, and DMA to it faults.  A refused DMA
+ * edu's own BAR0 serves the vCPU, and DMA to it faults; edu's PASID entry
+ * forces snooping where its unit can (VFIO then tells KVM the device is
+ * coherent); KSM merges none of the pinned pages.  A refused DMA
  * leaves no error in edu: every check uses poison.  Then VM 2, without
  * KVM_X86_QUIRK_SLOT_ZAP_ALL and without a vCPU: edu moved between an IOAS
  * and the KVM-backed HWPT by replacing its attachment; a memslot moved, deleted
@@ -49,6 +51,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/const.h>
@@ -58,13 +61,14 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	81
+#define PLAN_FULL	84
 #define DOMAINS		"/sys/kernel/debug/iommu-kvm/domains"
 #define PLAN_LA57	7
 #define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
 
 #define ECAP_FLTS	_BITULL(47)
+#define ECAP_SC		_BITULL(7)
 
 #define EDU_ID		0x00	/* 0x010000ed */
 #define EDU_DMA_SRC	0x80
@@ -86,6 +90,8 @@
 #define DEAD_GPA	0x6000ULL	/* step (d) */
 #define RETIRE_GPA	0x8000ULL	/* step (k) */
 #define DROP_GPA	0x1005000ULL	/* step (b): a 2 MiB range of its own */
+#define KSM_GPA		0x2000000ULL	/* step (o): 2 MiB of its own */
+#define KSM_SIZE	(2ULL << 20)
 #define GONE_GPA	(SLOT1_GPA + 0x201000)	/* step (c) */
 #define BAR_SLOT	2		/* step (l): edu's BAR0, after (c) */
 #define BAR_GPA		(96ULL << 20)
@@ -1757,6 +1763,181 @@ static void table_format(int flts)
 	    flts ? "x86-64 paging" : "EPT", flts ? "first" : "second");
 }
 
+#define KSM		"/sys/kernel/mm/ksm/"
+#define KSM_SCANS	3
+
+/* A number from sysfs or procfs, else -1 */
+static long read_num(const char *path)
+{
+	char val[32];
+
+	return sysfs_read(path, val, sizeof(val)) ? -1 : atol(val);
+}
+
+/* A counter of /proc/vmstat, else -1 */
+static long vmstat_read(const char *name)
+{
+	FILE *f = fopen("/proc/vmstat", "r");
+	char key[64];
+	long val, ret = -1;
+
+	while (f && fscanf(f, "%63s %ld", key, &val) == 2)
+		if (!strcmp(key, name))
+			ret = val;
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+/*
+ * Step (o): KSM and the table's pins. KSM's merge of a page calls the MMU
+ * notifiers first and only then compares the page's references with its
+ * mappings: the pins must still be there, or KSM merges a page that edu
+ * may write, and the refill, pinning it again for writing, unshares it
+ * for the next scan to merge again. 2 MiB of identical 4 KiB pages of
+ * slot 0 are made mergeable; ksmd scans them KSM_SCANS times over and
+ * merges none (sampled from /proc/self/ksm_merging_pages, and no write
+ * fault broke a merge: vmstat's cow_ksm), and DMA then still lands in the
+ * VMM's page.
+ */
+static void ksm_merges_none(void)
+{
+	__u8 *p = hva(KSM_GPA);
+	long start, scans = -1, most = 0, n, sharing, cow;
+	long long flushes = invalidations();
+	struct timespec t0, t1;
+	int ret, i;
+
+	fill(p, PG, 0x6b5a0001);
+	for (i = 1; i < (int)(KSM_SIZE / PG); i++)
+		memcpy(p + i * PG, p, PG);
+	start = read_num(KSM "full_scans");
+	cow = vmstat_read("cow_ksm");
+	ret = start < 0 || cow < 0 || madvise(p, KSM_SIZE, MADV_MERGEABLE) ||
+	      sysfs_write(KSM "pages_to_scan", "1024") ||
+	      sysfs_write(KSM "sleep_millisecs", "0") ||
+	      sysfs_write(KSM "run", "1");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Up to 60 s: a scan of the VM's memory takes some 1 s here */
+	for (i = 0; !ret && i < 600; i++) {
+		n = read_num("/proc/self/ksm_merging_pages");
+		most = n > most ? n : most;
+		scans = read_num(KSM "full_scans") - start;
+		if (scans >= KSM_SCANS)
+			break;
+		usleep(100000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	sharing = read_num(KSM "pages_sharing");
+	cow = vmstat_read("cow_ksm") - cow;
+	printf("# KSM: %ld full scans in %.1f s; ", scans,
+	       t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	printf("this process's merged pages at most %ld, pages_sharing %ld, ",
+	       most, sharing);
+	printf("cow_ksm +%ld; the table flushed %lld times\n", cow,
+	       invalidations() - flushes);
+	tap(!ret && scans >= KSM_SCANS && !most && !sharing && !cow,
+	    "KSM scans 2 MiB of identical pinned pages of slot 0 %d times and merges none%s",
+	    KSM_SCANS, ret ? " (KSM not set up)" : "");
+	/* Unmerge whatever it merged, and stop */
+	sysfs_write(KSM "run", "2");
+	madvise(p, KSM_SIZE, MADV_UNMERGEABLE);
+	usleep(500000);	/* a page KSM took, KVM maps again in a worker */
+	ret = edu_load(0x5eed0501) || edu_to_ram(KSM_GPA + PG);
+	settle();
+	tap(!ret && is_fill(p + PG, PG, 0x5eed0501),
+	    "after KSM, DMA to GPA 0x%llx lands in the VMM's page",
+	    KSM_GPA + PG);
+}
+
+#define DMAR_TABLES	"/sys/kernel/debug/iommu/intel/dmar_translation_struct"
+
+/*
+ * The PASID entry the unit walks for edu's requests without a PASID, from
+ * the driver's dump of its tables (its quadwords 0-2): 0, or -1
+ */
+static int rid_pasid_entry(const char *bdf, unsigned long long val[3])
+{
+	FILE *f = fopen(DMAR_TABLES, "r");
+	const char *short_bdf = strchr(bdf, ':') + 1;	/* no PCI domain */
+	char line[512], *p;
+	int ret = -1;
+
+	if (!f) {
+		printf("# %s: %s\n", DMAR_TABLES, strerror(errno));
+		return -1;
+	}
+	while (ret && fgets(line, sizeof(line), f)) {
+		int pasid;
+
+		if (strncmp(line, short_bdf, strlen(short_bdf)))
+			continue;
+		/* B.D.F, root entry, context entry, PASID, PASID entry */
+		p = strrchr(line, '\t');
+		if (!p || p == line)
+			continue;
+		*p++ = 0;
+		pasid = atoi(strrchr(line, '\t') ? strrchr(line, '\t') + 1 : "");
+		if (pasid == 0 &&
+		    sscanf(p, "0x%llx:0x%llx:0x%llx", &val[2], &val[1],
+			   &val[0]) == 3)
+			ret = 0;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* The flags= of the KVM-backed domain in the domains' debugfs file */
+static long domain_flags(void)
+{
+	FILE *f = fopen(DOMAINS, "r");
+	char line[256], *p;
+	long flags = -1;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		p = strstr(line, "flags=");
+		if (p && strstr(line, "table="))
+			flags = strtol(p + 6, NULL, 16);
+	}
+	if (f)
+		fclose(f);
+	return flags;
+}
+
+#define KVM_IOMMU_TDP_EPT_SNOOP	0x8	/* <linux/kvm_iommu.h> */
+
+/*
+ * edu's unit forces snooping if it can (SC): VFIO then tells KVM that the
+ * device's DMA snoops, so the domain must make it so, or DMA with the
+ * no-snoop attribute would bypass the CPU caches behind KVM. The first
+ * stage does it with PGSNP (bit 88) in edu's PASID entry; the second with
+ * the SNP bit in every leaf of KVM's EPT table (the domain's flags).
+ */
+static void check_snoop(const char *bdf, unsigned long long ecap, int flts)
+{
+	unsigned long long val[3];
+	int sc = !!(ecap & ECAP_SC), pgsnp, snp;
+	long flags = domain_flags();
+
+	if (rid_pasid_entry(bdf, val) || flags < 0) {
+		tap(0, "edu's PASID entry, from " DMAR_TABLES ", and the domain's flags");
+		return;
+	}
+	pgsnp = !!(val[1] & (1ULL << 24));
+	snp = !!(flags & KVM_IOMMU_TDP_EPT_SNOOP);
+	printf("# edu's PASID entry 0x%016llx:0x%016llx:0x%016llx, domain flags %#lx\n",
+	       val[2], val[1], val[0], flags);
+	if (flts)
+		tap(pgsnp == sc && !snp,
+		    "the unit %s snoop control (SC=%d): edu's PASID entry %s snooping (PGSNP=%d)",
+		    sc ? "has" : "has no", sc,
+		    pgsnp ? "forces" : "does not force", pgsnp);
+	else
+		tap(snp == sc && !pgsnp,
+		    "the unit %s snoop control (SC=%d): KVM's EPT leaves %s snooping (SNP)",
+		    sc ? "has" : "has no", sc, snp ? "force" : "do not force");
+}
+
 int main(void)
 {
 	struct kvm_userspace_memory_region r[2];
@@ -1865,12 +2046,14 @@ int main(void)
 	if (ret)
 		return bail(planned, "edu not attached");
 	table_format(flts);
+	check_snoop(bdf, ecap, flts);
 
 	for (i = 0; i < NR_LOCS; i++)
 		round_trips(i);
 	roots_retired();
 	safety(vm, r);
 	bar_slot(vm);
+	ksm_merges_none();
 
 	/* (d) the VM's file closed under the attached device */
 	ret = edu_load(0x5eed0105);

@@ -35,7 +35,9 @@
  *   for 2 MiB and 1 GiB second-stage ones;
  * - no caching mode (CM) for the second stage: a unit that caches
  *   not-present second-stage entries needs a flush for every entry made
- *   present, and KVM flushes only what it clears or narrows;
+ *   present, and KVM flushes only what it clears or narrows; for the same
+ *   reason, no unit that must have its write buffer flushed (RWBF) before
+ *   it sees new entries;
  * - page walks that snoop (SMPWC in scalable mode, C otherwise), or KVM
  *   writing back each entry it changes (%KVM_IOMMU_TDP_WRITEBACK): KVM
  *   does not otherwise write back CPU caches after writing an SPTE;
@@ -329,6 +331,10 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
 		verdict->why = "unknown table format";
 		return -EINVAL;
 	}
+	if (cap_rwbf(cap))
+		return intel_kvm_refuse(verdict,
+			"the unit needs its write buffer flushed to see new entries (RWBF=1), and KVM flushes only what it takes away",
+			0, 0);
 
 	if (!(sm ? ecap_smpwc(ecap) : ecap_coherent(ecap)) &&
 	    !(fmt->flags & KVM_IOMMU_TDP_WRITEBACK))
@@ -372,7 +378,13 @@ int intel_kvm_tdp_check(u64 cap, u64 ecap, unsigned int haw,
  *   with KVM's root, the domain's ID on the unit, and page-walk snooping
  *   only if the unit snoops (else KVM writes back).
  *   The device's cache tag is assigned before the entry goes live, as
- *   KVM may flush at any time. Like the driver's paging domains, it
+ *   KVM may flush at any time. Once the domain enforces cache coherency
+ *   (intel_kvm_enforce_cache_coherency(), which iommufd calls for every
+ *   device whose unit has snoop control), each entry also forces
+ *   snooping (PGSNP), and a device whose unit cannot is refused
+ *   (-EINVAL). A second-stage domain enforces it if KVM set the SNP bit
+ *   in its EPT leaves, which it does when the unit that took the table
+ *   has SC: a unit without SC cannot walk such a table. Like the driver's paging domains, it
  *   blocks the device first: a replace is not atomic.
  * - KVM calls intel_kvm_flush() for every change of its table, with its
  *   mmu_lock held, before the memory can be reused: a ranged IOTLB
@@ -436,6 +448,8 @@ static void intel_kvm_flush(struct kvm_iommu_tdp_client *client, u64 gfn,
 static int intel_kvm_check(struct intel_iommu *iommu, struct device *dev,
 			   const struct kvm_iommu_tdp_format *fmt, bool attach)
 {
+	static DEFINE_RATELIMIT_STATE(rs, DEFAULT_RATELIMIT_INTERVAL,
+				      DEFAULT_RATELIMIT_BURST);
 	struct intel_kvm_verdict v;
 	int ret;
 
@@ -446,11 +460,13 @@ static int intel_kvm_check(struct intel_iommu *iommu, struct device *dev,
 	ret = intel_kvm_tdp_check(iommu->cap, iommu->ecap,
 				  min(cap_mgaw(iommu->cap), 52), fmt, &v);
 	if (ret) {
-		dev_printk(attach ? KERN_WARNING : KERN_INFO, dev,
-			   "%s cannot walk KVM's %s table: %s (level %d, bit %d)\n",
-			   iommu->name,
-			   fmt->type == KVM_IOMMU_TDP_EPT ? "EPT" : "x86-64",
-			   v.why, v.level, v.bit);
+		/* Userspace may try again and again */
+		if (__ratelimit(&rs))
+			dev_printk(attach ? KERN_WARNING : KERN_INFO, dev,
+				   "%s cannot walk KVM's %s table: %s (level %d, bit %d)\n",
+				   iommu->name,
+				   fmt->type == KVM_IOMMU_TDP_EPT ? "EPT" : "x86-64",
+				   v.why, v.level, v.bit);
 		return -EINVAL;
 	}
 	return 0;
@@ -469,7 +485,8 @@ static int intel_kvm_client_check(struct kvm_iommu_tdp_client *client,
 /*
  * Point the device's RID_PASID entry at KVM's table: first-stage
  * translation for x86-64 paging, second-stage for EPT. Its walks snoop if
- * the unit's do; if not, KVM writes back what it changes.
+ * the unit's do; if not, KVM writes back what it changes. The device's DMA
+ * snoops whatever it asks for once the domain enforces cache coherency.
  */
 static int intel_kvm_setup_pasid(struct intel_kvm_domain *ikd,
 				 struct intel_iommu *iommu, struct device *dev)
@@ -488,6 +505,8 @@ static int intel_kvm_setup_pasid(struct intel_kvm_domain *ikd,
 		flags |= PASID_FLAG_FL5LP;
 	if (pwsnp)
 		flags |= PASID_FLAG_PWSNP;
+	if (ikd->dmar->force_snooping)
+		flags |= PASID_FLAG_PAGE_SNOOP;
 	return __domain_setup_first_level(iommu, dev, IOMMU_NO_PASID, did,
 					  ikd->root, flags, NULL);
 }
@@ -507,12 +526,27 @@ static int intel_kvm_attach_dev(struct iommu_domain *domain,
 	ret = intel_kvm_check(iommu, dev, &ikd->fmt, true);
 	if (ret)
 		return ret;
+	/* A kdump kernel: the unit still walks the old kernel's context */
+	if (context_copied(iommu, info->bus, info->devfn)) {
+		ret = intel_pasid_setup_sm_context(dev);
+		if (ret)
+			return ret;
+	}
 
 	iommu_kvm_domain_lock(&ikd->kdom);
+	/* The domain's devices snoop: this one's unit must make it */
+	if (dmar->force_snooping && !ecap_sc_support(iommu->ecap)) {
+		dev_warn_ratelimited(dev, "%s cannot force snooping (SC=0), which the domain enforces\n",
+				     iommu->name);
+		ret = -EINVAL;
+		goto out_unlock;
+	}
 	device_block_translation(dev);
 	/* The iommu core expects this to work: the device stays blocked */
-	if (iommu_kvm_domain_is_dead(&ikd->kdom))
+	if (iommu_kvm_domain_is_dead(&ikd->kdom)) {
+		iopf_for_domain_remove(old, dev);
 		goto out_unlock;
+	}
 	ret = iopf_for_domain_replace(domain, old, dev);
 	if (ret)
 		goto out_unlock;
@@ -540,11 +574,55 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * iommu_domain_ops->enforce_cache_coherency: make every device's DMA
+ * snoop, so that KVM may take it as coherent (VFIO tells KVM so for a
+ * device whose unit has snoop control). The first stage takes it from
+ * PGSNP in each device's PASID entry, set for the devices attached now
+ * and for those to come, whose unit must have SC. The second stage takes
+ * it from SNP in each leaf, which KVM sets in its EPT table for the IOMMUs
+ * when the unit that took the table has SC (KVM_IOMMU_TDP_EPT_SNOOP); a
+ * unit without SC refuses such a table at attach, as bit 11 of a leaf is
+ * reserved there. Without the bit, refused: iommufd then refuses a device
+ * that asks for it.
+ */
+static bool intel_kvm_enforce_cache_coherency(struct iommu_domain *domain)
+{
+	struct intel_kvm_domain *ikd = to_intel_kvm_domain(domain);
+	struct dmar_domain *dmar = ikd->dmar;
+	struct device_domain_info *info;
+	bool ok = false;
+
+	if (ikd->fmt.type == KVM_IOMMU_TDP_EPT)
+		return ikd->fmt.flags & KVM_IOMMU_TDP_EPT_SNOOP;
+	/* No attach in between: each device listed has its entry */
+	iommu_kvm_domain_lock(&ikd->kdom);
+	spin_lock_irq(&dmar->lock);
+	if (dmar->force_snooping) {
+		ok = true;
+		goto out_unlock;
+	}
+	list_for_each_entry(info, &dmar->devices, link)
+		if (!ecap_sc_support(info->iommu->ecap))
+			goto out_unlock;
+	dmar->force_snooping = true;
+	list_for_each_entry(info, &dmar->devices, link)
+		intel_pasid_setup_page_snoop_control(info->iommu, info->dev,
+						     IOMMU_NO_PASID);
+	ok = true;
+out_unlock:
+	spin_unlock_irq(&dmar->lock);
+	iommu_kvm_domain_unlock(&ikd->kdom);
+	return ok;
+}
+
 static void intel_kvm_domain_free(struct iommu_domain *domain)
 {
 	struct intel_kvm_domain *ikd = to_intel_kvm_domain(domain);
 
-	WARN_ON(!list_empty(&ikd->dmar->devices));
+	/* A device that still walks the root: leak it all, never free it */
+	if (WARN_ON(!list_empty(&ikd->dmar->devices)))
+		return;
 	/* No device walks the root: KVM may free the table */
 	iommu_kvm_tdp_put(ikd->vm, &ikd->client);
 	iommu_kvm_domain_deinit(&ikd->kdom);
@@ -555,6 +633,7 @@ static void intel_kvm_domain_free(struct iommu_domain *domain)
 
 const struct iommu_domain_ops intel_kvm_domain_ops = {
 	.attach_dev = intel_kvm_attach_dev,
+	.enforce_cache_coherency = intel_kvm_enforce_cache_coherency,
 	.free = intel_kvm_domain_free,
 };
 

@@ -27,6 +27,7 @@
 #define IKT_CAP_FL5LP		BIT_ULL(60)
 #define IKT_CAP_FL1GP		BIT_ULL(56)
 #define IKT_CAP_CM		BIT_ULL(7)
+#define IKT_CAP_RWBF		BIT_ULL(4)
 /* MGAW 57 (56 + 1), for a unit with a 5-level first stage */
 #define IKT_CAP_MGAW(w)		((u64)((w) - 1) << 16)
 #define IKT_CAP_MGAW_MASK	(0x3fULL << 16)
@@ -129,6 +130,12 @@ static void test_npt_on_first_stage(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0, ikt_check(test, IKT_QEMU_CAP,
 					   IKT_QEMU_ECAP | IKT_ECAP_SMPWC,
 					   IKT_QEMU_HAW, &fmt, &v));
+	/* KVM never flushes the write buffer for the entries it makes */
+	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,
+			ikt_check(test, IKT_QEMU_CAP | IKT_CAP_RWBF,
+				  IKT_QEMU_ECAP | IKT_ECAP_SMPWC,
+				  IKT_QEMU_HAW, &fmt, &v));
+	KUNIT_EXPECT_NOT_NULL(test, strstr(v.why, "RWBF=1"));
 }
 
 /* An LA57 host: KVM's 5-level root against a 4-level first stage */
@@ -461,6 +468,27 @@ static void test_ept_iommu_table(struct kunit *test)
 			ikt_check(test, IKT_QEMU_SL_CAP | IKT_CAP_CM,
 				  IKT_QEMU_SL_ECAP, IKT_QEMU_HAW, &fmt, &v));
 	KUNIT_EXPECT_NOT_NULL(test, strstr(v.why, "CM=1"));
+	/* A unit that needs its write buffer flushed for new entries */
+	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,
+			ikt_check(test, IKT_QEMU_SL_CAP | IKT_CAP_RWBF,
+				  IKT_QEMU_SL_ECAP, IKT_QEMU_HAW, &fmt, &v));
+	KUNIT_EXPECT_NOT_NULL(test, strstr(v.why, "RWBF=1"));
+	/*
+	 * The snoop bit in every leaf (KVM_IOMMU_TDP_EPT_SNOOP): reserved
+	 * without snoop control, which QEMU gives with snoop-control=on
+	 */
+	fmt.flags |= KVM_IOMMU_TDP_EPT_SNOOP;
+	fmt.leaf_bits |= VTD_KVM_SS_SNP;
+	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,
+			ikt_check(test, IKT_QEMU_SL_CAP, IKT_QEMU_SL_ECAP,
+				  IKT_QEMU_HAW, &fmt, &v));
+	KUNIT_EXPECT_EQ(test, v.bit, 11);
+	KUNIT_EXPECT_EQ(test, v.level, 1);
+	KUNIT_EXPECT_EQ(test, 0, ikt_check(test, IKT_QEMU_SL_CAP,
+					   IKT_QEMU_SL_ECAP | IKT_ECAP_SC,
+					   IKT_QEMU_HAW, &fmt, &v));
+	fmt.flags &= ~KVM_IOMMU_TDP_EPT_SNOOP;
+	fmt.leaf_bits &= ~VTD_KVM_SS_SNP;
 	/* QEMU's walks do not snoop */
 	fmt.flags = 0;
 	KUNIT_EXPECT_EQ(test, -EOPNOTSUPP,

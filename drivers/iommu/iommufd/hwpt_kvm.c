@@ -163,8 +163,15 @@ static int iommufd_hwpt_kvm_check_resv(struct device *dev, void *unused)
  * cannot be kept there, so a group with a device that needs one is refused.
  * Relaxable direct regions are ignored, as for every HWPT.
  *
- * Return: 0, -ENODEV once the VM is gone, or -EOPNOTSUPP for a shared
- * HWPT and a group that needs a software MSI window or a direct region.
+ * A device whose IOMMU can enforce cache coherency gets a domain that
+ * does, as on a paging HWPT: VFIO then tells KVM that the device's DMA
+ * snoops (vfio_file_enforced_coherent()), and KVM stops handling the
+ * guest's cache flushes and memory types for it.
+ *
+ * Return: 0, -ENODEV once the VM is gone, -EINVAL for a device that can
+ * enforce cache coherency and a domain that cannot, or -EOPNOTSUPP for a
+ * shared HWPT and a group that needs a software MSI window or a direct
+ * region.
  */
 int iommufd_hwpt_kvm_attach_check(struct iommufd_hw_pagetable *hwpt,
 				  struct iommufd_device *idev)
@@ -174,6 +181,10 @@ int iommufd_hwpt_kvm_attach_check(struct iommufd_hw_pagetable *hwpt,
 
 	if (iommu_kvm_domain_is_dead(to_iommu_kvm_domain(hwpt->domain)))
 		return -ENODEV;
+	if (idev->enforce_cache_coherency &&
+	    (!hwpt->domain->ops->enforce_cache_coherency ||
+	     !hwpt->domain->ops->enforce_cache_coherency(hwpt->domain)))
+		return -EINVAL;
 	if (hwpt_kvm->parent && !iommufd_hwpt_kvm_resv_in_shadow(hwpt))
 		return 0;
 	return iommu_group_for_each_dev(idev->igroup->group, NULL,

@@ -66,7 +66,15 @@
  *   and before mmu_lock is dropped the IOMMUs flush the range, once per
  *   zap and by range, and only then are the pages unpinned, and marked
  *   dirty, since devices may have written them (guest_memfd pages: their
- *   references dropped). A 2 MiB leaf
+ *   references dropped). The pins of what an MMU notifier's invalidation
+ *   zapped are kept until no invalidation is under way any more
+ *   (kvm_iommu_tdp_invalidate_done()): KSM's merge of a page, and the
+ *   unmap of an anonymous page for reclaim or migration, call the
+ *   notifier first and only then look for pins, and must find them, or
+ *   they would take the page from under the table time and again. (Reclaim
+ *   and migration of shmem look for pins only after the invalidation has
+ *   ended: such a page may still go, and the refill then maps its new
+ *   place.) A 2 MiB leaf
  *   the range covers in part is split first, so the rest stays mapped
  *   (unless no page can be had without sleeping: then it goes whole);
  * - what an invalidation took out while it is still in a memslot (a host
@@ -95,6 +103,8 @@
 /* EPT */
 #define IOMMU_TDP_EPT_RWX	GENMASK_ULL(2, 0)
 #define IOMMU_TDP_EPT_WB	(6ULL << 3)
+/* VT-d second stage's snoop bit (KVM_IOMMU_TDP_EPT_SNOOP) */
+#define IOMMU_TDP_EPT_SNP	BIT_ULL(11)
 /*
  * Software, in a leaf of either format: its pages are held by references
  * (guest_memfd), not pins. Ignored by VT-d's first and second stage
@@ -125,6 +135,10 @@ struct kvm_iommu_tdp_unpin {
  * @flush_end: and the one after its last; none if not above @flush_start
  * @unpin: pages whose leaves were cleared, unpinned by the next drain
  * @nr_unpin: entries in @unpin
+ * @deferred: pages whose leaves were cleared and flushed, still pinned
+ *	until no invalidation is under way (neither in @npinned nor
+ *	charged); mmu_lock for write
+ * @nr_deferred: entries in @deferred
  * @blocked: the VM went away for its users: the table maps nothing more;
  *	set under mmu_lock for write
  * @holes: guest frame ranges zapped while still in a memslot, for
@@ -157,6 +171,8 @@ struct kvm_iommu_tdp {
 	gfn_t flush_end;
 	struct kvm_iommu_tdp_unpin *unpin;
 	unsigned int nr_unpin;
+	struct kvm_iommu_tdp_unpin *deferred;
+	unsigned int nr_deferred;
 	bool blocked;
 	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 	unsigned int nr_holes;
@@ -235,6 +251,17 @@ static bool iommu_tdp_is_leaf(u64 entry, int level)
 	return level == PG_LEVEL_4K || (entry & IOMMU_TDP_PS);
 }
 
+/*
+ * The first frame the table cannot map: a memslot may reach beyond it
+ * where the host's physical address width exceeds what the table's levels
+ * translate. Frames from there on are never mapped (DMA to them faults):
+ * the index would wrap around to low frames.
+ */
+static gfn_t iommu_tdp_max_gfn(struct kvm_iommu_tdp *t)
+{
+	return 1ULL << (9 * t->fmt.levels);
+}
+
 static unsigned int iommu_tdp_index(gfn_t gfn, int level)
 {
 	return (gfn >> (9 * (level - 1))) & (IOMMU_TDP_PTES - 1);
@@ -291,12 +318,38 @@ static void iommu_tdp_put_pages(kvm_pfn_t pfn, u64 nr)
 		put_page(pfn_to_page(pfn + i));
 }
 
+static void iommu_tdp_release_one(struct kvm_iommu_tdp_unpin *u)
+{
+	if (u->ref)
+		iommu_tdp_put_pages(u->pfn, u->nr);
+	else
+		iommu_tdp_unpin(u->pfn, u->nr);
+}
+
+/*
+ * Release what the invalidations kept; mmu_lock held for write. Their
+ * pins were uncharged when their leaves went: a refill may pin the same
+ * pages again meanwhile, and must find room under the limit.
+ */
+static void iommu_tdp_release_deferred(struct kvm_iommu_tdp *t)
+{
+	unsigned int i;
+
+	lockdep_assert_held_write(&t->kvm->mmu_lock);
+	for (i = 0; i < t->nr_deferred; i++)
+		iommu_tdp_release_one(&t->deferred[i]);
+	t->nr_deferred = 0;
+}
+
 /*
  * Tell every IOMMU that walks the table that the entries of what was
- * queued changed, then release the pages they mapped. mmu_lock is held for
- * write, so no IOMMU comes or goes meanwhile.
+ * queued changed, then release the pages they mapped; with @defer (a zap
+ * from an invalidation), keep the pins for the end of the invalidations
+ * while there is room. guest_memfd's references are dropped at once: the
+ * file does not look for them. mmu_lock is held for write, so no IOMMU
+ * comes or goes meanwhile.
  */
-static void iommu_tdp_drain(struct kvm_iommu_tdp *t)
+static void iommu_tdp_drain(struct kvm_iommu_tdp *t, bool defer)
 {
 	struct kvm_iommu_tdp_client *client;
 	unsigned long n = 0;
@@ -311,12 +364,14 @@ static void iommu_tdp_drain(struct kvm_iommu_tdp *t)
 	t->flush_end = 0;
 
 	for (i = 0; i < t->nr_unpin; i++) {
-		if (t->unpin[i].ref) {
-			iommu_tdp_put_pages(t->unpin[i].pfn, t->unpin[i].nr);
-			continue;
-		}
-		iommu_tdp_unpin(t->unpin[i].pfn, t->unpin[i].nr);
-		n += t->unpin[i].nr;
+		if (!t->unpin[i].ref)
+			n += t->unpin[i].nr;
+		/* No room: released now, as the pages may be leaving */
+		if (defer && !t->unpin[i].ref &&
+		    t->nr_deferred < IOMMU_TDP_UNPIN_MAX)
+			t->deferred[t->nr_deferred++] = t->unpin[i];
+		else
+			iommu_tdp_release_one(&t->unpin[i]);
 	}
 	t->nr_unpin = 0;
 	t->npinned -= n;
@@ -335,10 +390,10 @@ static void iommu_tdp_flush_range(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr)
  * @ref: its pages are held by references, not pins
  */
 static void iommu_tdp_queue(struct kvm_iommu_tdp *t, gfn_t gfn, u64 nr,
-			    kvm_pfn_t pfn, bool ref)
+			    kvm_pfn_t pfn, bool ref, bool defer)
 {
 	if (t->nr_unpin == IOMMU_TDP_UNPIN_MAX)
-		iommu_tdp_drain(t);
+		iommu_tdp_drain(t, defer);
 	t->unpin[t->nr_unpin].pfn = pfn;
 	t->unpin[t->nr_unpin].nr = nr;
 	t->unpin[t->nr_unpin].ref = ref;
@@ -392,12 +447,14 @@ static bool iommu_tdp_split(struct kvm_iommu_tdp *t, u64 *ptep, u64 entry,
  *	so nothing cleared waits for its flush meanwhile: tables are only
  *	freed with the whole table, and nothing maps into the range while it
  *	is dropped (an invalidation covers it, or slots_lock is held)
+ * @defer: from an invalidation: its drains keep the pins (iommu_tdp_drain())
  * @zapped: a leaf was cleared
  * @start: the first frame of the leaves cleared
  * @end: and the one after the last
  */
 struct iommu_tdp_zap {
 	bool can_yield;
+	bool defer;
 	bool zapped;
 	gfn_t start;
 	gfn_t end;
@@ -453,12 +510,12 @@ static void iommu_tdp_zap_table(struct kvm_iommu_tdp *t, u64 *table,
 			z->end = max(z->end, gfn + size);
 			iommu_tdp_queue(t, gfn, size,
 					(entry & IOMMU_TDP_ADDR) >> PAGE_SHIFT,
-					entry & IOMMU_TDP_REF);
+					entry & IOMMU_TDP_REF, z->defer);
 		}
 		/* After each 2 MiB, a table of 4 KiB leaves or one leaf */
 		if (level == PG_LEVEL_2M && z->can_yield &&
 		    iommu_tdp_should_yield(t)) {
-			iommu_tdp_drain(t);
+			iommu_tdp_drain(t, z->defer);
 			cond_resched_rwlock_write(&t->kvm->mmu_lock);
 		}
 	}
@@ -473,7 +530,7 @@ static void iommu_tdp_zap(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end,
 	if (start >= end)
 		return;
 	iommu_tdp_zap_table(t, t->root, t->fmt.levels, 0, start, end, z);
-	iommu_tdp_drain(t);
+	iommu_tdp_drain(t, z->defer);
 }
 
 /*
@@ -509,7 +566,9 @@ static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
  *
  * Called by kvm_unmap_gfn_range() and on a memslot deletion, with mmu_lock
  * held for write. On return no IOMMU translates through the range, and the
- * pages it mapped are unpinned. If the range may block, mmu_lock may be
+ * pages it mapped are unpinned, or, while an invalidation is under way,
+ * still pinned until kvm_iommu_tdp_invalidate_done(), or until the table
+ * is emptied, whichever comes first. If the range may block, mmu_lock may be
  * dropped between 2 MiB ranges, as KVM's own zaps do, after the IOMMUs
  * were flushed for what was cleared so far and its pages unpinned.
  */
@@ -528,12 +587,36 @@ void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range)
 	if (range->start < t->watch_end && range->end > t->watch_start)
 		t->watch_zapped = true;
 	atomic_inc(&t->zaps);
+	/*
+	 * An invalidation: the primary MMU may be about to look for pins
+	 * on the pages (KSM, reclaim, migration), and must find them.
+	 */
+	z.defer = !!kvm->mmu_invalidate_in_progress;
 	iommu_tdp_zap(t, range->start, range->end, &z);
+	if (!kvm->mmu_invalidate_in_progress)
+		iommu_tdp_release_deferred(t);
 	/* A huge leaf that stuck out went whole: all of it comes back */
 	if (z.zapped && !t->blocked)
 		iommu_tdp_hole(t, min(range->start, z.start),
 			       max(range->end, z.end));
 	atomic_dec_and_wake_up(&t->zaps);
+}
+
+/**
+ * kvm_iommu_tdp_invalidate_done() - No invalidation is under way any more
+ * @kvm: the VM
+ *
+ * Called by kvm_mmu_invalidate_end() when the last invalidation under way
+ * ends, with mmu_lock held for write. Unpins the pages whose leaves the
+ * invalidations zapped: the primary MMU has done with them, and a page
+ * that stayed in the VM's mm is mapped again by the refill.
+ */
+void kvm_iommu_tdp_invalidate_done(struct kvm *kvm)
+{
+	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
+
+	if (t && t->nr_deferred)
+		iommu_tdp_release_deferred(t);
 }
 
 /* Pin @n pages at @hva for writing, for as long as they are mapped */
@@ -571,9 +654,11 @@ static void iommu_tdp_drop(struct page **pages, unsigned long n, bool ref)
 /*
  * Take a reference on the pages of @n frames of @slot's guest_memfd from
  * @gfn on: in bulk where the file has them, else one by one, allocating
- * what it lacks, as KVM's faults do. Returns @n, or an errno with no
- * reference kept: -EFAULT if the file is gone or a page is poisoned (the
- * frames stay unmapped), -ENOMEM.
+ * what it lacks, as KVM's faults do. Returns how many frames from @gfn on
+ * got their page, as pin_user_pages_remote() does: @n, fewer if a page
+ * could not be had, or, if the first could not, an errno with no
+ * reference kept: -EFAULT if the file is gone or the page is poisoned
+ * (the frame stays unmapped), -ENOMEM.
  */
 static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 			       struct kvm_memory_slot *slot, gfn_t gfn,
@@ -598,7 +683,8 @@ static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 	}
 	return n;
 fail:
-	iommu_tdp_drop(pages, i, true);
+	if (i)
+		return i;
 	return ret == -ENOMEM ? ret : -EFAULT;
 }
 
@@ -772,20 +858,27 @@ static void iommu_tdp_unget(struct kvm_iommu_tdp *t, struct page **pages,
  * refills one dropped page while the VMM drops the next pins each page
  * once. They can make it wait, when KVM's range of the invalidations
  * under way spans the chunk. slots_lock held: one populate at a time.
+ *
+ * Return: how many frames from @gfn on it mapped (or found mapped): @n,
+ * or fewer if the frame after them cannot be pinned (or, for guest_memfd,
+ * had), which the caller skips; -EFAULT if the first cannot; another
+ * errno.
  */
-static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
-				    unsigned long hva, unsigned long n,
-				    struct page **pages,
-				    struct kvm_memory_slot *gmem)
+static long iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
+				     unsigned long hva, unsigned long n,
+				     struct page **pages,
+				     struct kvm_memory_slot *gmem)
 {
 	u64 *spare[PT64_ROOT_MAX_LEVEL];
 	struct kvm *kvm = t->kvm;
 	unsigned long installed;
-	int nspare = 0, ret;
+	int nspare = 0;
 	bool ref = gmem;
-	long got;
+	long got, ret;
 
 	lockdep_assert_held(&kvm->slots_lock);
+	if (gfn + n > iommu_tdp_max_gfn(t))
+		return -EFAULT;
 	for (;;) {
 		if (!iommu_tdp_watch(t, gfn, gfn + n)) {
 			if (fatal_signal_pending(current)) {
@@ -803,10 +896,16 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 			got = iommu_tdp_gmem_get(t, gmem, gfn, n, pages);
 		else
 			got = iommu_tdp_pin(t, hva, n, pages);
-		if (got != n) {
+		if (got <= 0) {
 			iommu_tdp_unget(t, pages, got, n, ref);
 			ret = got < 0 ? got : -EFAULT;
 			break;
+		}
+		/* Map what was had; the caller skips the frame that was not */
+		if (got < n) {
+			if (!ref)
+				iommu_tdp_uncharge(t, n - got);
+			n = got;
 		}
 		if (!iommu_tdp_get_spares(t, spare, &nspare)) {
 			ret = -ENOMEM;
@@ -837,6 +936,7 @@ static int iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 			iommu_tdp_uncharge(t, n - installed);
 		}
 		write_unlock(&kvm->mmu_lock);
+		ret = n;
 		break;
 drop:
 		iommu_tdp_unget(t, pages, n, n, ref);
@@ -906,10 +1006,12 @@ static gfn_t iommu_tdp_first_hole(struct kvm_iommu_tdp *t, gfn_t gfn,
 /*
  * Map frames [@gfn, @end) of @slot; what is mapped already stays, and is
  * not pinned again: a refill of a range that the hole list coarsened pins
- * only what the table lacks. A run of frames that cannot be pinned for
- * writing is not RAM a device may reach (another device's BAR, VM_PFNMAP
- * or VM_IO; a read-only or no mapping): it stays unmapped, DMA to it
- * faults, and the rest is mapped. A guest_memfd memslot is mapped from its
+ * only what the table lacks. A frame that cannot be pinned for writing is
+ * not RAM a device may reach (another device's BAR, VM_PFNMAP or VM_IO; a
+ * read-only or no mapping): it stays unmapped, DMA to it faults, and the
+ * rest is mapped. What was pinned before it is mapped; the run of unmapped
+ * frames that starts with one (within 2 MiB) is skipped, so that a large
+ * BAR costs a pin per 2 MiB, not per page. A guest_memfd memslot is mapped from its
  * file (iommu_tdp_slot_ok() let only shared ones in).
  */
 static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
@@ -918,12 +1020,14 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 {
 	struct kvm_memory_slot *gmem = kvm_slot_has_gmem(slot) ? slot : NULL;
 	struct page **pages;
-	int ret = 0;
+	long ret = 0;
 
 	if (!iommu_tdp_slot_mapped(slot))
 		return 0;
 	gfn = max(gfn, slot->base_gfn);
-	end = min(end, slot->base_gfn + slot->npages);
+	end = min3(end, slot->base_gfn + slot->npages, iommu_tdp_max_gfn(t));
+	if (gfn >= end)
+		return 0;
 	pages = kmalloc_array(IOMMU_TDP_PTES, sizeof(*pages), GFP_KERNEL);
 	if (!pages)
 		return -ENOMEM;
@@ -942,12 +1046,15 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 			ret = iommu_tdp_populate_chunk(t, hole, hva,
 						       hole_end - hole, pages,
 						       gmem);
-			gfn = hole_end;
-		}
-		if (ret == -EFAULT)
+			/* Not RAM from the first frame: the run is skipped */
+			if (ret == -EFAULT)
+				ret = hole_end - hole;
+			if (ret < 0)
+				break;
+			/* Past what it mapped and the frame it could not */
+			gfn = min(hole + ret + 1, hole_end);
 			ret = 0;
-		if (ret)
-			break;
+		}
 		if (fatal_signal_pending(current)) {
 			ret = -EINTR;
 			break;
@@ -1021,18 +1128,21 @@ static void iommu_tdp_free_tables(u64 *table, int level)
 /*
  * Empty the table and flush every IOMMU on it whole, which drops their
  * paging-structure caches too; mmu_lock held for write. With @can_yield,
- * in process context, the table blocked and slots_lock held, so that no
- * kvm_iommu_tdp_put() can free it meanwhile, mmu_lock may be dropped on
- * the way. kvm_iommu_tdp_block() holds it throughout.
+ * in process context, the table blocked, so that nothing maps meanwhile,
+ * and slots_lock or a count in @zaps held, so that no kvm_iommu_tdp_put()
+ * frees it meanwhile, mmu_lock may be dropped on the way: a VM of many
+ * GiB of 4 KiB pages takes long to empty.
  */
 static void iommu_tdp_empty(struct kvm_iommu_tdp *t, bool can_yield)
 {
 	struct iommu_tdp_zap z = { .can_yield = can_yield };
 	struct kvm_iommu_tdp_client *client;
 
-	iommu_tdp_zap(t, 0, 1ULL << (9 * t->fmt.levels), &z);
+	iommu_tdp_zap(t, 0, iommu_tdp_max_gfn(t), &z);
 	list_for_each_entry(client, &t->clients, node)
 		client->flush(client, 0, U64_MAX);
+	/* Nothing maps them, and no IOMMU has them cached */
+	iommu_tdp_release_deferred(t);
 }
 
 /*
@@ -1055,17 +1165,21 @@ static void iommu_tdp_free(struct kvm_iommu_tdp *t)
 {
 	/* An invalidation that dropped mmu_lock finds it emptied, not freed */
 	wait_var_event(&t->zaps, !atomic_read_acquire(&t->zaps));
-	WARN_ON(t->npinned || t->nr_unpin);
+	WARN_ON(t->npinned || t->nr_unpin || t->nr_deferred);
 	iommu_tdp_free_tables(t->root, t->fmt.levels);
 	if (t->user)
 		free_uid(t->user);
 	free_page((unsigned long)t->unpin);
+	free_page((unsigned long)t->deferred);
 	kfree(t);
 }
 
-/* The table's format: EPT with @ept, else x86-64 paging; @levels deep */
+/*
+ * The table's format: EPT with @ept, else x86-64 paging; @levels deep;
+ * with @snoop, EPT leaves that make a VT-d second stage snoop
+ */
 static void iommu_tdp_format_of(struct kvm_iommu_tdp_format *fmt, bool ept,
-				int levels)
+				int levels, bool snoop)
 {
 	memset(fmt, 0, sizeof(*fmt));
 	fmt->levels = levels;
@@ -1076,6 +1190,10 @@ static void iommu_tdp_format_of(struct kvm_iommu_tdp_format *fmt, bool ept,
 		fmt->table_bits = IOMMU_TDP_EPT_RWX;
 		fmt->leaf_bits = IOMMU_TDP_EPT_RWX | IOMMU_TDP_EPT_WB |
 				 IOMMU_TDP_PS | IOMMU_TDP_REF;
+		if (snoop) {
+			fmt->flags |= KVM_IOMMU_TDP_EPT_SNOOP;
+			fmt->leaf_bits |= IOMMU_TDP_EPT_SNP;
+		}
 	} else {
 		fmt->type = KVM_IOMMU_TDP_X86_64;
 		fmt->flags |= KVM_IOMMU_TDP_USER;
@@ -1099,14 +1217,16 @@ static struct kvm_iommu_tdp *iommu_tdp_alloc(struct kvm *kvm, bool ept,
 	t->kvm = kvm;
 	INIT_LIST_HEAD(&t->clients);
 	INIT_WORK(&t->refill, iommu_tdp_refill);
-	iommu_tdp_format_of(&t->fmt, ept, levels);
+	iommu_tdp_format_of(&t->fmt, ept, levels, ept);
 	t->flush_start = U64_MAX;
 	t->unpin = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
+	t->deferred = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
 	t->root = iommu_tdp_alloc_table(t);
-	if (!t->unpin || !t->root) {
+	if (!t->unpin || !t->deferred || !t->root) {
 		if (t->root)
 			iommu_tdp_free_table(t->root);
 		free_page((unsigned long)t->unpin);
+		free_page((unsigned long)t->deferred);
 		kfree(t);
 		return NULL;
 	}
@@ -1140,22 +1260,32 @@ static int iommu_tdp_check(struct kvm_iommu_tdp_client *client,
  * the IOMMUs' alone, so it need not be in that of the vCPUs' paging: if
  * the IOMMU cannot walk KVM's own (x86-64 paging under NPT, EPT under
  * VMX), it gets the other, as deep (VT-d walks x86-64 paging with its first
- * stage, EPT with its second). Returns what the check of KVM's own format
- * returned if the IOMMU can walk neither.
+ * stage, EPT with its second). EPT is offered with the snoop bit in its
+ * leaves first (a unit with snoop control can then make its devices'
+ * DMA coherent, which VFIO tells KVM), then without. Returns what the
+ * first check returned if the IOMMU can walk none.
  */
 static int iommu_tdp_choose_format(struct kvm_iommu_tdp *t,
 				   struct kvm_iommu_tdp_client *client)
 {
 	struct kvm_iommu_tdp_format own = t->fmt;
-	int ret;
+	bool ept = own.type == KVM_IOMMU_TDP_EPT;
+	const struct { bool ept, snoop; } order[] = {
+		{ ept, true }, { ept, false }, { !ept, true }, { !ept, false },
+	};
+	int i, err, ret = 0;
 
-	ret = iommu_tdp_check(client, &t->fmt);
-	if (!ret)
-		return 0;
-	iommu_tdp_format_of(&t->fmt, own.type != KVM_IOMMU_TDP_EPT,
-			    own.levels);
-	if (!iommu_tdp_check(client, &t->fmt))
-		return 0;
+	for (i = 0; i < ARRAY_SIZE(order); i++) {
+		/* x86-64 paging has no snoop bit: once is enough */
+		if (!order[i].ept && !order[i].snoop)
+			continue;
+		iommu_tdp_format_of(&t->fmt, order[i].ept, own.levels,
+				    order[i].snoop);
+		err = iommu_tdp_check(client, &t->fmt);
+		if (!err)
+			return 0;
+		ret = ret ?: err;
+	}
 	t->fmt = own;
 	return ret;
 }
@@ -1305,12 +1435,14 @@ EXPORT_SYMBOL_GPL(kvm_iommu_tdp_put);
  * in it any more. The tables stay until the last kvm_iommu_tdp_put(), so
  * the IOMMUs never walk a freed one. Takes mmu_lock only, not slots_lock:
  * the IOMMU side calls it under its own locks, which KVM's intercepts take
- * inside kvm->srcu, which slots_lock waits for.
+ * inside kvm->srcu, which slots_lock waits for. May sleep: mmu_lock is
+ * dropped on the way, as for KVM's own zaps.
  */
 void kvm_iommu_tdp_block(struct kvm *kvm)
 {
 	struct kvm_iommu_tdp *t;
 
+	might_sleep();
 	write_lock(&kvm->mmu_lock);
 	/*
 	 * None if the domain that calls this was freed meanwhile, as its
@@ -1319,7 +1451,10 @@ void kvm_iommu_tdp_block(struct kvm *kvm)
 	t = kvm->arch.iommu_tdp;
 	if (t) {
 		t->blocked = true;
-		iommu_tdp_empty(t, false);
+		/* Not freed while mmu_lock is dropped (iommu_tdp_free()) */
+		atomic_inc(&t->zaps);
+		iommu_tdp_empty(t, true);
+		atomic_dec_and_wake_up(&t->zaps);
 	}
 	write_unlock(&kvm->mmu_lock);
 }

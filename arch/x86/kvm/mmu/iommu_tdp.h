@@ -11,6 +11,7 @@
 
 #if defined(CONFIG_KVM_IOMMU_LISTENER) && defined(CONFIG_X86_64)
 void kvm_iommu_tdp_unmap(struct kvm *kvm, struct kvm_gfn_range *range);
+void kvm_iommu_tdp_invalidate_done(struct kvm *kvm);
 int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
 			       const struct kvm_memory_slot *new,
 			       enum kvm_mr_change change);
@@ -20,6 +21,7 @@ void kvm_iommu_tdp_commit_slot(struct kvm *kvm,
 #else
 static inline void kvm_iommu_tdp_unmap(struct kvm *kvm,
 				       struct kvm_gfn_range *range) {}
+static inline void kvm_iommu_tdp_invalidate_done(struct kvm *kvm) {}
 static inline int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
 					     const struct kvm_memory_slot *new,
 					     enum kvm_mr_change change)

@@ -112,6 +112,7 @@ struct itt {
 	bool open;
 	unsigned int waits;
 	unsigned long released;
+	unsigned long pin_max;
 };
 
 static struct itt_table *itt_table(struct itt *itt, u64 *page, bool add)
@@ -974,6 +975,9 @@ static long itt_pin(struct kvm_iommu_tdp *t, unsigned long hva,
 	struct itt *itt = kunit_get_current_test()->priv;
 	unsigned long i;
 
+	/* The frame after @pin_max frames is not RAM that can be pinned */
+	if (itt->pin_max && n > itt->pin_max)
+		n = itt->pin_max;
 	for (i = 0; i < n; i++)
 		pages[i] = itt->mem + itt->gen * ITT_CHUNK + i;
 	if (itt->open) {
@@ -1047,7 +1051,7 @@ static void itt_expect_populate(struct kunit *test, struct itt *itt,
 				unsigned int gen)
 {
 	struct page **pages;
-	int ret;
+	long ret;
 
 	pages = kunit_kmalloc_array(test, ITT_CHUNK, sizeof(*pages),
 				    GFP_KERNEL);
@@ -1057,7 +1061,7 @@ static void itt_expect_populate(struct kunit *test, struct itt *itt,
 				       pages, NULL);
 	mutex_unlock(&itt->kvm->slots_lock);
 	itt_forget_unlinked(itt);
-	KUNIT_EXPECT_EQ(test, ret, 0);
+	KUNIT_EXPECT_EQ(test, ret, ITT_CHUNK);
 	KUNIT_EXPECT_EQ(test, itt->gen, gen);
 	itt_expect_4k(test, itt, ITT_CHUNK_GFN, ITT_CHUNK, gen * ITT_CHUNK);
 	itt_expect_none(test, itt, ITT_CHUNK_GFN - 1, 1);
@@ -1120,6 +1124,7 @@ struct itt_picky {
 	struct kvm_iommu_tdp_client client;
 	int walks;
 	int asked;
+	bool no_snoop;
 };
 
 static int itt_picky_check(struct kvm_iommu_tdp_client *client,
@@ -1128,7 +1133,8 @@ static int itt_picky_check(struct kvm_iommu_tdp_client *client,
 	struct itt_picky *p = container_of(client, struct itt_picky, client);
 
 	/* A refusal of its own each time: the caller must keep the first */
-	if (fmt->type != p->walks)
+	if (fmt->type != p->walks ||
+	    (p->no_snoop && (fmt->flags & KVM_IOMMU_TDP_EPT_SNOOP)))
 		return p->asked++ ? -E2BIG : -EINVAL;
 	p->asked++;
 	return 0;
@@ -1159,7 +1165,8 @@ static void test_choose_format(struct kunit *test)
 	bool other_ept = own.type != KVM_IOMMU_TDP_EPT;
 	struct itt_picky p = { .client.check = itt_picky_check };
 
-	iommu_tdp_format_of(&other, other_ept, own.levels);
+	/* EPT comes with the snoop bit in its leaves first */
+	iommu_tdp_format_of(&other, other_ept, own.levels, other_ept);
 	KUNIT_ASSERT_NE(test, other.type, own.type);
 
 	p.walks = own.type;
@@ -1170,7 +1177,8 @@ static void test_choose_format(struct kunit *test)
 	p.walks = other.type;
 	p.asked = 0;
 	KUNIT_EXPECT_EQ(test, iommu_tdp_choose_format(itt->t, &p.client), 0);
-	KUNIT_EXPECT_EQ(test, p.asked, 2);
+	/* x86-64, then EPT with the snoop bit; or EPT both ways, then x86-64 */
+	KUNIT_EXPECT_EQ(test, p.asked, other_ept ? 2 : 3);
 	itt_expect_format(test, &itt->t->fmt, &other);
 
 	itt->t->fmt = own;
@@ -1178,8 +1186,181 @@ static void test_choose_format(struct kunit *test)
 	p.asked = 0;
 	KUNIT_EXPECT_EQ(test, iommu_tdp_choose_format(itt->t, &p.client),
 			-EINVAL);
-	KUNIT_EXPECT_EQ(test, p.asked, 2);
+	KUNIT_EXPECT_EQ(test, p.asked, 3);
 	itt_expect_format(test, &itt->t->fmt, &own);
+
+	/* A second stage without snoop control: EPT without the bit */
+	p.walks = KVM_IOMMU_TDP_EPT;
+	p.no_snoop = true;
+	p.asked = 0;
+	KUNIT_EXPECT_EQ(test, iommu_tdp_choose_format(itt->t, &p.client), 0);
+	KUNIT_EXPECT_EQ(test, p.asked, other_ept ? 3 : 2);
+	KUNIT_EXPECT_EQ(test, itt->t->fmt.type, KVM_IOMMU_TDP_EPT);
+	KUNIT_EXPECT_FALSE(test, itt->t->fmt.flags & KVM_IOMMU_TDP_EPT_SNOOP);
+	KUNIT_EXPECT_FALSE(test, itt->t->fmt.leaf_bits & BIT_ULL(11));
+	itt->t->fmt = own;
+}
+
+/*
+ * A pin that stops short, as pin_user_pages_remote() does at a frame that
+ * is not RAM it can pin: what was pinned is mapped, not given back, and
+ * the populate says how far it got, for its caller to skip that frame.
+ */
+static void test_populate_maps_short_pin(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+	struct page **pages;
+	long ret;
+
+	pages = kunit_kmalloc_array(test, ITT_CHUNK, sizeof(*pages),
+				    GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	itt->pin_max = ITT_CHUNK / 2;
+	mutex_lock(&itt->kvm->slots_lock);
+	ret = iommu_tdp_populate_chunk(itt->t, ITT_CHUNK_GFN, 0, ITT_CHUNK,
+				       pages, NULL);
+	mutex_unlock(&itt->kvm->slots_lock);
+	itt_forget_unlinked(itt);
+	KUNIT_EXPECT_EQ(test, ret, ITT_CHUNK / 2);
+	itt_expect_4k(test, itt, ITT_CHUNK_GFN, ITT_CHUNK / 2, 0);
+	itt_expect_none(test, itt, ITT_CHUNK_GFN + ITT_CHUNK / 2,
+			ITT_CHUNK / 2);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, ITT_CHUNK / 2);
+	KUNIT_EXPECT_EQ(test, itt->released, 0);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * A memslot with a frame in the middle that cannot be pinned: the frames
+ * before it and after it are mapped, and only that frame is skipped
+ */
+static void test_populate_skips_one_frame(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+	struct kvm_memory_slot slot = {
+		.base_gfn = ITT_CHUNK_GFN,
+		.npages = ITT_CHUNK,
+		.userspace_addr = 0x10000000,
+	};
+	unsigned int i;
+	int ret, level;
+
+	itt->pin_max = ITT_CHUNK / 2;
+	mutex_lock(&itt->kvm->slots_lock);
+	ret = iommu_tdp_populate_slot(itt->t, &slot);
+	mutex_unlock(&itt->kvm->slots_lock);
+	itt_forget_unlinked(itt);
+	KUNIT_EXPECT_EQ(test, ret, 0);
+	KUNIT_EXPECT_EQ(test, itt->pins, 2);
+	for (i = 0; i < ITT_CHUNK; i++)
+		KUNIT_EXPECT_EQ_MSG(test,
+				    !itt_lookup(itt, ITT_CHUNK_GFN + i, &level),
+				    i == ITT_CHUNK / 2, "frame %u", i);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, ITT_CHUNK - 1);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * A zap from an MMU-notifier invalidation flushes at once and keeps the
+ * pins until no invalidation is under way: KSM, reclaim and migration look
+ * for them after the notifier, and must find them. The pages leave
+ * npinned (and the charge) at once, as a refill may pin them again
+ * meanwhile. A zap with no invalidation under way (a memslot's deletion)
+ * unpins at once.
+ */
+static void test_invalidation_keeps_pins(struct kunit *test)
+{
+	struct kvm_memory_slot slot = {};
+	struct kvm_gfn_range range = {
+		.slot = &slot,
+		.start = 10,
+		.end = 20,
+		.attr_filter = KVM_FILTER_SHARED,
+	};
+	struct itt *itt = itt_populated(test);
+	struct kvm *kvm = itt->kvm;
+	unsigned long npinned = itt->t->npinned;
+
+	/* The stand-in VM has no mm for the refill worker to map from */
+	itt->t->blocked = true;
+	kvm->arch.iommu_tdp = itt->t;
+
+	itt_invalidate_start(itt, range.start, range.end);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 1);
+	itt_expect_none(test, itt, 10, 10);
+	/* Another, of the 2 MiB leaf, starts before the first ends */
+	itt_invalidate_start(itt, IOMMU_TDP_PTES, 2 * IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->nflushes, 2);
+	itt_expect_none(test, itt, IOMMU_TDP_PTES, 1);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 0);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, npinned - 10 - IOMMU_TDP_PTES);
+
+	itt_invalidate_end(itt, false);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 0);
+	itt_invalidate_end(itt, false);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 10 + IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->t->nr_deferred, 0);
+	itt_expect_ordered(test, itt);
+
+	range.start = 50;
+	range.end = 60;
+	itt_unmap(itt, &range);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 20 + IOMMU_TDP_PTES);
+	itt_expect_ordered(test, itt);
+	kvm->arch.iommu_tdp = NULL;
+}
+
+/*
+ * Frames from 2^(9 * levels) on, which a memslot may reach where the host's
+ * physical addresses are wider than the table translates: never mapped at
+ * the low frames that the index would wrap around to
+ */
+static void test_beyond_reach(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+	gfn_t max = 1ULL << (9 * itt->t->fmt.levels);
+	struct page **pages;
+	long ret;
+
+	pages = kunit_kmalloc_array(test, ITT_CHUNK, sizeof(*pages),
+				    GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	mutex_lock(&itt->kvm->slots_lock);
+	ret = iommu_tdp_populate_chunk(itt->t, max + ITT_CHUNK_GFN, 0,
+				       ITT_CHUNK, pages, NULL);
+	mutex_unlock(&itt->kvm->slots_lock);
+	itt_forget_unlinked(itt);
+	KUNIT_EXPECT_EQ(test, ret, -EFAULT);
+	KUNIT_EXPECT_EQ(test, itt->pins, 0);
+	itt_expect_none(test, itt, ITT_CHUNK_GFN, ITT_CHUNK);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * Blocking empties the whole table, which for a VM of many GiB of 4 KiB
+ * pages takes long: it drops mmu_lock on the way, after a drain, as KVM's
+ * own zaps do, and keeps the table from being freed meanwhile
+ */
+static void test_block_may_yield(struct kunit *test)
+{
+	struct itt *itt = itt_new(test);
+	int i;
+
+	kunit_activate_static_stub(test, iommu_tdp_should_yield,
+				   itt_should_yield);
+	itt->kvm->arch.iommu_tdp = itt->t;
+	for (i = 0; i < 3; i++)
+		itt_install(test, itt, i * IOMMU_TDP_PTES, 80, 0);
+	itt->yields = 0;
+	kvm_iommu_tdp_block(itt->kvm);
+	KUNIT_EXPECT_EQ(test, itt->yields, 3);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 3 * 80);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, 0);
+	KUNIT_EXPECT_TRUE(test, itt->t->blocked);
+	KUNIT_EXPECT_EQ(test, atomic_read(&itt->t->zaps), 0);
+	itt_expect_none(test, itt, 0, 3 * IOMMU_TDP_PTES);
+	itt_expect_ordered(test, itt);
+	itt->kvm->arch.iommu_tdp = NULL;
 }
 
 static struct kunit_case iommu_tdp_test_cases[] = {
@@ -1200,6 +1381,11 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_populate_repins_after_zap, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_waits_for_invalidation,
 			 itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_invalidation_keeps_pins, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_maps_short_pin, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_skips_one_frame, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_beyond_reach, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_block_may_yield, itt_format_gen_params),
 	{}
 };
 
