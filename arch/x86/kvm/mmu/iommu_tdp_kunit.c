@@ -82,6 +82,8 @@ enum itt_pin_race {
  * @open: an invalidation of the chunk began and has not ended
  * @waits: the populate waited for an invalidation (static stub)
  * @released: pages the populate unpinned without mapping them (static stub)
+ * @pin_max: with it, a pin stops short after as many frames, as if the
+ *	next were not RAM it can pin
  */
 struct itt {
 	struct kvm *kvm;
