@@ -120,6 +120,11 @@ struct kvm_iommu_tdp_unpin {
 
 #define IOMMU_TDP_UNPIN_MAX	(PAGE_SIZE / sizeof(struct kvm_iommu_tdp_unpin))
 #define IOMMU_TDP_HOLES		16
+/*
+ * Frames whose pins the invalidations under way may keep: they are no
+ * longer charged to RLIMIT_MEMLOCK, so at most a 2 MiB leaf's worth
+ */
+#define IOMMU_TDP_DEFER_FRAMES	IOMMU_TDP_PTES
 
 /**
  * struct kvm_iommu_tdp - KVM's table for the VM's IOMMUs
@@ -139,6 +144,7 @@ struct kvm_iommu_tdp_unpin {
  *	until no invalidation is under way (neither in @npinned nor
  *	charged); mmu_lock for write
  * @nr_deferred: entries in @deferred
+ * @deferred_frames: frames of @deferred, at most %IOMMU_TDP_DEFER_FRAMES
  * @blocked: the VM went away for its users: the table maps nothing more;
  *	set under mmu_lock for write
  * @holes: guest frame ranges zapped while still in a memslot, for
@@ -173,6 +179,7 @@ struct kvm_iommu_tdp {
 	unsigned int nr_unpin;
 	struct kvm_iommu_tdp_unpin *deferred;
 	unsigned int nr_deferred;
+	unsigned int deferred_frames;
 	bool blocked;
 	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 	unsigned int nr_holes;
@@ -339,6 +346,7 @@ static void iommu_tdp_release_deferred(struct kvm_iommu_tdp *t)
 	for (i = 0; i < t->nr_deferred; i++)
 		iommu_tdp_release_one(&t->deferred[i]);
 	t->nr_deferred = 0;
+	t->deferred_frames = 0;
 }
 
 /*
@@ -364,14 +372,21 @@ static void iommu_tdp_drain(struct kvm_iommu_tdp *t, bool defer)
 	t->flush_end = 0;
 
 	for (i = 0; i < t->nr_unpin; i++) {
-		if (!t->unpin[i].ref)
-			n += t->unpin[i].nr;
-		/* No room: released now, as the pages may be leaving */
-		if (defer && !t->unpin[i].ref &&
-		    t->nr_deferred < IOMMU_TDP_UNPIN_MAX)
-			t->deferred[t->nr_deferred++] = t->unpin[i];
-		else
-			iommu_tdp_release_one(&t->unpin[i]);
+		struct kvm_iommu_tdp_unpin *u = &t->unpin[i];
+
+		if (!u->ref)
+			n += u->nr;
+		/*
+		 * No room: released now, as the pages may be leaving. What is
+		 * kept is no longer charged, so it is bounded in frames.
+		 */
+		if (defer && !u->ref && t->nr_deferred < IOMMU_TDP_UNPIN_MAX &&
+		    t->deferred_frames + u->nr <= IOMMU_TDP_DEFER_FRAMES) {
+			t->deferred[t->nr_deferred++] = *u;
+			t->deferred_frames += u->nr;
+		} else {
+			iommu_tdp_release_one(u);
+		}
 	}
 	t->nr_unpin = 0;
 	t->npinned -= n;
