@@ -122,9 +122,11 @@ struct kvm_iommu_tdp_unpin {
 #define IOMMU_TDP_HOLES		16
 /*
  * Frames whose pins the invalidations under way may keep: they are no
- * longer charged to RLIMIT_MEMLOCK, so at most a 2 MiB leaf's worth
+ * longer charged to RLIMIT_MEMLOCK, so at most two 2 MiB leaves' worth.
+ * A THP that KSM or migration splits takes one, and the 4 KiB pages
+ * they then look at must still find room.
  */
-#define IOMMU_TDP_DEFER_FRAMES	IOMMU_TDP_PTES
+#define IOMMU_TDP_DEFER_FRAMES	(2 * IOMMU_TDP_PTES)
 
 /**
  * struct kvm_iommu_tdp - KVM's table for the VM's IOMMUs

@@ -1267,8 +1267,8 @@ static void test_populate_skips_one_frame(struct kunit *test)
  * pins until no invalidation is under way: KSM, reclaim and migration look
  * for them after the notifier, and must find them. The pages leave
  * npinned (and the charge) at once, as a refill may pin them again
- * meanwhile, so what they keep is bounded (IOMMU_TDP_DEFER_FRAMES, a
- * 2 MiB leaf's worth): beyond it, pages are unpinned at once. A zap with
+ * meanwhile, so what they keep is bounded (IOMMU_TDP_DEFER_FRAMES, two
+ * 2 MiB leaves' worth): beyond it, pages are unpinned at once. A zap with
  * no invalidation under way (a memslot's deletion) unpins at once.
  */
 static void test_invalidation_keeps_pins(struct kunit *test)
@@ -1282,16 +1282,19 @@ static void test_invalidation_keeps_pins(struct kunit *test)
 	};
 	struct itt *itt = itt_populated(test);
 	struct kvm *kvm = itt->kvm;
-	unsigned long npinned = itt->t->npinned;
+	unsigned long npinned;
 
+	/* A second 2 MiB leaf, so that two fill what may be kept */
+	itt_install(test, itt, 2 * IOMMU_TDP_PTES, IOMMU_TDP_PTES, 0);
+	npinned = itt->t->npinned;
 	/* The stand-in VM has no mm for the refill worker to map from */
 	itt->t->blocked = true;
 	kvm->arch.iommu_tdp = itt->t;
 
-	/* The 2 MiB leaf: exactly the frames that may be kept */
-	itt_invalidate_start(itt, IOMMU_TDP_PTES, 2 * IOMMU_TDP_PTES);
+	/* The two 2 MiB leaves: exactly the frames that may be kept */
+	itt_invalidate_start(itt, IOMMU_TDP_PTES, 3 * IOMMU_TDP_PTES);
 	KUNIT_EXPECT_EQ(test, itt->nflushes, 1);
-	itt_expect_none(test, itt, IOMMU_TDP_PTES, 1);
+	itt_expect_none(test, itt, IOMMU_TDP_PTES, 2 * IOMMU_TDP_PTES);
 	KUNIT_EXPECT_EQ(test, itt->unpinned, 0);
 	KUNIT_EXPECT_EQ(test, itt->t->deferred_frames, IOMMU_TDP_DEFER_FRAMES);
 	/* Another starts before the first ends: no room, unpinned at once */
@@ -1299,27 +1302,28 @@ static void test_invalidation_keeps_pins(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, itt->nflushes, 2);
 	itt_expect_none(test, itt, 10, 10);
 	KUNIT_EXPECT_EQ(test, itt->unpinned, 10);
-	KUNIT_EXPECT_EQ(test, itt->t->npinned, npinned - 10 - IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->t->npinned,
+			npinned - 10 - 2 * IOMMU_TDP_PTES);
 
 	itt_invalidate_end(itt, false);
 	KUNIT_EXPECT_EQ(test, itt->unpinned, 10);
 	itt_invalidate_end(itt, false);
-	KUNIT_EXPECT_EQ(test, itt->unpinned, 10 + IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 10 + 2 * IOMMU_TDP_PTES);
 	KUNIT_EXPECT_EQ(test, itt->t->nr_deferred, 0);
 	KUNIT_EXPECT_EQ(test, itt->t->deferred_frames, 0);
 	itt_expect_ordered(test, itt);
 
 	/* Room again: a few frames are kept */
 	itt_invalidate_start(itt, 30, 40);
-	KUNIT_EXPECT_EQ(test, itt->unpinned, 10 + IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 10 + 2 * IOMMU_TDP_PTES);
 	itt_invalidate_end(itt, false);
-	KUNIT_EXPECT_EQ(test, itt->unpinned, 20 + IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 20 + 2 * IOMMU_TDP_PTES);
 	itt_expect_ordered(test, itt);
 
 	range.start = 50;
 	range.end = 60;
 	itt_unmap(itt, &range);
-	KUNIT_EXPECT_EQ(test, itt->unpinned, 30 + IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->unpinned, 30 + 2 * IOMMU_TDP_PTES);
 	itt_expect_ordered(test, itt);
 	kvm->arch.iommu_tdp = NULL;
 }
