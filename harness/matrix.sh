@@ -107,16 +107,34 @@ got() {
 	echo "${v:-n}"
 }
 
-# nearest_seed CONFIG DIR...: the DIR with a vmlinux whose .config differs
-# from CONFIG in the fewest lines (the first of equals).
+# nearest_seed CONFIG DIR...: the DIR with a vmlinux that rebuilds least
+# for CONFIG.  kbuild rebuilds an object when a symbol it reads changed:
+# fixdep lists those as include/config/<SYMBOL> in the object's .cmd file.
+# The cost of a seed is the number of its objects that read a symbol whose
+# value differs from CONFIG's (KVM or IOMMUFD is read by half the kernel's
+# objects, through arch headers), then the number of differing lines (the
+# first of equals).  The number of lines alone picks badly: a symbol that
+# hides others (IOMMU_KVM_DOMAIN=n) differs in many lines and rebuilds a
+# dozen objects.
 nearest_seed() {
-	local want=$1 d best= n bestn=
+	local want=$1 d best= n cost syms bestn= bestcost=
 	shift
 	for d; do
 		[ -f "$d/vmlinux" ] && [ -f "$d/.config" ] || continue
+		syms=$({ diff <(grep '^CONFIG_' "$want" | sort) \
+			      <(grep '^CONFIG_' "$d/.config" | sort) || true; } |
+			sed -n 's/^[<>] CONFIG_\([A-Za-z0-9_]*\)=.*/\1/p' | sort -u |
+			paste -sd'|')
 		n=$(diff <(grep '^CONFIG_' "$want") <(grep '^CONFIG_' "$d/.config") | grep -c '^[<>]' || true)
-		if [ -z "$bestn" ] || [ "$n" -lt "$bestn" ]; then
-			best=$d bestn=$n
+		cost=0
+		if [ -n "$syms" ]; then
+			cost=$(find "$d" -name '*.o.cmd' -print0 |
+				{ xargs -0 -r grep -l -E "include/config/($syms)\)" || true; } |
+				wc -l)
+		fi
+		if [ -z "$bestn" ] || [ "$cost" -lt "$bestcost" ] ||
+		   { [ "$cost" = "$bestcost" ] && [ "$n" -lt "$bestn" ]; }; then
+			best=$d bestn=$n bestcost=$cost
 		fi
 	done
 	echo "$best"
