@@ -127,6 +127,14 @@ struct kvm_iommu_tdp_unpin {
  * they then look at must still find room.
  */
 #define IOMMU_TDP_DEFER_FRAMES	(2 * IOMMU_TDP_PTES)
+/*
+ * A refill that could not map a range (a long-term pin that failed to
+ * migrate its page, memory the VM's cgroup had no room for) tries it
+ * again after this long, twice as long each time it fails, up to the
+ * maximum, for as long as the table exists.
+ */
+#define IOMMU_TDP_RETRY_MIN_MS	10
+#define IOMMU_TDP_RETRY_MAX_MS	10000
 
 /**
  * struct kvm_iommu_tdp - KVM's table for the VM's IOMMUs
@@ -153,6 +161,9 @@ struct kvm_iommu_tdp_unpin {
  *	@refill to map again; mmu_lock
  * @nr_holes: entries in @holes
  * @refill: maps @holes again, in process context
+ * @refill_delay: how long @refill waits before it tries again what it
+ *	could not map, in jiffies; 0 once it mapped everything. Only
+ *	@refill uses it
  * @zaps: invalidations under way that may drop mmu_lock and still use the
  *	table after the table's last user retired it. The table is freed
  *	when there are none
@@ -185,7 +196,8 @@ struct kvm_iommu_tdp {
 	bool blocked;
 	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 	unsigned int nr_holes;
-	struct work_struct refill;
+	struct delayed_work refill;
+	unsigned long refill_delay;
 	atomic_t zaps;
 	gfn_t watch_start;
 	gfn_t watch_end;
@@ -550,12 +562,9 @@ static void iommu_tdp_zap(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end,
 	iommu_tdp_drain(t, z->defer);
 }
 
-/*
- * Remember a zapped range for the refill, which maps again what is still
- * in a memslot once the invalidation is over: devices take no faults. A
- * full list coarsens its last range.
- */
-static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
+/* Add a range to @t's holes; a full list coarsens its last range */
+static void iommu_tdp_add_hole(struct kvm_iommu_tdp *t, gfn_t start,
+			       gfn_t end)
 {
 	unsigned int i;
 
@@ -572,8 +581,26 @@ static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
 		t->holes[i].start = min(t->holes[i].start, start);
 		t->holes[i].end = max(t->holes[i].end, end);
 	}
+}
+
+/*
+ * Remember a zapped range for the refill, which maps again what is still
+ * in a memslot once the invalidation is over: devices take no faults.
+ * A refill waiting to try again runs now.
+ */
+static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
+{
+	iommu_tdp_add_hole(t, start, end);
 	/* It pins, and may take long: unbound, and on the long-running queue */
-	queue_work(system_dfl_long_wq, &t->refill);
+	mod_delayed_work(system_dfl_long_wq, &t->refill, 0);
+}
+
+/* Run the refill again in @delay jiffies, unless it is queued already */
+static void iommu_tdp_refill_later(struct kvm_iommu_tdp *t,
+				   unsigned long delay)
+{
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_refill_later, t, delay);
+	queue_delayed_work(system_dfl_long_wq, &t->refill, delay);
 }
 
 /**
@@ -1096,20 +1123,26 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
  * faulted in, as the first populate did; memory that cannot be pinned
  * (munmap) stays unmapped. What the refill allocates is charged to the
  * memory cgroup of the VM's mm, never to the worker's: guest_memfd's
- * pages are charged to the task that allocates them, not to an mm. A
- * range the VM's memory cgroup has no room for stays unmapped, as one
- * that cannot be pinned does, until an invalidation or memslot change
- * covers it again.
+ * pages are charged to the task that allocates them, not to an mm.
+ *
+ * A range it could not map for another reason stays a hole, and the
+ * refill tries it again later (iommu_tdp_refill_later(), with the delay
+ * doubling from %IOMMU_TDP_RETRY_MIN_MS up to %IOMMU_TDP_RETRY_MAX_MS):
+ * a long-term pin fails with -ENOMEM when the page cannot be migrated
+ * out of a movable zone yet, or the VM's memory cgroup has no room for
+ * the page now. Until then DMA to it faults, as during the invalidation.
+ * A range over RLIMIT_MEMLOCK is tried again too, and costs a charge
+ * that fails each time.
  */
 static void iommu_tdp_refill(struct work_struct *work)
 {
-	struct kvm_iommu_tdp *t = container_of(work, struct kvm_iommu_tdp,
-					       refill);
+	struct kvm_iommu_tdp *t = container_of(to_delayed_work(work),
+					       struct kvm_iommu_tdp, refill);
 	struct mem_cgroup *memcg, *old;
 	struct kvm *kvm = t->kvm;
 	struct kvm_memory_slot *slot;
-	unsigned int i, n;
-	int bkt;
+	unsigned int i, n, failed = 0;
+	int bkt, ret, err = 0;
 	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 
 	if (!mmget_not_zero(kvm->mm))
@@ -1121,13 +1154,35 @@ static void iommu_tdp_refill(struct work_struct *work)
 	memcpy(holes, t->holes, n * sizeof(holes[0]));
 	t->nr_holes = 0;
 	write_unlock(&kvm->mmu_lock);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		ret = 0;
 		kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm))
-			iommu_tdp_populate_range(t, slot, holes[i].start,
-						 holes[i].end);
+			ret = iommu_tdp_populate_range(t, slot, holes[i].start,
+						       holes[i].end) ?: ret;
+		if (!ret)
+			continue;
+		/* What it mapped stays mapped, and is not pinned again */
+		write_lock(&kvm->mmu_lock);
+		if (!t->blocked) {
+			iommu_tdp_add_hole(t, holes[i].start, holes[i].end);
+			failed++;
+			err = ret;
+		}
+		write_unlock(&kvm->mmu_lock);
+	}
 	mutex_unlock(&kvm->slots_lock);
 	iommu_tdp_memcg_leave(memcg, old);
 	mmput(kvm->mm);
+	if (!failed) {
+		t->refill_delay = 0;
+		return;
+	}
+	t->refill_delay = clamp(t->refill_delay * 2,
+				msecs_to_jiffies(IOMMU_TDP_RETRY_MIN_MS),
+				msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS));
+	pr_warn_ratelimited("IOMMU table: %u ranges of guest memory not mapped (%d), trying again in %u ms\n",
+			    failed, err, jiffies_to_msecs(t->refill_delay));
+	iommu_tdp_refill_later(t, t->refill_delay);
 }
 
 static void iommu_tdp_free_tables(u64 *table, int level)
@@ -1233,7 +1288,7 @@ static struct kvm_iommu_tdp *iommu_tdp_alloc(struct kvm *kvm, bool ept,
 		return NULL;
 	t->kvm = kvm;
 	INIT_LIST_HEAD(&t->clients);
-	INIT_WORK(&t->refill, iommu_tdp_refill);
+	INIT_DELAYED_WORK(&t->refill, iommu_tdp_refill);
 	iommu_tdp_format_of(&t->fmt, ept, levels, ept);
 	t->flush_start = U64_MAX;
 	t->unpin = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
@@ -1394,7 +1449,7 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 	if (ret) {
 		iommu_tdp_retire(t);
 		mutex_unlock(&kvm->slots_lock);
-		cancel_work_sync(&t->refill);
+		cancel_delayed_work_sync(&t->refill);
 		iommu_tdp_free(t);
 		return ret;
 	}
@@ -1437,7 +1492,7 @@ void kvm_iommu_tdp_put(struct kvm *kvm, struct kvm_iommu_tdp_client *client)
 	mutex_unlock(&kvm->slots_lock);
 	if (last) {
 		/* Takes slots_lock, and maps nothing once blocked */
-		cancel_work_sync(&t->refill);
+		cancel_delayed_work_sync(&t->refill);
 		iommu_tdp_free(t);
 	}
 }

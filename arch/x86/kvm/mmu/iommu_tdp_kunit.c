@@ -84,6 +84,10 @@ enum itt_pin_race {
  * @released: pages the populate unpinned without mapping them (static stub)
  * @pin_max: with it, a pin stops short after as many frames, as if the
  *	next were not RAM it can pin
+ * @pin_fails: the next pins that fail with @pin_err, pinning nothing
+ * @pin_err: what they return
+ * @retries: the refill asked to run again later (static stub)
+ * @retry_delay: the delay it asked for the last time, in jiffies
  */
 struct itt {
 	struct kvm *kvm;
@@ -115,6 +119,10 @@ struct itt {
 	unsigned int waits;
 	unsigned long released;
 	unsigned long pin_max;
+	unsigned int pin_fails;
+	int pin_err;
+	unsigned int retries;
+	unsigned long retry_delay;
 };
 
 static struct itt_table *itt_table(struct itt *itt, u64 *page, bool add)
@@ -977,6 +985,10 @@ static long itt_pin(struct kvm_iommu_tdp *t, unsigned long hva,
 	struct itt *itt = kunit_get_current_test()->priv;
 	unsigned long i;
 
+	if (itt->pin_fails) {
+		itt->pin_fails--;
+		return itt->pin_err;
+	}
 	/* The frame after @pin_max frames is not RAM that can be pinned */
 	if (itt->pin_max && n > itt->pin_max)
 		n = itt->pin_max;
@@ -1262,6 +1274,78 @@ static void test_populate_skips_one_frame(struct kunit *test)
 	itt_expect_ordered(test, itt);
 }
 
+/* The refill asks to run again later: the test runs it instead */
+static void itt_refill_later(struct kvm_iommu_tdp *t, unsigned long delay)
+{
+	struct itt *itt = kunit_get_current_test()->priv;
+
+	itt->retries++;
+	itt->retry_delay = delay;
+}
+
+/*
+ * A refill whose pin fails for now, as a long-term pin does with -ENOMEM
+ * when it cannot migrate the page out of a movable zone yet, keeps the
+ * range a hole and runs again later, waiting twice as long each time;
+ * the first refill that can pin maps the range, and asks for no more.
+ */
+static void test_refill_retries(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+	struct kvm_iommu_tdp *t = itt->t;
+	struct kvm_memory_slot *slot;
+	struct kvm_memslots *slots;
+	unsigned long first;
+
+	slots = kunit_kzalloc(test, sizeof(*slots), GFP_KERNEL);
+	slot = kunit_kzalloc(test, sizeof(*slot), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, slots);
+	KUNIT_ASSERT_NOT_NULL(test, slot);
+	slot->base_gfn = ITT_CHUNK_GFN;
+	slot->npages = ITT_CHUNK;
+	slot->userspace_addr = 0x10000000;
+	hash_add(slots->id_hash, &slot->id_node[0], slot->id);
+	rcu_assign_pointer(itt->kvm->memslots[0], slots);
+	itt->kvm->mm = mm_alloc();
+	KUNIT_ASSERT_NOT_NULL(test, itt->kvm->mm);
+	kunit_activate_static_stub(test, iommu_tdp_refill_later,
+				   itt_refill_later);
+
+	/* An invalidation zapped the chunk; its refill runs here, twice */
+	t->holes[0].start = ITT_CHUNK_GFN;
+	t->holes[0].end = ITT_CHUNK_GFN + ITT_CHUNK;
+	t->nr_holes = 1;
+	itt->pin_fails = 2;
+	itt->pin_err = -ENOMEM;
+	iommu_tdp_refill(&t->refill.work);
+	KUNIT_EXPECT_EQ(test, itt->retries, 1);
+	first = itt->retry_delay;
+	KUNIT_EXPECT_GT(test, first, 0);
+	KUNIT_EXPECT_EQ(test, t->nr_holes, 1);
+	KUNIT_EXPECT_EQ(test, t->holes[0].start, ITT_CHUNK_GFN);
+	KUNIT_EXPECT_EQ(test, t->holes[0].end, ITT_CHUNK_GFN + ITT_CHUNK);
+	itt_expect_none(test, itt, ITT_CHUNK_GFN, ITT_CHUNK);
+	KUNIT_EXPECT_EQ(test, t->npinned, 0);
+
+	iommu_tdp_refill(&t->refill.work);
+	KUNIT_EXPECT_EQ(test, itt->retries, 2);
+	KUNIT_EXPECT_EQ(test, itt->retry_delay,
+			min(2 * first,
+			    msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS)));
+	KUNIT_EXPECT_EQ(test, t->nr_holes, 1);
+
+	/* The pin works now: mapped, pinned once, no further run */
+	iommu_tdp_refill(&t->refill.work);
+	itt_forget_unlinked(itt);
+	KUNIT_EXPECT_EQ(test, itt->retries, 2);
+	KUNIT_EXPECT_EQ(test, t->nr_holes, 0);
+	KUNIT_EXPECT_EQ(test, t->refill_delay, 0);
+	KUNIT_EXPECT_EQ(test, itt->pins, 1);
+	itt_expect_4k(test, itt, ITT_CHUNK_GFN, ITT_CHUNK, 0);
+	KUNIT_EXPECT_EQ(test, t->npinned, ITT_CHUNK);
+	itt_expect_ordered(test, itt);
+}
+
 /*
  * A zap from an MMU-notifier invalidation flushes at once and keeps the
  * pins until no invalidation is under way: KSM, reclaim and migration look
@@ -1400,6 +1484,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_populate_waits_for_invalidation,
 			 itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_invalidation_keeps_pins, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_refill_retries, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_maps_short_pin, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_skips_one_frame, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_beyond_reach, itt_format_gen_params),
