@@ -128,13 +128,25 @@ struct kvm_iommu_tdp_unpin {
  */
 #define IOMMU_TDP_DEFER_FRAMES	(2 * IOMMU_TDP_PTES)
 /*
- * A refill that could not map a range (a long-term pin that failed to
- * migrate its page, memory the VM's cgroup had no room for) tries it
- * again after this long, twice as long each time it fails, up to the
- * maximum, for as long as the table exists.
+ * A range the refill could not map for now (a long-term pin that could
+ * not migrate its pages yet) is tried again after this long, twice as
+ * long each time it fails, up to the maximum, for as long as the table
+ * exists.
  */
 #define IOMMU_TDP_RETRY_MIN_MS	10
 #define IOMMU_TDP_RETRY_MAX_MS	10000
+
+/**
+ * struct iommu_tdp_holes - Guest frame ranges to map again
+ * @r: the ranges, [start, end)
+ * @nr: entries in @r; when it is full, a new range is merged into the last
+ * @err: why the last range added could not be mapped, if it was not
+ */
+struct iommu_tdp_holes {
+	struct { gfn_t start, end; } r[IOMMU_TDP_HOLES];
+	unsigned int nr;
+	int err;
+};
 
 /**
  * struct kvm_iommu_tdp - KVM's table for the VM's IOMMUs
@@ -159,11 +171,11 @@ struct kvm_iommu_tdp_unpin {
  *	set under mmu_lock for write
  * @holes: guest frame ranges zapped while still in a memslot, for
  *	@refill to map again; mmu_lock
- * @nr_holes: entries in @holes
  * @refill: maps @holes again, in process context
- * @refill_delay: how long @refill waits before it tries again what it
- *	could not map, in jiffies; 0 once it mapped everything. Only
- *	@refill uses it
+ * @failed: ranges that @refill or @retry could not map for now, for
+ *	@retry; slots_lock
+ * @retry: maps @failed again, @retry_delay after the last try
+ * @retry_delay: in jiffies; 0 when nothing failed. slots_lock
  * @zaps: invalidations under way that may drop mmu_lock and still use the
  *	table after the table's last user retired it. The table is freed
  *	when there are none
@@ -194,10 +206,11 @@ struct kvm_iommu_tdp {
 	unsigned int nr_deferred;
 	unsigned int deferred_frames;
 	bool blocked;
-	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
-	unsigned int nr_holes;
-	struct delayed_work refill;
-	unsigned long refill_delay;
+	struct iommu_tdp_holes holes;
+	struct work_struct refill;
+	struct iommu_tdp_holes failed;
+	struct delayed_work retry;
+	unsigned long retry_delay;
 	atomic_t zaps;
 	gfn_t watch_start;
 	gfn_t watch_end;
@@ -562,45 +575,44 @@ static void iommu_tdp_zap(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end,
 	iommu_tdp_drain(t, z->defer);
 }
 
-/* Add a range to @t's holes; a full list coarsens its last range */
-static void iommu_tdp_add_hole(struct kvm_iommu_tdp *t, gfn_t start,
+/* Add [@start, @end) to @h; a full list coarsens its last range */
+static void iommu_tdp_add_hole(struct iommu_tdp_holes *h, gfn_t start,
 			       gfn_t end)
 {
 	unsigned int i;
 
-	for (i = 0; i < t->nr_holes; i++) {
-		if (start <= t->holes[i].end && end >= t->holes[i].start)
+	for (i = 0; i < h->nr; i++) {
+		if (start <= h->r[i].end && end >= h->r[i].start)
 			break;
 	}
-	if (i == t->nr_holes && t->nr_holes < IOMMU_TDP_HOLES) {
-		t->holes[t->nr_holes].start = start;
-		t->holes[t->nr_holes].end = end;
-		t->nr_holes++;
+	if (i == h->nr && h->nr < IOMMU_TDP_HOLES) {
+		h->r[h->nr].start = start;
+		h->r[h->nr].end = end;
+		h->nr++;
 	} else {
-		i = min(i, t->nr_holes - 1);
-		t->holes[i].start = min(t->holes[i].start, start);
-		t->holes[i].end = max(t->holes[i].end, end);
+		i = min(i, h->nr - 1);
+		h->r[i].start = min(h->r[i].start, start);
+		h->r[i].end = max(h->r[i].end, end);
 	}
 }
 
 /*
  * Remember a zapped range for the refill, which maps again what is still
  * in a memslot once the invalidation is over: devices take no faults.
- * A refill waiting to try again runs now.
  */
 static void iommu_tdp_hole(struct kvm_iommu_tdp *t, gfn_t start, gfn_t end)
 {
-	iommu_tdp_add_hole(t, start, end);
+	iommu_tdp_add_hole(&t->holes, start, end);
 	/* It pins, and may take long: unbound, and on the long-running queue */
-	mod_delayed_work(system_dfl_long_wq, &t->refill, 0);
+	queue_work(system_dfl_long_wq, &t->refill);
 }
 
-/* Run the refill again in @delay jiffies, unless it is queued already */
-static void iommu_tdp_refill_later(struct kvm_iommu_tdp *t,
-				   unsigned long delay)
+/* Run the retry in @delay jiffies, unless it is queued already */
+static void iommu_tdp_retry_later(struct kvm_iommu_tdp *t,
+				  unsigned long delay)
 {
-	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_refill_later, t, delay);
-	queue_delayed_work(system_dfl_long_wq, &t->refill, delay);
+	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_retry_later, t, delay);
+	queue_delayed_work(system_dfl_long_wq, &t->retry, delay);
 }
 
 /**
@@ -1057,10 +1069,16 @@ static gfn_t iommu_tdp_first_hole(struct kvm_iommu_tdp *t, gfn_t gfn,
  * frames that starts with one (within 2 MiB) is skipped, so that a large
  * BAR costs a pin per 2 MiB, not per page. A guest_memfd memslot is mapped from its
  * file (iommu_tdp_slot_ok() let only shared ones in).
+ *
+ * With @failed (a refill), a run that cannot be mapped for another reason
+ * is skipped too, and goes to @failed if it may be mapped later (-ENOMEM:
+ * a long-term pin could not migrate the pages yet); the rest is mapped.
+ * Without, such an error ends the populate.
  */
 static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 				    struct kvm_memory_slot *slot,
-				    gfn_t gfn, gfn_t end)
+				    gfn_t gfn, gfn_t end,
+				    struct iommu_tdp_holes *failed)
 {
 	struct kvm_memory_slot *gmem = kvm_slot_has_gmem(slot) ? slot : NULL;
 	struct page **pages;
@@ -1091,8 +1109,16 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 						       hole_end - hole, pages,
 						       gmem);
 			/* Not RAM from the first frame: the run is skipped */
-			if (ret == -EFAULT)
+			if (ret == -EFAULT) {
 				ret = hole_end - hole;
+			} else if (ret < 0 && failed && ret != -ENODEV) {
+				if (ret == -ENOMEM) {
+					iommu_tdp_add_hole(failed, hole,
+							   hole_end);
+					failed->err = ret;
+				}
+				ret = hole_end - hole;
+			}
 			if (ret < 0)
 				break;
 			/* Past what it mapped and the frame it could not */
@@ -1113,7 +1139,67 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
 				   struct kvm_memory_slot *slot)
 {
 	return iommu_tdp_populate_range(t, slot, slot->base_gfn,
-					slot->base_gfn + slot->npages);
+					slot->base_gfn + slot->npages, NULL);
+}
+
+/*
+ * Map the ranges of @h again where they are in a memslot; what cannot be
+ * mapped for now goes to @failed. slots_lock held.
+ */
+static void iommu_tdp_refill_holes(struct kvm_iommu_tdp *t,
+				   const struct iommu_tdp_holes *h,
+				   struct iommu_tdp_holes *failed)
+{
+	struct kvm_memory_slot *slot;
+	unsigned int i;
+	int bkt, ret;
+
+	for (i = 0; i < h->nr; i++) {
+		kvm_for_each_memslot(slot, bkt, kvm_memslots(t->kvm)) {
+			ret = iommu_tdp_populate_range(t, slot, h->r[i].start,
+						       h->r[i].end, failed);
+			if (ret == -ENODEV)
+				return;
+			/* It could not begin (no memory): all of it later */
+			if (ret) {
+				iommu_tdp_add_hole(failed, h->r[i].start,
+						   h->r[i].end);
+				failed->err = ret;
+			}
+		}
+	}
+}
+
+/*
+ * Keep what a refill (@again false) or a retry (@again true) could not
+ * map for the retry, and have it run: after %IOMMU_TDP_RETRY_MIN_MS the
+ * first time, then twice as long each time the retry fails, up to
+ * %IOMMU_TDP_RETRY_MAX_MS. A refill of new ranges never runs it sooner.
+ * slots_lock held.
+ */
+static void iommu_tdp_failed(struct kvm_iommu_tdp *t,
+			     const struct iommu_tdp_holes *failed, bool again)
+{
+	unsigned long cap = msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS);
+	unsigned int i;
+
+	if (READ_ONCE(t->blocked) || (!failed->nr && !again))
+		return;
+	for (i = 0; i < failed->nr; i++)
+		iommu_tdp_add_hole(&t->failed, failed->r[i].start,
+				   failed->r[i].end);
+	if (!t->failed.nr) {
+		t->retry_delay = 0;
+		return;
+	}
+	if (!t->retry_delay) {
+		t->retry_delay = msecs_to_jiffies(IOMMU_TDP_RETRY_MIN_MS);
+		pr_warn("%s: guest memory not mapped for the IOMMUs for now (%d), trying again\n",
+			t->kvm->stats_id, failed->err);
+	} else if (again) {
+		t->retry_delay = min(2 * t->retry_delay, cap);
+	}
+	iommu_tdp_retry_later(t, t->retry_delay);
 }
 
 /*
@@ -1125,64 +1211,59 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
  * memory cgroup of the VM's mm, never to the worker's: guest_memfd's
  * pages are charged to the task that allocates them, not to an mm.
  *
- * A range it could not map for another reason stays a hole, and the
- * refill tries it again later (iommu_tdp_refill_later(), with the delay
- * doubling from %IOMMU_TDP_RETRY_MIN_MS up to %IOMMU_TDP_RETRY_MAX_MS):
- * a long-term pin fails with -ENOMEM when the page cannot be migrated
- * out of a movable zone yet, or the VM's memory cgroup has no room for
- * the page now. Until then DMA to it faults, as during the invalidation.
- * A range over RLIMIT_MEMLOCK is tried again too, and costs a charge
- * that fails each time.
+ * A run of frames whose pin fails with -ENOMEM (a long-term pin that could
+ * not migrate the pages out of a movable zone yet, or memory that could
+ * not be had) goes to @t->failed for the retry (iommu_tdp_failed()); the
+ * rest is mapped. A pin that stops short at a frame takes that frame as
+ * memory that cannot be pinned, as the first populate does. Until the
+ * retry maps it, DMA to such a range faults, as during the invalidation.
  */
 static void iommu_tdp_refill(struct work_struct *work)
 {
-	struct kvm_iommu_tdp *t = container_of(to_delayed_work(work),
-					       struct kvm_iommu_tdp, refill);
+	struct kvm_iommu_tdp *t = container_of(work, struct kvm_iommu_tdp,
+					       refill);
 	struct mem_cgroup *memcg, *old;
+	struct iommu_tdp_holes holes, failed = {};
 	struct kvm *kvm = t->kvm;
-	struct kvm_memory_slot *slot;
-	unsigned int i, n, failed = 0;
-	int bkt, ret, err = 0;
-	struct { gfn_t start, end; } holes[IOMMU_TDP_HOLES];
 
 	if (!mmget_not_zero(kvm->mm))
 		return;
 	old = iommu_tdp_memcg_enter(t, &memcg);
 	mutex_lock(&kvm->slots_lock);
 	write_lock(&kvm->mmu_lock);
-	n = t->blocked ? 0 : t->nr_holes;
-	memcpy(holes, t->holes, n * sizeof(holes[0]));
-	t->nr_holes = 0;
+	holes = t->holes;
+	if (t->blocked)
+		holes.nr = 0;
+	t->holes.nr = 0;
 	write_unlock(&kvm->mmu_lock);
-	for (i = 0; i < n; i++) {
-		ret = 0;
-		kvm_for_each_memslot(slot, bkt, kvm_memslots(kvm))
-			ret = iommu_tdp_populate_range(t, slot, holes[i].start,
-						       holes[i].end) ?: ret;
-		if (!ret)
-			continue;
-		/* What it mapped stays mapped, and is not pinned again */
-		write_lock(&kvm->mmu_lock);
-		if (!t->blocked) {
-			iommu_tdp_add_hole(t, holes[i].start, holes[i].end);
-			failed++;
-			err = ret;
-		}
-		write_unlock(&kvm->mmu_lock);
-	}
+	iommu_tdp_refill_holes(t, &holes, &failed);
+	iommu_tdp_failed(t, &failed, false);
 	mutex_unlock(&kvm->slots_lock);
 	iommu_tdp_memcg_leave(memcg, old);
 	mmput(kvm->mm);
-	if (!failed) {
-		t->refill_delay = 0;
+}
+
+/* Try again what refills could not map: iommu_tdp_failed() runs it */
+static void iommu_tdp_retry(struct work_struct *work)
+{
+	struct kvm_iommu_tdp *t = container_of(to_delayed_work(work),
+					       struct kvm_iommu_tdp, retry);
+	struct mem_cgroup *memcg, *old;
+	struct iommu_tdp_holes holes, failed = {};
+	struct kvm *kvm = t->kvm;
+
+	if (!mmget_not_zero(kvm->mm))
 		return;
-	}
-	t->refill_delay = clamp(t->refill_delay * 2,
-				msecs_to_jiffies(IOMMU_TDP_RETRY_MIN_MS),
-				msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS));
-	pr_warn_ratelimited("IOMMU table: %u ranges of guest memory not mapped (%d), trying again in %u ms\n",
-			    failed, err, jiffies_to_msecs(t->refill_delay));
-	iommu_tdp_refill_later(t, t->refill_delay);
+	old = iommu_tdp_memcg_enter(t, &memcg);
+	mutex_lock(&kvm->slots_lock);
+	holes = t->failed;
+	t->failed.nr = 0;
+	if (!READ_ONCE(t->blocked))
+		iommu_tdp_refill_holes(t, &holes, &failed);
+	iommu_tdp_failed(t, &failed, true);
+	mutex_unlock(&kvm->slots_lock);
+	iommu_tdp_memcg_leave(memcg, old);
+	mmput(kvm->mm);
 }
 
 static void iommu_tdp_free_tables(u64 *table, int level)
@@ -1288,7 +1369,8 @@ static struct kvm_iommu_tdp *iommu_tdp_alloc(struct kvm *kvm, bool ept,
 		return NULL;
 	t->kvm = kvm;
 	INIT_LIST_HEAD(&t->clients);
-	INIT_DELAYED_WORK(&t->refill, iommu_tdp_refill);
+	INIT_WORK(&t->refill, iommu_tdp_refill);
+	INIT_DELAYED_WORK(&t->retry, iommu_tdp_retry);
 	iommu_tdp_format_of(&t->fmt, ept, levels, ept);
 	t->flush_start = U64_MAX;
 	t->unpin = (void *)__get_free_page(GFP_KERNEL_ACCOUNT);
@@ -1449,7 +1531,8 @@ int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
 	if (ret) {
 		iommu_tdp_retire(t);
 		mutex_unlock(&kvm->slots_lock);
-		cancel_delayed_work_sync(&t->refill);
+		cancel_work_sync(&t->refill);
+		cancel_delayed_work_sync(&t->retry);
 		iommu_tdp_free(t);
 		return ret;
 	}
@@ -1492,7 +1575,8 @@ void kvm_iommu_tdp_put(struct kvm *kvm, struct kvm_iommu_tdp_client *client)
 	mutex_unlock(&kvm->slots_lock);
 	if (last) {
 		/* Takes slots_lock, and maps nothing once blocked */
-		cancel_delayed_work_sync(&t->refill);
+		cancel_work_sync(&t->refill);
+		cancel_delayed_work_sync(&t->retry);
 		iommu_tdp_free(t);
 	}
 }

@@ -84,10 +84,12 @@ enum itt_pin_race {
  * @released: pages the populate unpinned without mapping them (static stub)
  * @pin_max: with it, a pin stops short after as many frames, as if the
  *	next were not RAM it can pin
- * @pin_fails: the next pins that fail with @pin_err, pinning nothing
+ * @pin_fails: the next pins at @pin_fail_hva fail with @pin_err,
+ *	pinning nothing
+ * @pin_fail_hva: where
  * @pin_err: what they return
- * @retries: the refill asked to run again later (static stub)
- * @retry_delay: the delay it asked for the last time, in jiffies
+ * @retries: the retry was asked to run (static stub)
+ * @retry_delay: the delay it was asked for the last time, in jiffies
  */
 struct itt {
 	struct kvm *kvm;
@@ -120,6 +122,7 @@ struct itt {
 	unsigned long released;
 	unsigned long pin_max;
 	unsigned int pin_fails;
+	unsigned long pin_fail_hva;
 	int pin_err;
 	unsigned int retries;
 	unsigned long retry_delay;
@@ -985,7 +988,7 @@ static long itt_pin(struct kvm_iommu_tdp *t, unsigned long hva,
 	struct itt *itt = kunit_get_current_test()->priv;
 	unsigned long i;
 
-	if (itt->pin_fails) {
+	if (itt->pin_fails && hva == itt->pin_fail_hva) {
 		itt->pin_fails--;
 		return itt->pin_err;
 	}
@@ -1274,8 +1277,8 @@ static void test_populate_skips_one_frame(struct kunit *test)
 	itt_expect_ordered(test, itt);
 }
 
-/* The refill asks to run again later: the test runs it instead */
-static void itt_refill_later(struct kvm_iommu_tdp *t, unsigned long delay)
+/* The retry is asked to run later: the test runs it instead */
+static void itt_retry_later(struct kvm_iommu_tdp *t, unsigned long delay)
 {
 	struct itt *itt = kunit_get_current_test()->priv;
 
@@ -1283,65 +1286,82 @@ static void itt_refill_later(struct kvm_iommu_tdp *t, unsigned long delay)
 	itt->retry_delay = delay;
 }
 
+/* The refill found 16 frames zapped in a memslot across a 2 MiB boundary */
+#define ITT_RETRY_GFN	(IOMMU_TDP_PTES - ITT_CHUNK / 2)
+
 /*
- * A refill whose pin fails for now, as a long-term pin does with -ENOMEM
- * when it cannot migrate the page out of a movable zone yet, keeps the
- * range a hole and runs again later, waiting twice as long each time;
- * the first refill that can pin maps the range, and asks for no more.
+ * A refill whose pin of the first 2 MiB fails for now, as a long-term pin
+ * does with -ENOMEM when it cannot migrate the pages out of a movable
+ * zone yet: the next 2 MiB is mapped all the same, and the failed run
+ * waits for the retry, which a refill of new ranges does not run sooner;
+ * a retry that fails again waits twice as long, and the first that can
+ * pin maps the run and asks for no more.
  */
 static void test_refill_retries(struct kunit *test)
 {
 	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
 	struct kvm_iommu_tdp *t = itt->t;
+	unsigned long first = msecs_to_jiffies(IOMMU_TDP_RETRY_MIN_MS);
+	unsigned long second = min(2 * first,
+				   msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS));
 	struct kvm_memory_slot *slot;
 	struct kvm_memslots *slots;
-	unsigned long first;
 
 	slots = kunit_kzalloc(test, sizeof(*slots), GFP_KERNEL);
 	slot = kunit_kzalloc(test, sizeof(*slot), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, slots);
 	KUNIT_ASSERT_NOT_NULL(test, slot);
-	slot->base_gfn = ITT_CHUNK_GFN;
+	slot->base_gfn = ITT_RETRY_GFN;
 	slot->npages = ITT_CHUNK;
 	slot->userspace_addr = 0x10000000;
 	hash_add(slots->id_hash, &slot->id_node[0], slot->id);
 	rcu_assign_pointer(itt->kvm->memslots[0], slots);
 	itt->kvm->mm = mm_alloc();
 	KUNIT_ASSERT_NOT_NULL(test, itt->kvm->mm);
-	kunit_activate_static_stub(test, iommu_tdp_refill_later,
-				   itt_refill_later);
-
-	/* An invalidation zapped the chunk; its refill runs here, twice */
-	t->holes[0].start = ITT_CHUNK_GFN;
-	t->holes[0].end = ITT_CHUNK_GFN + ITT_CHUNK;
-	t->nr_holes = 1;
+	strscpy(itt->kvm->stats_id, "kunit");
+	kunit_activate_static_stub(test, iommu_tdp_retry_later,
+				   itt_retry_later);
 	itt->pin_fails = 2;
+	itt->pin_fail_hva = slot->userspace_addr;
 	itt->pin_err = -ENOMEM;
-	iommu_tdp_refill(&t->refill.work);
-	KUNIT_EXPECT_EQ(test, itt->retries, 1);
-	first = itt->retry_delay;
-	KUNIT_EXPECT_GT(test, first, 0);
-	KUNIT_EXPECT_EQ(test, t->nr_holes, 1);
-	KUNIT_EXPECT_EQ(test, t->holes[0].start, ITT_CHUNK_GFN);
-	KUNIT_EXPECT_EQ(test, t->holes[0].end, ITT_CHUNK_GFN + ITT_CHUNK);
-	itt_expect_none(test, itt, ITT_CHUNK_GFN, ITT_CHUNK);
-	KUNIT_EXPECT_EQ(test, t->npinned, 0);
 
-	iommu_tdp_refill(&t->refill.work);
-	KUNIT_EXPECT_EQ(test, itt->retries, 2);
-	KUNIT_EXPECT_EQ(test, itt->retry_delay,
-			min(2 * first,
-			    msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS)));
-	KUNIT_EXPECT_EQ(test, t->nr_holes, 1);
-
-	/* The pin works now: mapped, pinned once, no further run */
-	iommu_tdp_refill(&t->refill.work);
-	itt_forget_unlinked(itt);
-	KUNIT_EXPECT_EQ(test, itt->retries, 2);
-	KUNIT_EXPECT_EQ(test, t->nr_holes, 0);
-	KUNIT_EXPECT_EQ(test, t->refill_delay, 0);
+	/* An invalidation zapped the memslot; its refill, run here */
+	t->holes.r[0].start = ITT_RETRY_GFN;
+	t->holes.r[0].end = ITT_RETRY_GFN + ITT_CHUNK;
+	t->holes.nr = 1;
+	iommu_tdp_refill(&t->refill);
+	KUNIT_EXPECT_EQ(test, t->holes.nr, 0);
 	KUNIT_EXPECT_EQ(test, itt->pins, 1);
-	itt_expect_4k(test, itt, ITT_CHUNK_GFN, ITT_CHUNK, 0);
+	itt_expect_none(test, itt, ITT_RETRY_GFN, ITT_CHUNK / 2);
+	itt_expect_4k(test, itt, IOMMU_TDP_PTES, ITT_CHUNK / 2, 0);
+	KUNIT_ASSERT_EQ(test, t->failed.nr, 1);
+	KUNIT_EXPECT_EQ(test, t->failed.r[0].start, ITT_RETRY_GFN);
+	KUNIT_EXPECT_EQ(test, t->failed.r[0].end, IOMMU_TDP_PTES);
+	KUNIT_EXPECT_EQ(test, itt->retries, 1);
+	KUNIT_EXPECT_EQ(test, itt->retry_delay, first);
+
+	/* A refill with nothing new tries nothing, and leaves the retry */
+	iommu_tdp_refill(&t->refill);
+	KUNIT_EXPECT_EQ(test, itt->pin_fails, 1);
+	KUNIT_EXPECT_EQ(test, itt->retries, 1);
+	KUNIT_EXPECT_EQ(test, t->failed.nr, 1);
+
+	/* The retry fails again: twice as long */
+	iommu_tdp_retry(&t->retry.work);
+	KUNIT_EXPECT_EQ(test, itt->pin_fails, 0);
+	KUNIT_EXPECT_EQ(test, t->failed.nr, 1);
+	KUNIT_EXPECT_EQ(test, itt->retries, 2);
+	KUNIT_EXPECT_EQ(test, itt->retry_delay, second);
+
+	/* Then it can pin: mapped, pinned once, no more retries */
+	iommu_tdp_retry(&t->retry.work);
+	itt_forget_unlinked(itt);
+	KUNIT_EXPECT_EQ(test, itt->pins, 2);
+	KUNIT_EXPECT_EQ(test, t->failed.nr, 0);
+	KUNIT_EXPECT_EQ(test, t->retry_delay, 0);
+	KUNIT_EXPECT_EQ(test, itt->retries, 2);
+	itt_expect_4k(test, itt, ITT_RETRY_GFN, ITT_CHUNK / 2, 0);
+	itt_expect_4k(test, itt, IOMMU_TDP_PTES, ITT_CHUNK / 2, 0);
 	KUNIT_EXPECT_EQ(test, t->npinned, ITT_CHUNK);
 	itt_expect_ordered(test, itt);
 }
