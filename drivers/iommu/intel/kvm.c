@@ -4,6 +4,7 @@
  *
  * Copyright (C) 2026 The KVM-backed IOMMU domain authors
  */
+#include <kunit/static_stub.h>
 #include <linux/bitops.h>
 #include <linux/bits.h>
 #include <linux/errno.h>
@@ -574,6 +575,14 @@ out_unlock:
 	return ret;
 }
 
+/* Force snooping in the device's PASID entry (PGSNP); dmar->lock held */
+static void intel_kvm_page_snoop(struct device_domain_info *info)
+{
+	KUNIT_STATIC_STUB_REDIRECT(intel_kvm_page_snoop, info);
+	intel_pasid_setup_page_snoop_control(info->iommu, info->dev,
+					     IOMMU_NO_PASID);
+}
+
 /*
  * iommu_domain_ops->enforce_cache_coherency: make every device's DMA
  * snoop, so that KVM may take it as coherent (VFIO tells KVM so for a
@@ -607,8 +616,7 @@ static bool intel_kvm_enforce_cache_coherency(struct iommu_domain *domain)
 			goto out_unlock;
 	dmar->force_snooping = true;
 	list_for_each_entry(info, &dmar->devices, link)
-		intel_pasid_setup_page_snoop_control(info->iommu, info->dev,
-						     IOMMU_NO_PASID);
+		intel_kvm_page_snoop(info);
 	ok = true;
 out_unlock:
 	spin_unlock_irq(&dmar->lock);

@@ -10,6 +10,7 @@
  *
  * Copyright (C) 2026 The KVM-backed IOMMU domain authors
  */
+#include <kunit/static_stub.h>
 #include <kunit/test.h>
 
 /* QEMU 10.0.2, intel-iommu x-scalable-mode=on,x-flts=on, as 7.3 reads it */
@@ -497,6 +498,123 @@ static void test_ept_iommu_table(struct kunit *test)
 	KUNIT_EXPECT_NOT_NULL(test, strstr(v.why, "snoop"));
 }
 
+/*
+ * A KVM-backed domain with devices behind units of the given extended
+ * capabilities, for intel_kvm_enforce_cache_coherency(); their PASID
+ * entries are the test's (static stub)
+ */
+struct ikt_coherency {
+	struct intel_kvm_domain ikd;
+	struct dmar_domain dmar;
+	struct intel_iommu units[2];
+	struct device_domain_info infos[2];
+	unsigned int snooped;
+	unsigned int early;
+};
+
+/* PGSNP set in a device's entry: after the domain says it enforces it */
+static void ikt_page_snoop(struct device_domain_info *info)
+{
+	struct ikt_coherency *c = kunit_get_current_test()->priv;
+
+	c->snooped++;
+	if (!c->dmar.force_snooping)
+		c->early++;
+}
+
+static struct ikt_coherency *
+ikt_coherency_new(struct kunit *test, const struct kvm_iommu_tdp_format *fmt,
+		  unsigned int ndev, u64 ecap0, u64 ecap1)
+{
+	struct ikt_coherency *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
+	u64 ecap[] = { ecap0, ecap1 };
+	unsigned int i;
+
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	test->priv = c;
+	mutex_init(&c->ikd.kdom.lock);
+	spin_lock_init(&c->dmar.lock);
+	INIT_LIST_HEAD(&c->dmar.devices);
+	c->ikd.dmar = &c->dmar;
+	c->ikd.fmt = *fmt;
+	for (i = 0; i < ndev; i++) {
+		c->units[i].ecap = ecap[i];
+		c->infos[i].iommu = &c->units[i];
+		list_add_tail(&c->infos[i].link, &c->dmar.devices);
+	}
+	kunit_activate_static_stub(test, intel_kvm_page_snoop, ikt_page_snoop);
+	return c;
+}
+
+static bool ikt_enforce(struct ikt_coherency *c)
+{
+	return intel_kvm_enforce_cache_coherency(&c->ikd.kdom.domain);
+}
+
+/*
+ * First stage: DMA snoops by PGSNP in each device's PASID entry. The
+ * domain enforces it only if every device's unit has snoop control (SC),
+ * and then sets PGSNP in every entry, once; with no device yet it
+ * enforces it for those to come (attach refuses a unit without SC).
+ */
+static void test_enforce_coherency_first_stage(struct kunit *test)
+{
+	u64 sc = IKT_QEMU_ECAP | IKT_ECAP_SC;
+	struct ikt_coherency *c;
+
+	/* QEMU's unit as make check boots it with snoop-control=on */
+	c = ikt_coherency_new(test, &ikt_npt, 2, sc, sc);
+	KUNIT_EXPECT_TRUE(test, ikt_enforce(c));
+	KUNIT_EXPECT_TRUE(test, c->dmar.force_snooping);
+	KUNIT_EXPECT_EQ(test, c->snooped, 2);
+	KUNIT_EXPECT_EQ(test, c->early, 0);
+	/* Asked again: nothing more to do */
+	KUNIT_EXPECT_TRUE(test, ikt_enforce(c));
+	KUNIT_EXPECT_EQ(test, c->snooped, 2);
+
+	/* One unit without SC (QEMU's default): refused, no entry changed */
+	c = ikt_coherency_new(test, &ikt_npt, 2, sc, IKT_QEMU_ECAP);
+	KUNIT_EXPECT_FALSE(test, ikt_enforce(c));
+	KUNIT_EXPECT_FALSE(test, c->dmar.force_snooping);
+	KUNIT_EXPECT_EQ(test, c->snooped, 0);
+	c = ikt_coherency_new(test, &ikt_npt, 2, IKT_QEMU_ECAP, sc);
+	KUNIT_EXPECT_FALSE(test, ikt_enforce(c));
+	KUNIT_EXPECT_FALSE(test, c->dmar.force_snooping);
+	KUNIT_EXPECT_EQ(test, c->snooped, 0);
+
+	/* No device yet */
+	c = ikt_coherency_new(test, &ikt_npt, 0, 0, 0);
+	KUNIT_EXPECT_TRUE(test, ikt_enforce(c));
+	KUNIT_EXPECT_TRUE(test, c->dmar.force_snooping);
+	KUNIT_EXPECT_EQ(test, c->snooped, 0);
+}
+
+/*
+ * Second stage: DMA snoops by SNP in each leaf of KVM's EPT table, which
+ * KVM sets only for a unit with snoop control (KVM_IOMMU_TDP_EPT_SNOOP).
+ * The domain enforces coherency exactly when the table has it, whatever
+ * the units, and touches no PASID entry.
+ */
+static void test_enforce_coherency_second_stage(struct kunit *test)
+{
+	struct kvm_iommu_tdp_format fmt = ikt_ept;
+	u64 sc = IKT_QEMU_SL_ECAP | IKT_ECAP_SC;
+	struct ikt_coherency *c;
+
+	fmt.flags |= KVM_IOMMU_TDP_EPT_SNOOP;
+	fmt.leaf_bits |= VTD_KVM_SS_SNP;
+	c = ikt_coherency_new(test, &fmt, 1, sc, 0);
+	KUNIT_EXPECT_TRUE(test, ikt_enforce(c));
+	KUNIT_EXPECT_FALSE(test, c->dmar.force_snooping);
+	KUNIT_EXPECT_EQ(test, c->snooped, 0);
+
+	/* KVM's leaves without SNP: refused, even behind a unit with SC */
+	c = ikt_coherency_new(test, &ikt_ept, 1, sc, 0);
+	KUNIT_EXPECT_FALSE(test, ikt_enforce(c));
+	KUNIT_EXPECT_FALSE(test, c->dmar.force_snooping);
+	KUNIT_EXPECT_EQ(test, c->snooped, 0);
+}
+
 static struct kunit_case intel_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_qemu_registers),
 	KUNIT_CASE(test_npt_on_first_stage),
@@ -508,6 +626,8 @@ static struct kunit_case intel_iommu_kvm_test_cases[] = {
 	KUNIT_CASE(test_ept_iommu_table),
 	KUNIT_CASE(test_npt_table_walk),
 	KUNIT_CASE(test_ept_table_walk),
+	KUNIT_CASE(test_enforce_coherency_first_stage),
+	KUNIT_CASE(test_enforce_coherency_second_stage),
 	{}
 };
 
