@@ -1060,6 +1060,46 @@ static gfn_t iommu_tdp_first_hole(struct kvm_iommu_tdp *t, gfn_t gfn,
 }
 
 /*
+ * May a pin that failed with @err succeed later? A long-term pin fails
+ * with -ENOMEM or -EBUSY when it could not migrate the pages out of a
+ * movable zone (or device memory) yet, or memory could not be had.
+ */
+static bool iommu_tdp_transient(long err)
+{
+	return err == -ENOMEM || err == -EBUSY || err == -EAGAIN;
+}
+
+/* A refill skips a run it cannot map; @failed keeps it if that may pass */
+static long iommu_tdp_skip_run(struct iommu_tdp_holes *failed, gfn_t start,
+			       gfn_t end, long err)
+{
+	if (iommu_tdp_transient(err)) {
+		iommu_tdp_add_hole(failed, start, end);
+		failed->err = err;
+	}
+	return end - start;
+}
+
+/*
+ * Pin and map the frame @gfn at @hva alone, which a refill's pin stopped
+ * short at, for its error: @failed keeps the frame if the error may pass.
+ * -ENODEV if the table was blocked meanwhile, else 0.
+ */
+static long iommu_tdp_probe_frame(struct kvm_iommu_tdp *t, gfn_t gfn,
+				  unsigned long hva, struct page **pages,
+				  struct kvm_memory_slot *gmem,
+				  struct iommu_tdp_holes *failed)
+{
+	long err = iommu_tdp_populate_chunk(t, gfn, hva, 1, pages, gmem);
+
+	if (err == -ENODEV)
+		return err;
+	if (err < 0)
+		iommu_tdp_skip_run(failed, gfn, gfn + 1, err);
+	return 0;
+}
+
+/*
  * Map frames [@gfn, @end) of @slot; what is mapped already stays, and is
  * not pinned again: a refill of a range that the hole list coarsened pins
  * only what the table lacks. A frame that cannot be pinned for writing is
@@ -1071,9 +1111,10 @@ static gfn_t iommu_tdp_first_hole(struct kvm_iommu_tdp *t, gfn_t gfn,
  * file (iommu_tdp_slot_ok() let only shared ones in).
  *
  * With @failed (a refill), a run that cannot be mapped for another reason
- * is skipped too, and goes to @failed if it may be mapped later (-ENOMEM:
- * a long-term pin could not migrate the pages yet); the rest is mapped.
- * Without, such an error ends the populate.
+ * is skipped too, and goes to @failed if it may be mapped later
+ * (iommu_tdp_transient()); the rest is mapped. The frame a pin stopped
+ * short at is tried alone, for its error: it goes to @failed if that may
+ * pass. Without @failed, such an error ends the populate.
  */
 static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 				    struct kvm_memory_slot *slot,
@@ -1082,7 +1123,7 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 {
 	struct kvm_memory_slot *gmem = kvm_slot_has_gmem(slot) ? slot : NULL;
 	struct page **pages;
-	long ret = 0;
+	long ret = 0, err;
 
 	if (!iommu_tdp_slot_mapped(slot))
 		return 0;
@@ -1109,18 +1150,23 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 						       hole_end - hole, pages,
 						       gmem);
 			/* Not RAM from the first frame: the run is skipped */
-			if (ret == -EFAULT) {
+			if (ret == -EFAULT)
 				ret = hole_end - hole;
-			} else if (ret < 0 && failed && ret != -ENODEV) {
-				if (ret == -ENOMEM) {
-					iommu_tdp_add_hole(failed, hole,
-							   hole_end);
-					failed->err = ret;
-				}
-				ret = hole_end - hole;
-			}
+			else if (ret < 0 && failed && ret != -ENODEV)
+				ret = iommu_tdp_skip_run(failed, hole, hole_end,
+							 ret);
 			if (ret < 0)
 				break;
+			/* A refill asks the frame a pin stopped short at why */
+			if (failed && hole + ret < hole_end) {
+				err = iommu_tdp_probe_frame(t, hole + ret,
+							    hva + ret * PAGE_SIZE,
+							    pages, gmem, failed);
+				if (err) {
+					ret = err;
+					break;
+				}
+			}
 			/* Past what it mapped and the frame it could not */
 			gfn = min(hole + ret + 1, hole_end);
 			ret = 0;
@@ -1154,6 +1200,7 @@ static void iommu_tdp_refill_holes(struct kvm_iommu_tdp *t,
 	unsigned int i;
 	int bkt, ret;
 
+	lockdep_assert_held(&t->kvm->slots_lock);
 	for (i = 0; i < h->nr; i++) {
 		kvm_for_each_memslot(slot, bkt, kvm_memslots(t->kvm)) {
 			ret = iommu_tdp_populate_range(t, slot, h->r[i].start,
@@ -1161,11 +1208,9 @@ static void iommu_tdp_refill_holes(struct kvm_iommu_tdp *t,
 			if (ret == -ENODEV)
 				return;
 			/* It could not begin (no memory): all of it later */
-			if (ret) {
-				iommu_tdp_add_hole(failed, h->r[i].start,
-						   h->r[i].end);
-				failed->err = ret;
-			}
+			if (ret)
+				iommu_tdp_skip_run(failed, h->r[i].start,
+						   h->r[i].end, ret);
 		}
 	}
 }
@@ -1183,6 +1228,7 @@ static void iommu_tdp_failed(struct kvm_iommu_tdp *t,
 	unsigned long cap = msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS);
 	unsigned int i;
 
+	lockdep_assert_held(&t->kvm->slots_lock);
 	if (READ_ONCE(t->blocked) || (!failed->nr && !again))
 		return;
 	for (i = 0; i < failed->nr; i++)
@@ -1194,8 +1240,8 @@ static void iommu_tdp_failed(struct kvm_iommu_tdp *t,
 	}
 	if (!t->retry_delay) {
 		t->retry_delay = msecs_to_jiffies(IOMMU_TDP_RETRY_MIN_MS);
-		pr_warn("%s: guest memory not mapped for the IOMMUs for now (%d), trying again\n",
-			t->kvm->stats_id, failed->err);
+		pr_warn_ratelimited("%s: guest memory not mapped for the IOMMUs for now (%d), trying again\n",
+				    t->kvm->stats_id, failed->err);
 	} else if (again) {
 		t->retry_delay = min(2 * t->retry_delay, cap);
 	}
@@ -1308,7 +1354,7 @@ static void iommu_tdp_retire(struct kvm_iommu_tdp *t)
 
 	lockdep_assert_held(&kvm->slots_lock);
 	write_lock(&kvm->mmu_lock);
-	t->blocked = true;
+	WRITE_ONCE(t->blocked, true);
 	iommu_tdp_empty(t, true);
 	kvm->arch.iommu_tdp = NULL;
 	write_unlock(&kvm->mmu_lock);
@@ -1606,7 +1652,7 @@ void kvm_iommu_tdp_block(struct kvm *kvm)
 	 */
 	t = kvm->arch.iommu_tdp;
 	if (t) {
-		t->blocked = true;
+		WRITE_ONCE(t->blocked, true);
 		/* Not freed while mmu_lock is dropped (iommu_tdp_free()) */
 		atomic_inc(&t->zaps);
 		iommu_tdp_empty(t, true);
@@ -1649,26 +1695,31 @@ int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
  * @change: the change
  *
  * With slots_lock held, before the VMM's ioctl returns. Memory that cannot
- * be pinned for writing stays unmapped for devices (their DMA faults); a
- * memslot that cannot be mapped for want of memory or RLIMIT_MEMLOCK
- * stays unmapped too, and KVM says so once.
+ * be pinned for writing stays unmapped for devices (their DMA faults);
+ * what cannot be mapped for now (iommu_tdp_transient(): memory, or
+ * RLIMIT_MEMLOCK) is left to the retry, as a refill's is.
  */
 void kvm_iommu_tdp_commit_slot(struct kvm *kvm,
 			       const struct kvm_memory_slot *new,
 			       enum kvm_mr_change change)
 {
 	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
+	struct iommu_tdp_holes failed = {};
 	int ret;
 
 	if (!t || READ_ONCE(t->blocked) ||
 	    (change != KVM_MR_CREATE && change != KVM_MR_MOVE))
 		return;
 	/* kvm_gmem_get_pfn() takes the memslot as KVM installed it */
-	ret = iommu_tdp_populate_slot(t, (struct kvm_memory_slot *)new);
-	/* -ENODEV: blocked meanwhile, nothing is to be mapped */
+	ret = iommu_tdp_populate_range(t, (struct kvm_memory_slot *)new,
+				       new->base_gfn,
+				       new->base_gfn + new->npages, &failed);
+	/* It could not begin (no memory): all of it later */
 	if (ret && ret != -ENODEV)
-		pr_warn_once("memslot %d not mapped for the VM's IOMMUs: %d\n",
-			     new->id, ret);
+		iommu_tdp_skip_run(&failed, new->base_gfn,
+				   new->base_gfn + new->npages, ret);
+	/* -ENODEV: blocked meanwhile, nothing is to be mapped */
+	iommu_tdp_failed(t, &failed, false);
 }
 
 #if IS_ENABLED(CONFIG_KVM_IOMMU_TDP_KUNIT_TEST)

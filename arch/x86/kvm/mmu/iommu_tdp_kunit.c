@@ -84,8 +84,9 @@ enum itt_pin_race {
  * @released: pages the populate unpinned without mapping them (static stub)
  * @pin_max: with it, a pin stops short after as many frames, as if the
  *	next were not RAM it can pin
- * @pin_fails: the next pins at @pin_fail_hva fail with @pin_err,
- *	pinning nothing
+ * @pin_fails: the next pins that reach @pin_fail_hva fail there with
+ *	@pin_err, as GUP does: a pin that starts there returns @pin_err,
+ *	one that starts before stops short at it
  * @pin_fail_hva: where
  * @pin_err: what they return
  * @retries: the retry was asked to run (static stub)
@@ -988,9 +989,13 @@ static long itt_pin(struct kvm_iommu_tdp *t, unsigned long hva,
 	struct itt *itt = kunit_get_current_test()->priv;
 	unsigned long i;
 
-	if (itt->pin_fails && hva == itt->pin_fail_hva) {
-		itt->pin_fails--;
-		return itt->pin_err;
+	if (itt->pin_fails && hva <= itt->pin_fail_hva &&
+	    itt->pin_fail_hva < hva + n * PAGE_SIZE) {
+		if (hva == itt->pin_fail_hva) {
+			itt->pin_fails--;
+			return itt->pin_err;
+		}
+		n = (itt->pin_fail_hva - hva) / PAGE_SIZE;
 	}
 	/* The frame after @pin_max frames is not RAM that can be pinned */
 	if (itt->pin_max && n > itt->pin_max)
@@ -1288,6 +1293,49 @@ static void itt_retry_later(struct kvm_iommu_tdp *t, unsigned long delay)
 
 /* The refill found 16 frames zapped in a memslot across a 2 MiB boundary */
 #define ITT_RETRY_GFN	(IOMMU_TDP_PTES - ITT_CHUNK / 2)
+#define ITT_RETRY_HVA	0x10000000UL
+
+/*
+ * A table the refill can use: the VM has an mm and one memslot of
+ * %ITT_CHUNK frames from @gfn, whose pins fail @fails times at @fail_gfn
+ * with @err; the retry is the test's to run
+ */
+static struct itt *itt_new_refilling(struct kunit *test, gfn_t gfn,
+				     gfn_t fail_gfn, unsigned int fails,
+				     int err)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+	struct kvm_memory_slot *slot;
+	struct kvm_memslots *slots;
+
+	slots = kunit_kzalloc(test, sizeof(*slots), GFP_KERNEL);
+	slot = kunit_kzalloc(test, sizeof(*slot), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, slots);
+	KUNIT_ASSERT_NOT_NULL(test, slot);
+	slot->base_gfn = gfn;
+	slot->npages = ITT_CHUNK;
+	slot->userspace_addr = ITT_RETRY_HVA;
+	hash_add(slots->id_hash, &slot->id_node[0], slot->id);
+	rcu_assign_pointer(itt->kvm->memslots[0], slots);
+	itt->kvm->mm = mm_alloc();
+	KUNIT_ASSERT_NOT_NULL(test, itt->kvm->mm);
+	strscpy(itt->kvm->stats_id, "kunit");
+	kunit_activate_static_stub(test, iommu_tdp_retry_later,
+				   itt_retry_later);
+	itt->pin_fails = fails;
+	itt->pin_fail_hva = ITT_RETRY_HVA + (fail_gfn - gfn) * PAGE_SIZE;
+	itt->pin_err = err;
+	return itt;
+}
+
+/* An invalidation zapped all of the memslot; its refill, run here */
+static void itt_refill(struct itt *itt, gfn_t gfn)
+{
+	itt->t->holes.r[0].start = gfn;
+	itt->t->holes.r[0].end = gfn + ITT_CHUNK;
+	itt->t->holes.nr = 1;
+	iommu_tdp_refill(&itt->t->refill);
+}
 
 /*
  * A refill whose pin of the first 2 MiB fails for now, as a long-term pin
@@ -1299,37 +1347,14 @@ static void itt_retry_later(struct kvm_iommu_tdp *t, unsigned long delay)
  */
 static void test_refill_retries(struct kunit *test)
 {
-	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+	struct itt *itt = itt_new_refilling(test, ITT_RETRY_GFN, ITT_RETRY_GFN,
+					    2, -ENOMEM);
 	struct kvm_iommu_tdp *t = itt->t;
 	unsigned long first = msecs_to_jiffies(IOMMU_TDP_RETRY_MIN_MS);
 	unsigned long second = min(2 * first,
 				   msecs_to_jiffies(IOMMU_TDP_RETRY_MAX_MS));
-	struct kvm_memory_slot *slot;
-	struct kvm_memslots *slots;
 
-	slots = kunit_kzalloc(test, sizeof(*slots), GFP_KERNEL);
-	slot = kunit_kzalloc(test, sizeof(*slot), GFP_KERNEL);
-	KUNIT_ASSERT_NOT_NULL(test, slots);
-	KUNIT_ASSERT_NOT_NULL(test, slot);
-	slot->base_gfn = ITT_RETRY_GFN;
-	slot->npages = ITT_CHUNK;
-	slot->userspace_addr = 0x10000000;
-	hash_add(slots->id_hash, &slot->id_node[0], slot->id);
-	rcu_assign_pointer(itt->kvm->memslots[0], slots);
-	itt->kvm->mm = mm_alloc();
-	KUNIT_ASSERT_NOT_NULL(test, itt->kvm->mm);
-	strscpy(itt->kvm->stats_id, "kunit");
-	kunit_activate_static_stub(test, iommu_tdp_retry_later,
-				   itt_retry_later);
-	itt->pin_fails = 2;
-	itt->pin_fail_hva = slot->userspace_addr;
-	itt->pin_err = -ENOMEM;
-
-	/* An invalidation zapped the memslot; its refill, run here */
-	t->holes.r[0].start = ITT_RETRY_GFN;
-	t->holes.r[0].end = ITT_RETRY_GFN + ITT_CHUNK;
-	t->holes.nr = 1;
-	iommu_tdp_refill(&t->refill);
+	itt_refill(itt, ITT_RETRY_GFN);
 	KUNIT_EXPECT_EQ(test, t->holes.nr, 0);
 	KUNIT_EXPECT_EQ(test, itt->pins, 1);
 	itt_expect_none(test, itt, ITT_RETRY_GFN, ITT_CHUNK / 2);
@@ -1364,6 +1389,88 @@ static void test_refill_retries(struct kunit *test)
 	itt_expect_4k(test, itt, IOMMU_TDP_PTES, ITT_CHUNK / 2, 0);
 	KUNIT_EXPECT_EQ(test, t->npinned, ITT_CHUNK);
 	itt_expect_ordered(test, itt);
+}
+
+/*
+ * A pin that stops short at a frame whose fault failed for now (-ENOMEM):
+ * the refill asks that frame alone why, maps the rest of the memslot,
+ * and leaves the frame to the retry, which maps it.
+ */
+static void test_refill_retries_short_pin(struct kunit *test)
+{
+	gfn_t bad = ITT_CHUNK_GFN + 4;
+	struct itt *itt = itt_new_refilling(test, ITT_CHUNK_GFN, bad, 1,
+					    -ENOMEM);
+	struct kvm_iommu_tdp *t = itt->t;
+
+	itt_refill(itt, ITT_CHUNK_GFN);
+	itt_forget_unlinked(itt);
+	itt_expect_4k(test, itt, ITT_CHUNK_GFN, 4, 0);
+	itt_expect_none(test, itt, bad, 1);
+	itt_expect_4k(test, itt, bad + 1, ITT_CHUNK - 5, 0);
+	KUNIT_ASSERT_EQ(test, t->failed.nr, 1);
+	KUNIT_EXPECT_EQ(test, t->failed.r[0].start, bad);
+	KUNIT_EXPECT_EQ(test, t->failed.r[0].end, bad + 1);
+	KUNIT_EXPECT_EQ(test, itt->retries, 1);
+
+	iommu_tdp_retry(&t->retry.work);
+	itt_forget_unlinked(itt);
+	itt_expect_4k(test, itt, bad, 1, 0);
+	KUNIT_EXPECT_EQ(test, t->failed.nr, 0);
+	KUNIT_EXPECT_EQ(test, itt->retries, 1);
+	KUNIT_EXPECT_EQ(test, t->npinned, ITT_CHUNK);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * A pin that fails for good (fsdax memory: -EOPNOTSUPP): the run stays
+ * unmapped, as memory that cannot be pinned does, with no retry; the
+ * rest is mapped.
+ */
+static void test_refill_skips_permanent(struct kunit *test)
+{
+	struct itt *itt = itt_new_refilling(test, ITT_RETRY_GFN, ITT_RETRY_GFN,
+					    1, -EOPNOTSUPP);
+	struct kvm_iommu_tdp *t = itt->t;
+
+	itt_refill(itt, ITT_RETRY_GFN);
+	itt_forget_unlinked(itt);
+	itt_expect_none(test, itt, ITT_RETRY_GFN, ITT_CHUNK / 2);
+	itt_expect_4k(test, itt, IOMMU_TDP_PTES, ITT_CHUNK / 2, 0);
+	KUNIT_EXPECT_EQ(test, t->failed.nr, 0);
+	KUNIT_EXPECT_EQ(test, itt->retries, 0);
+	KUNIT_EXPECT_EQ(test, t->retry_delay, 0);
+}
+
+/*
+ * A memslot created while the table exists is mapped before the VMM's
+ * ioctl returns; what cannot be for now goes to the retry as a refill's
+ * does, and the rest is mapped.
+ */
+static void test_commit_slot_retries(struct kunit *test)
+{
+	struct itt *itt = itt_new_refilling(test, ITT_RETRY_GFN, ITT_RETRY_GFN,
+					    1, -ENOMEM);
+	struct kvm_iommu_tdp *t = itt->t;
+	struct kvm_memory_slot *slot;
+	int bkt;
+
+	mutex_lock(&itt->kvm->slots_lock);
+	kvm_for_each_memslot(slot, bkt, kvm_memslots(itt->kvm))
+		kvm_iommu_tdp_commit_slot(itt->kvm, slot, KVM_MR_CREATE);
+	mutex_unlock(&itt->kvm->slots_lock);
+	itt_forget_unlinked(itt);
+	itt_expect_none(test, itt, ITT_RETRY_GFN, ITT_CHUNK / 2);
+	itt_expect_4k(test, itt, IOMMU_TDP_PTES, ITT_CHUNK / 2, 0);
+	KUNIT_ASSERT_EQ(test, t->failed.nr, 1);
+	KUNIT_EXPECT_EQ(test, t->failed.r[0].start, ITT_RETRY_GFN);
+	KUNIT_EXPECT_EQ(test, itt->retries, 1);
+
+	iommu_tdp_retry(&t->retry.work);
+	itt_forget_unlinked(itt);
+	itt_expect_4k(test, itt, ITT_RETRY_GFN, ITT_CHUNK / 2, 0);
+	KUNIT_EXPECT_EQ(test, t->failed.nr, 0);
+	KUNIT_EXPECT_EQ(test, t->npinned, ITT_CHUNK);
 }
 
 /*
@@ -1505,6 +1612,9 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 			 itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_invalidation_keeps_pins, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_refill_retries, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_refill_retries_short_pin, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_refill_skips_permanent, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_commit_slot_retries, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_maps_short_pin, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_skips_one_frame, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_beyond_reach, itt_format_gen_params),
