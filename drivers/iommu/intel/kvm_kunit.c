@@ -509,6 +509,7 @@ struct ikt_coherency {
 	struct intel_iommu units[2];
 	struct device_domain_info infos[2];
 	unsigned int snooped;
+	unsigned long which;
 	unsigned int early;
 };
 
@@ -518,6 +519,7 @@ static void ikt_page_snoop(struct device_domain_info *info)
 	struct ikt_coherency *c = kunit_get_current_test()->priv;
 
 	c->snooped++;
+	c->which |= BIT(info - c->infos);
 	if (!c->dmar.force_snooping)
 		c->early++;
 }
@@ -567,6 +569,7 @@ static void test_enforce_coherency_first_stage(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, ikt_enforce(c));
 	KUNIT_EXPECT_TRUE(test, c->dmar.force_snooping);
 	KUNIT_EXPECT_EQ(test, c->snooped, 2);
+	KUNIT_EXPECT_EQ(test, c->which, 0x3);
 	KUNIT_EXPECT_EQ(test, c->early, 0);
 	/* Asked again: nothing more to do */
 	KUNIT_EXPECT_TRUE(test, ikt_enforce(c));
