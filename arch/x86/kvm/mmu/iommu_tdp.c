@@ -1189,6 +1189,24 @@ static int iommu_tdp_populate_slot(struct kvm_iommu_tdp *t,
 }
 
 /*
+ * Map [@start, @end) of @slot again; what cannot be mapped for now goes
+ * to @failed. -ENODEV if the table was blocked meanwhile, else 0.
+ */
+static int iommu_tdp_refill_range(struct kvm_iommu_tdp *t,
+				  struct kvm_memory_slot *slot, gfn_t start,
+				  gfn_t end, struct iommu_tdp_holes *failed)
+{
+	int ret = iommu_tdp_populate_range(t, slot, start, end, failed);
+
+	if (ret == -ENODEV)
+		return ret;
+	/* It could not begin (no memory): all of it later */
+	if (ret)
+		iommu_tdp_skip_run(failed, start, end, ret);
+	return 0;
+}
+
+/*
  * Map the ranges of @h again where they are in a memslot; what cannot be
  * mapped for now goes to @failed. slots_lock held.
  */
@@ -1198,21 +1216,14 @@ static void iommu_tdp_refill_holes(struct kvm_iommu_tdp *t,
 {
 	struct kvm_memory_slot *slot;
 	unsigned int i;
-	int bkt, ret;
+	int bkt;
 
 	lockdep_assert_held(&t->kvm->slots_lock);
-	for (i = 0; i < h->nr; i++) {
-		kvm_for_each_memslot(slot, bkt, kvm_memslots(t->kvm)) {
-			ret = iommu_tdp_populate_range(t, slot, h->r[i].start,
-						       h->r[i].end, failed);
-			if (ret == -ENODEV)
+	for (i = 0; i < h->nr; i++)
+		kvm_for_each_memslot(slot, bkt, kvm_memslots(t->kvm))
+			if (iommu_tdp_refill_range(t, slot, h->r[i].start,
+						   h->r[i].end, failed))
 				return;
-			/* It could not begin (no memory): all of it later */
-			if (ret)
-				iommu_tdp_skip_run(failed, h->r[i].start,
-						   h->r[i].end, ret);
-		}
-	}
 }
 
 /*
@@ -1250,66 +1261,59 @@ static void iommu_tdp_failed(struct kvm_iommu_tdp *t,
 
 /*
  * Map again what invalidations took out of the table and is still in a
- * memslot: a host huge page split, memory dropped and touched again, a
- * page migrated before the pin. Memory that has no backing any more is
+ * memslot (@t->holes), or, with @retry, what that could not map before
+ * (@t->failed): a host huge page split, memory dropped and touched again,
+ * a page migrated before the pin. Memory that has no backing any more is
  * faulted in, as the first populate did; memory that cannot be pinned
- * (munmap) stays unmapped. What the refill allocates is charged to the
- * memory cgroup of the VM's mm, never to the worker's: guest_memfd's
- * pages are charged to the task that allocates them, not to an mm.
+ * (munmap) stays unmapped. What this allocates is charged to the memory
+ * cgroup of the VM's mm, never to the worker's: guest_memfd's pages are
+ * charged to the task that allocates them, not to an mm.
  *
- * A run of frames whose pin fails with -ENOMEM (a long-term pin that could
- * not migrate the pages out of a movable zone yet, or memory that could
- * not be had) goes to @t->failed for the retry (iommu_tdp_failed()); the
- * rest is mapped. A pin that stops short at a frame takes that frame as
- * memory that cannot be pinned, as the first populate does. Until the
- * retry maps it, DMA to such a range faults, as during the invalidation.
+ * A run of frames whose pin fails for now (iommu_tdp_transient(): a
+ * long-term pin that could not migrate the pages out of a movable zone
+ * yet, or memory that could not be had), or the frame a pin stopped short
+ * at if its own pin fails so, goes to @t->failed for the retry
+ * (iommu_tdp_failed()); the rest is mapped. Until the retry maps it, DMA
+ * to such a range faults, as during the invalidation.
  */
-static void iommu_tdp_refill(struct work_struct *work)
+static void iommu_tdp_map_again(struct kvm_iommu_tdp *t, bool retry)
 {
-	struct kvm_iommu_tdp *t = container_of(work, struct kvm_iommu_tdp,
-					       refill);
-	struct mem_cgroup *memcg, *old;
 	struct iommu_tdp_holes holes, failed = {};
+	struct mem_cgroup *memcg, *old;
 	struct kvm *kvm = t->kvm;
 
 	if (!mmget_not_zero(kvm->mm))
 		return;
 	old = iommu_tdp_memcg_enter(t, &memcg);
 	mutex_lock(&kvm->slots_lock);
-	write_lock(&kvm->mmu_lock);
-	holes = t->holes;
-	if (t->blocked)
-		holes.nr = 0;
-	t->holes.nr = 0;
-	write_unlock(&kvm->mmu_lock);
-	iommu_tdp_refill_holes(t, &holes, &failed);
-	iommu_tdp_failed(t, &failed, false);
+	if (retry) {
+		holes = t->failed;
+		t->failed.nr = 0;
+	} else {
+		write_lock(&kvm->mmu_lock);
+		holes = t->holes;
+		t->holes.nr = 0;
+		write_unlock(&kvm->mmu_lock);
+	}
+	if (!READ_ONCE(t->blocked))
+		iommu_tdp_refill_holes(t, &holes, &failed);
+	iommu_tdp_failed(t, &failed, retry);
 	mutex_unlock(&kvm->slots_lock);
 	iommu_tdp_memcg_leave(memcg, old);
 	mmput(kvm->mm);
 }
 
+static void iommu_tdp_refill(struct work_struct *work)
+{
+	iommu_tdp_map_again(container_of(work, struct kvm_iommu_tdp, refill),
+			    false);
+}
+
 /* Try again what refills could not map: iommu_tdp_failed() runs it */
 static void iommu_tdp_retry(struct work_struct *work)
 {
-	struct kvm_iommu_tdp *t = container_of(to_delayed_work(work),
-					       struct kvm_iommu_tdp, retry);
-	struct mem_cgroup *memcg, *old;
-	struct iommu_tdp_holes holes, failed = {};
-	struct kvm *kvm = t->kvm;
-
-	if (!mmget_not_zero(kvm->mm))
-		return;
-	old = iommu_tdp_memcg_enter(t, &memcg);
-	mutex_lock(&kvm->slots_lock);
-	holes = t->failed;
-	t->failed.nr = 0;
-	if (!READ_ONCE(t->blocked))
-		iommu_tdp_refill_holes(t, &holes, &failed);
-	iommu_tdp_failed(t, &failed, true);
-	mutex_unlock(&kvm->slots_lock);
-	iommu_tdp_memcg_leave(memcg, old);
-	mmput(kvm->mm);
+	iommu_tdp_map_again(container_of(to_delayed_work(work),
+					 struct kvm_iommu_tdp, retry), true);
 }
 
 static void iommu_tdp_free_tables(u64 *table, int level)
@@ -1705,20 +1709,15 @@ void kvm_iommu_tdp_commit_slot(struct kvm *kvm,
 {
 	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
 	struct iommu_tdp_holes failed = {};
-	int ret;
 
 	if (!t || READ_ONCE(t->blocked) ||
 	    (change != KVM_MR_CREATE && change != KVM_MR_MOVE))
 		return;
 	/* kvm_gmem_get_pfn() takes the memslot as KVM installed it */
-	ret = iommu_tdp_populate_range(t, (struct kvm_memory_slot *)new,
-				       new->base_gfn,
-				       new->base_gfn + new->npages, &failed);
-	/* It could not begin (no memory): all of it later */
-	if (ret && ret != -ENODEV)
-		iommu_tdp_skip_run(&failed, new->base_gfn,
-				   new->base_gfn + new->npages, ret);
-	/* -ENODEV: blocked meanwhile, nothing is to be mapped */
+	iommu_tdp_refill_range(t, (struct kvm_memory_slot *)new,
+			       new->base_gfn, new->base_gfn + new->npages,
+			       &failed);
+	/* Blocked meanwhile: nothing is to be mapped, nor kept */
 	iommu_tdp_failed(t, &failed, false);
 }
 
