@@ -117,15 +117,18 @@ got() {
 # hides others (IOMMU_KVM_DOMAIN=n) differs in many lines and rebuilds a
 # dozen objects.
 nearest_seed() {
-	local want=$1 d best= n cost syms bestn= bestcost=
+	local want=$1 d best= n cost lines syms bestn= bestcost=
 	shift
 	for d; do
 		[ -f "$d/vmlinux" ] && [ -f "$d/.config" ] || continue
-		syms=$({ diff <(grep '^CONFIG_' "$want" | sort) \
-			      <(grep '^CONFIG_' "$d/.config" | sort) || true; } |
+		# The lines of either .config that the other lacks
+		lines=$({ diff <(grep '^CONFIG_' "$want" | sort) \
+			       <(grep '^CONFIG_' "$d/.config" | sort) || true; } |
+			{ grep '^[<>]' || true; })
+		n=$(printf '%s' "$lines" | grep -c . || true)
+		syms=$(printf '%s\n' "$lines" |
 			sed -n 's/^[<>] CONFIG_\([A-Za-z0-9_]*\)=.*/\1/p' | sort -u |
 			paste -sd'|')
-		n=$(diff <(grep '^CONFIG_' "$want") <(grep '^CONFIG_' "$d/.config") | grep -c '^[<>]' || true)
 		cost=0
 		if [ -n "$syms" ]; then
 			cost=$(find "$d" -name '*.o.cmd' -print0 |
