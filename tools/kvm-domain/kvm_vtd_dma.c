@@ -24,7 +24,8 @@
  * later DMA reached it; a memslot of shared guest_memfd, mapped from the
  * file, and a hole punched in it; private memory, and guest_memfd that KVM
  * uses only for private faults, refused; and a child without CAP_IPC_LOCK
- * whose table must fit in RLIMIT_MEMLOCK.  KVM builds the table as x86-64
+ * whose table, and memslots created later, must fit in RLIMIT_MEMLOCK.
+ * KVM builds the table as x86-64
  * paging (its own format under NPT) for a unit with first-stage translation
  * (ECAP.FLTS), and as EPT for one with second-stage translation only: the
  * whole test runs on both, and checks which table the unit walks.  KVM's
@@ -61,10 +62,10 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	84
+#define PLAN_FULL	88
 #define DOMAINS		"/sys/kernel/debug/iommu-kvm/domains"
 #define PLAN_LA57	7
-#define NR_MEMLOCK	5	/* step (f): the child's TAP lines */
+#define NR_MEMLOCK	9	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
 
 #define ECAP_FLTS	_BITULL(47)
@@ -1617,6 +1618,48 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 		munmap(g, 2ULL << 20);
 }
 
+/* A memslot change that must fail with ENOMEM */
+static int slot_enomem(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
+{
+	int ret = vm_slot(vm, slot, gpa, size, p);
+
+	printf("# child: slot %u at 0x%llx, %llu KiB: %s\n", slot,
+	       (unsigned long long)gpa, (unsigned long long)size >> 10,
+	       ret ? strerror(errno) : "created");
+	return ret && errno == ENOMEM;
+}
+
+/*
+ * Step (f), memslots while the table exists and RLIMIT_MEMLOCK is used up
+ * by slot 0 (@p, 4 MiB at GPA 0): KVM must map a new memslot before its
+ * ioctl returns, so one that does not fit in the limit is refused with
+ * ENOMEM, as the attach would be, not left unmapped.  A deletion gives
+ * its charge back, a move takes the memory's charge along, and what does
+ * not fit afterwards is refused again.
+ */
+static void memlock_slots(int vm, __u8 *p)
+{
+	const __u64 size = 3ULL << 20, gpa = 8ULL << 20, moved = 12ULL << 20;
+	__u8 *q = anon(size);
+	int ret;
+
+	ret = !q || !slot_enomem(vm, 2, gpa, size, q);
+	tap(!ret, "child: limit used up: a new 3 MiB anonymous memslot fails with ENOMEM%s",
+	    q ? "" : ": no memory for it");
+	ret = !q || vm_slot(vm, 0, 0, 0, p) || vm_slot(vm, 2, gpa, size, q) ||
+	      vm_slot(vm, 2, moved, size, q);
+	tap(!ret, "child: with slot 0 deleted, the 3 MiB memslot is created and moved, its charge moved along%s",
+	    errstr(ret));
+	ret = !q || !slot_enomem(vm, 0, 0, LIMIT, p);
+	tap(!ret, "child: slot 0 again fails with ENOMEM while the moved memslot holds 3 MiB%s",
+	    q ? "" : ": no memory for it");
+	ret = !q || vm_slot(vm, 2, moved, 0, q) || vm_slot(vm, 0, 0, LIMIT, p);
+	tap(!ret, "child: with the 3 MiB memslot deleted, slot 0 is created again%s",
+	    errstr(ret));
+	if (q)
+		munmap(q, size);
+}
+
 /*
  * Step (f), in a child without CAP_IPC_LOCK: its VM's 4 MiB of anonymous
  * memory must fit in RLIMIT_MEMLOCK; its 2 MiB of shared guest_memfd,
@@ -1678,6 +1721,7 @@ static void memlock_child(int kvm, int iommufd, __u32 dev_id)
 	    hwpt, errstr(ret));
 	if (ret)
 		return;
+	memlock_slots(vm, p);
 	destroy.id = hwpt;
 	ret = ioctl(iommufd, IOMMU_DESTROY, &destroy);
 	tap(!ret, "child: IOMMU_DESTROY hwpt %u%s", hwpt, errstr(ret));

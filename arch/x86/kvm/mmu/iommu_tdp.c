@@ -8,8 +8,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <kunit/static_stub.h>
+#include <linux/backing-dev.h>
 #include <linux/cacheflush.h>
 #include <linux/delay.h>
+#include <linux/hugetlb_inline.h>
 #include <linux/kvm_host.h>
 #include <linux/kvm_iommu.h>
 #include <linux/list.h>
@@ -18,6 +20,7 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/user.h>
+#include <linux/shmem_fs.h>
 #include <linux/wait_bit.h>
 
 #include "mmu.h"
@@ -51,7 +54,8 @@
  *   faults need none. Every page of host memory it maps is pinned
  *   (FOLL_LONGTERM, so no migration, swap or KSM behind the IOMMU's back)
  *   and charged to the RLIMIT_MEMLOCK of the user who took the table, as
- *   iommufd charges. A memslot of shared guest_memfd memory
+ *   iommufd charges; a memslot that would exceed it is refused
+ *   (kvm_iommu_tdp_prepare_slot()). A memslot of shared guest_memfd memory
  *   (GUEST_MEMFD_FLAG_INIT_SHARED) is mapped from the file, as KVM maps
  *   it for the vCPUs, with a page reference and no pin or charge: the
  *   file's pages are never migrated, swapped or merged, and are only
@@ -1666,29 +1670,108 @@ void kvm_iommu_tdp_block(struct kvm *kvm)
 }
 EXPORT_SYMBOL_GPL(kvm_iommu_tdp_block);
 
+/*
+ * May a long-term pin for writing take the pages of @vma? As GUP decides
+ * (check_vma_flags()): not another device's memory (VM_IO, VM_PFNMAP),
+ * nor fsdax, nor a read-only or shadow-stack mapping, nor a shared
+ * mapping whose file tracks dirty pages (writeback, or page_mkwrite):
+ * private mappings (a write pin breaks copy-on-write), and shared memory
+ * of shmem, hugetlbfs or device DAX. secretmem, which GUP refuses too, is
+ * counted: vma_is_secretmem() is not exported.
+ */
+static bool iommu_tdp_vma_pinnable(struct vm_area_struct *vma)
+{
+	const struct vm_operations_struct *ops = vma->vm_ops;
+	struct file *file = vma->vm_file;
+	vm_flags_t flags = vma->vm_flags;
+
+	if (!(flags & VM_WRITE) ||
+	    (flags & (VM_IO | VM_PFNMAP | VM_SHADOW_STACK)) ||
+	    vma_is_fsdax(vma))
+		return false;
+	if (!(flags & VM_SHARED) || vma_is_anonymous(vma))
+		return true;
+	if (ops && (ops->page_mkwrite || ops->pfn_mkwrite))
+		return false;
+	return !file || !file->f_mapping ||
+	       !mapping_can_writeback(file->f_mapping);
+}
+
+/*
+ * What the table would charge to map @slot: its frames in mappings that
+ * may be pinned (iommu_tdp_vma_pinnable()), memory not faulted in yet
+ * included, as the populate faults it in; guest_memfd costs nothing.
+ * -EINTR on a fatal signal.
+ */
+static long iommu_tdp_slot_charge(struct kvm_iommu_tdp *t,
+				  const struct kvm_memory_slot *slot)
+{
+	VMA_ITERATOR(vmi, t->kvm->mm, slot->userspace_addr);
+	gfn_t end = min(slot->base_gfn + slot->npages, iommu_tdp_max_gfn(t));
+	unsigned long start = slot->userspace_addr, last;
+	struct vm_area_struct *vma;
+	long n = 0;
+
+	if (!iommu_tdp_slot_mapped(slot) || kvm_slot_has_gmem(slot) ||
+	    slot->base_gfn >= end)
+		return 0;
+	last = start + ((end - slot->base_gfn) << PAGE_SHIFT);
+	if (mmap_read_lock_killable(t->kvm->mm))
+		return -EINTR;
+	for_each_vma_range(vmi, vma, last)
+		if (iommu_tdp_vma_pinnable(vma))
+			n += (min(last, vma->vm_end) -
+			      max(start, vma->vm_start)) >> PAGE_SHIFT;
+	mmap_read_unlock(t->kvm->mm);
+	return n;
+}
+
 /**
  * kvm_iommu_tdp_prepare_slot() - May this memslot change happen?
  * @kvm: the VM
  * @new: the memslot as it will be
  * @change: the change
  *
- * With slots_lock held.
+ * With slots_lock held. A created or moved memslot is mapped for the
+ * IOMMUs before the VMM's ioctl returns (kvm_iommu_tdp_commit_slot()), so
+ * its pins must fit in the RLIMIT_MEMLOCK that the table is charged to,
+ * as an attach's must; a moved memslot's old mapping was uncharged when
+ * KVM invalidated it, before this. The check is a snapshot: a charge to
+ * the same user between it and the commit, or one the table takes back
+ * afterwards for frames it gave up for an invalidation and maps again,
+ * may leave some memory to the retry (iommu_tdp_failed()).
  *
  * Return: 0, or -EBUSY for dirty logging while the IOMMUs' table exists
  * (KVM's dirty log would miss what devices write), and for a guest_memfd
- * memslot that is not all shared and mapped by KVM from the file.
+ * memslot that is not all shared and mapped by KVM from the file; -ENOMEM
+ * if the memslot's pinnable memory would exceed RLIMIT_MEMLOCK; -EINTR on
+ * a fatal signal.
  */
 int kvm_iommu_tdp_prepare_slot(struct kvm *kvm,
 			       const struct kvm_memory_slot *new,
 			       enum kvm_mr_change change)
 {
-	if (!kvm->arch.iommu_tdp || change == KVM_MR_DELETE)
+	struct kvm_iommu_tdp *t = kvm->arch.iommu_tdp;
+	long n;
+
+	if (!t || change == KVM_MR_DELETE)
 		return 0;
 	if (new->flags & KVM_MEM_LOG_DIRTY_PAGES)
 		return -EBUSY;
 	/* Only reads the memslot, whose file is bound already */
 	if (!iommu_tdp_slot_ok((struct kvm_memory_slot *)new))
 		return -EBUSY;
+	if (!t->user || READ_ONCE(t->blocked) ||
+	    (change != KVM_MR_CREATE && change != KVM_MR_MOVE))
+		return 0;
+	n = iommu_tdp_slot_charge(t, new);
+	if (n < 0)
+		return n;
+	if (n && atomic_long_read(&t->user->locked_vm) + n > t->limit) {
+		pr_warn_ratelimited("%s: memslot %d: %ld pages for the IOMMUs exceed RLIMIT_MEMLOCK\n",
+				    kvm->stats_id, new->id, n);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
