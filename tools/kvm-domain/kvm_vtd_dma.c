@@ -9,8 +9,9 @@
  * format IOMMU_HWPT_KVM_FORMAT_VTD_TDP (IOVA == GPA).  edu copies pages
  * between guest RAM and its buffer, checked through the host mapping and by
  * the vCPU; KVM retiring the vCPUs' roots must not matter (DMA lands as
- * before); then dirty logging (refused), MADV_DONTNEED, memslot deletion
- * and the VM's file closing must keep DMA off the memory; a memslot over
+ * before); then dirty logging (refused), MADV_DONTNEED, a memslot moved
+ * and deleted (KVM_X86_QUIRK_SLOT_ZAP_ALL on) and the VM's file closing
+ * must keep DMA off the memory; a memslot over
  * edu's own BAR0 serves the vCPU, and DMA to it faults; edu's PASID entry
  * forces snooping where its unit can (VFIO then tells KVM the device is
  * coherent); KSM merges none of the pinned pages.  A refused DMA
@@ -62,7 +63,7 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	88
+#define PLAN_FULL	92
 #define DOMAINS		"/sys/kernel/debug/iommu-kvm/domains"
 #define PLAN_LA57	7
 #define NR_MEMLOCK	9	/* step (f): the child's TAP lines */
@@ -93,7 +94,9 @@
 #define DROP_GPA	0x1005000ULL	/* step (b): a 2 MiB range of its own */
 #define KSM_GPA		0x2000000ULL	/* step (o): 2 MiB of its own */
 #define KSM_SIZE	(2ULL << 20)
-#define GONE_GPA	(SLOT1_GPA + 0x201000)	/* step (c) */
+#define GONE_OFF	0x201000ULL		/* step (c): in slot 1 */
+#define GONE_GPA	(SLOT1_GPA + GONE_OFF)
+#define SLOT1_MOVED	(128ULL << 20)
 #define BAR_SLOT	2		/* step (l): edu's BAR0, after (c) */
 #define BAR_GPA		(96ULL << 20)
 #define PORT		0x3f8
@@ -610,7 +613,7 @@ static void roots_retired(void)
 /* Step 4 (a) to (c): what must keep DMA off memory */
 static void safety(int vm, struct kvm_userspace_memory_region *r)
 {
-	int ret, e, ok, pre, zero, landed;
+	int ret, e, ok, pre, zero, landed, mv;
 
 	/* (a) dirty logging is refused while KVM keeps the table */
 	r[0].flags = KVM_MEM_LOG_DIRTY_PAGES;
@@ -652,12 +655,29 @@ static void safety(int vm, struct kvm_userspace_memory_region *r)
 	    "after MADV_DONTNEED, DMA to GPA 0x%llx faults or lands in the new page",
 	    DROP_GPA);
 
-	/* (c) a deleted memslot, its memory still mapped */
+	/*
+	 * (c) a memslot moved, then deleted, its memory still mapped, with
+	 * KVM_X86_QUIRK_SLOT_ZAP_ALL on (VM 2 has it off)
+	 */
+	fill(mem1, SLOT1_SIZE, POISON);
+	mv = vm_slot(vm, 1, SLOT1_MOVED, SLOT1_SIZE, mem1);
+	tap(!mv, "slot 1 (2 MiB pages) moved to GPA 0x%llx, quirk on%s",
+	    SLOT1_MOVED, errstr(mv));
+	dma_off("slot 1 moved away, quirk on", mv, GONE_GPA, mem1, SLOT1_SIZE,
+		0x5eed0108);
+	ok = !mv && !edu_load(0x5eed010a) &&
+	     !edu_to_ram(SLOT1_MOVED + GONE_OFF);
+	settle();	/* if the new GPA faults */
+	tap(ok && is_fill(mem1 + GONE_OFF, PG, 0x5eed010a),
+	    "slot 1 moved, quirk on: DMA to GPA 0x%llx lands at offset 0x%llx of its memory",
+	    SLOT1_MOVED + GONE_OFF, GONE_OFF);
+
 	fill(mem1, SLOT1_SIZE, POISON);
 	r[1].memory_size = 0;
 	ret = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r[1]);
 	printf("# KVM_SET_USER_MEMORY_REGION deleting slot 1%s\n", errstr(ret));
-	dma_off("slot 1 deleted", ret, GONE_GPA, mem1, SLOT1_SIZE, 0x5eed0103);
+	dma_off("slot 1 deleted", ret, (mv ? SLOT1_GPA : SLOT1_MOVED) + GONE_OFF,
+		mem1, SLOT1_SIZE, 0x5eed0103);
 }
 
 /* /dev/kmsg, at its end: what the kernel logs from now on */
