@@ -19,6 +19,7 @@
 #include <kunit/test-bug.h>
 #include <linux/completion.h>
 #include <linux/kthread.h>
+#include <linux/mman.h>
 #include <linux/sched/mm.h>
 
 /* mm_alloc(), for a stand-in VM whose refill worker may run */
@@ -1592,6 +1593,86 @@ static void test_block_may_yield(struct kunit *test)
 	itt->kvm->arch.iommu_tdp = NULL;
 }
 
+/* @pages pages of the test's own mm, mapped with @prot and @flags */
+static unsigned long itt_mmap(struct kunit *test, unsigned long pages,
+			      unsigned long prot, unsigned long flags)
+{
+	unsigned long addr = kunit_vm_mmap(test, NULL, 0, pages * PAGE_SIZE,
+					   prot, flags, 0);
+
+	KUNIT_ASSERT_FALSE(test, !addr || IS_ERR_VALUE(addr));
+	return addr;
+}
+
+/* kvm_iommu_tdp_prepare_slot() for a memslot of @npages at @hva */
+static int itt_prepare(struct itt *itt, unsigned long hva,
+		       unsigned long npages, u32 flags,
+		       enum kvm_mr_change change)
+{
+	struct kvm_memory_slot slot = {
+		.base_gfn = ITT_CHUNK_GFN, .npages = npages,
+		.userspace_addr = hva, .flags = flags,
+	};
+
+	return kvm_iommu_tdp_prepare_slot(itt->kvm, &slot, change);
+}
+
+/*
+ * A memslot created or moved while the table exists must fit in the
+ * RLIMIT_MEMLOCK it is charged to: its memory that a long-term pin for
+ * writing can take counts (private and writable, shared shmem), faulted
+ * in or not, and read-only memory does not; a deletion, a change of flags,
+ * a read-only memslot and an owner with CAP_IPC_LOCK are never refused
+ */
+static void test_prepare_slot_charge(struct kunit *test)
+{
+	struct itt *itt = itt_new(test);
+	struct kvm_iommu_tdp *t = itt->t;
+	unsigned long priv, shared, ro;
+	long locked;
+
+	priv = itt_mmap(test, 16, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS);
+	shared = itt_mmap(test, 8, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS);
+	ro = itt_mmap(test, 8, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS);
+	itt->kvm->mm = current->mm;
+	mmget(current->mm);
+	strscpy(itt->kvm->stats_id, "kunit");
+	itt->kvm->arch.iommu_tdp = t;
+	t->user = get_uid(current_user());
+	locked = atomic_long_read(&t->user->locked_vm);
+
+	t->limit = locked + 16;
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_CREATE), 0);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_MOVE), 0);
+	t->limit = locked + 15;
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_CREATE),
+			-ENOMEM);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_MOVE),
+			-ENOMEM);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 15, 0, KVM_MR_CREATE), 0);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0,
+					  KVM_MR_FLAGS_ONLY), 0);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_DELETE), 0);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, KVM_MEM_READONLY,
+					  KVM_MR_CREATE), 0);
+
+	t->limit = locked + 7;
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, ro, 8, 0, KVM_MR_CREATE), 0);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, shared, 8, 0, KVM_MR_CREATE),
+			-ENOMEM);
+	t->limit = locked + 8;
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, shared, 8, 0, KVM_MR_CREATE),
+			0);
+
+	free_uid(t->user);
+	t->user = NULL;
+	t->limit = 0;
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_CREATE), 0);
+	itt->kvm->arch.iommu_tdp = NULL;
+}
+
 static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_install_written_back, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_zap_range, itt_format_gen_params),
@@ -1619,6 +1700,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_populate_skips_one_frame, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_beyond_reach, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_block_may_yield, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_prepare_slot_charge, itt_format_gen_params),
 	{}
 };
 
