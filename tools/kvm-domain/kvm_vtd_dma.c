@@ -663,6 +663,8 @@ static void safety(int vm, struct kvm_userspace_memory_region *r)
 	mv = vm_slot(vm, 1, SLOT1_MOVED, SLOT1_SIZE, mem1);
 	tap(!mv, "slot 1 (2 MiB pages) moved to GPA 0x%llx, quirk on%s",
 	    SLOT1_MOVED, errstr(mv));
+	if (!mv)
+		ram[1].gpa = SLOT1_MOVED;	/* for hva() */
 	dma_off("slot 1 moved away, quirk on", mv, GONE_GPA, mem1, SLOT1_SIZE,
 		0x5eed0108);
 	ok = !mv && !edu_load(0x5eed010a) &&
@@ -676,6 +678,8 @@ static void safety(int vm, struct kvm_userspace_memory_region *r)
 	r[1].memory_size = 0;
 	ret = ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r[1]);
 	printf("# KVM_SET_USER_MEMORY_REGION deleting slot 1%s\n", errstr(ret));
+	if (!ret)
+		ram[1].size = 0;
 	dma_off("slot 1 deleted", ret, (mv ? SLOT1_GPA : SLOT1_MOVED) + GONE_OFF,
 		mem1, SLOT1_SIZE, 0x5eed0103);
 }
@@ -1641,43 +1645,50 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 /* A memslot change that must fail with ENOMEM */
 static int slot_enomem(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
 {
-	int ret = vm_slot(vm, slot, gpa, size, p);
+	int ret = vm_slot(vm, slot, gpa, size, p), e = errno;
 
 	printf("# child: slot %u at 0x%llx, %llu KiB: %s\n", slot,
 	       (unsigned long long)gpa, (unsigned long long)size >> 10,
-	       ret ? strerror(errno) : "created");
-	return ret && errno == ENOMEM;
+	       ret ? strerror(e) : "created");
+	return ret && e == ENOMEM;
 }
 
 /*
- * Step (f), memslots while the table exists and RLIMIT_MEMLOCK is used up
- * by slot 0 (@p, 4 MiB at GPA 0): KVM must map a new memslot before its
- * ioctl returns, so one that does not fit in the limit is refused with
- * ENOMEM, as the attach would be, not left unmapped.  A deletion gives
- * its charge back, a move takes the memory's charge along, and what does
- * not fit afterwards is refused again.
+ * Step (f), memslots while the table exists and RLIMIT_MEMLOCK (4 MiB) is
+ * used up by slot 0 (@p, 4 MiB at GPA 0): KVM must map a new memslot
+ * before its ioctl returns, so one that does not fit in the limit is
+ * refused with ENOMEM, as the attach would be, not left unmapped.  A
+ * deletion gives its charge back; a move drops the old charge before it
+ * checks the new one (3 MiB twice would not fit), and the moved memslot
+ * holds exactly its 3 MiB: 1 MiB more fits, one page beyond does not.
  */
 static void memlock_slots(int vm, __u8 *p)
 {
 	const __u64 size = 3ULL << 20, gpa = 8ULL << 20, moved = 12ULL << 20;
-	__u8 *q = anon(size);
-	int ret;
+	const __u64 rest = 1ULL << 20, rest_gpa = 16ULL << 20;
+	__u8 *q = anon(size), *r = anon(rest + PG);
+	int ret, fits;
 
-	ret = !q || !slot_enomem(vm, 2, gpa, size, q);
+	ret = !q || !r || !slot_enomem(vm, 2, gpa, size, q);
 	tap(!ret, "child: limit used up: a new 3 MiB anonymous memslot fails with ENOMEM%s",
-	    q ? "" : ": no memory for it");
-	ret = !q || vm_slot(vm, 0, 0, 0, p) || vm_slot(vm, 2, gpa, size, q) ||
-	      vm_slot(vm, 2, moved, size, q);
-	tap(!ret, "child: with slot 0 deleted, the 3 MiB memslot is created and moved, its charge moved along%s",
+	    q && r ? "" : ": no memory for it");
+	ret = !q || !r || vm_slot(vm, 0, 0, 0, p) ||
+	      vm_slot(vm, 2, gpa, size, q) || vm_slot(vm, 2, moved, size, q);
+	tap(!ret, "child: with slot 0 deleted, the 3 MiB memslot is created, and moved, the old charge dropped first%s",
 	    errstr(ret));
-	ret = !q || !slot_enomem(vm, 0, 0, LIMIT, p);
-	tap(!ret, "child: slot 0 again fails with ENOMEM while the moved memslot holds 3 MiB%s",
-	    q ? "" : ": no memory for it");
-	ret = !q || vm_slot(vm, 2, moved, 0, q) || vm_slot(vm, 0, 0, LIMIT, p);
+	ret = !q || !r || !slot_enomem(vm, 3, rest_gpa, rest + PG, r);
+	fits = ret || vm_slot(vm, 3, rest_gpa, rest, r) ||
+	       vm_slot(vm, 3, rest_gpa, 0, r);
+	tap(!ret && !fits, "child: beside the moved 3 MiB, a 1 MiB + 4 KiB memslot fails with ENOMEM and a 1 MiB one fits%s",
+	    ret ? "" : errstr(fits));
+	ret = !q || !r || vm_slot(vm, 2, moved, 0, q) ||
+	      vm_slot(vm, 0, 0, LIMIT, p);
 	tap(!ret, "child: with the 3 MiB memslot deleted, slot 0 is created again%s",
 	    errstr(ret));
 	if (q)
 		munmap(q, size);
+	if (r)
+		munmap(r, rest + PG);
 }
 
 /*

@@ -21,6 +21,7 @@
 #include <linux/kthread.h>
 #include <linux/mman.h>
 #include <linux/sched/mm.h>
+#include <linux/uaccess.h>
 
 /* mm_alloc(), for a stand-in VM whose refill worker may run */
 MODULE_IMPORT_NS("EXPORTED_FOR_KUNIT_TESTING");
@@ -1604,71 +1605,85 @@ static unsigned long itt_mmap(struct kunit *test, unsigned long pages,
 	return addr;
 }
 
+/* A memslot of @npages at @hva, @flags */
+static struct kvm_memory_slot itt_slot(unsigned long hva, unsigned long npages,
+				       u32 flags)
+{
+	return (struct kvm_memory_slot){
+		.base_gfn = ITT_CHUNK_GFN, .npages = npages,
+		.userspace_addr = hva, .flags = flags,
+	};
+}
+
+/* What mapping a memslot of @npages at @hva, @flags, would charge */
+static long itt_charge(struct itt *itt, unsigned long hva,
+		       unsigned long npages, u32 flags)
+{
+	struct kvm_memory_slot slot = itt_slot(hva, npages, flags);
+
+	return iommu_tdp_slot_charge(itt->t, &slot);
+}
+
 /* kvm_iommu_tdp_prepare_slot() for a memslot of @npages at @hva */
 static int itt_prepare(struct itt *itt, unsigned long hva,
 		       unsigned long npages, u32 flags,
 		       enum kvm_mr_change change)
 {
-	struct kvm_memory_slot slot = {
-		.base_gfn = ITT_CHUNK_GFN, .npages = npages,
-		.userspace_addr = hva, .flags = flags,
-	};
+	struct kvm_memory_slot slot = itt_slot(hva, npages, flags);
 
 	return kvm_iommu_tdp_prepare_slot(itt->kvm, &slot, change);
 }
 
 /*
  * A memslot created or moved while the table exists must fit in the
- * RLIMIT_MEMLOCK it is charged to: its memory that a long-term pin for
+ * RLIMIT_MEMLOCK it is charged to. Its memory that a long-term pin for
  * writing can take counts (private and writable, shared shmem), faulted
- * in or not, and read-only memory does not; a deletion, a change of flags,
- * a read-only memslot and an owner with CAP_IPC_LOCK are never refused
+ * in or not; private read-only memory does not, nor a read-only
+ * memslot. The limit is checked at its extremes only, as other tasks of
+ * the user may charge meanwhile: none refuses what counts, 0 refuses it
+ * for a creation and a move, never for a deletion or a change of flags,
+ * nor for an owner with CAP_IPC_LOCK.
  */
 static void test_prepare_slot_charge(struct kunit *test)
 {
 	struct itt *itt = itt_new(test);
 	struct kvm_iommu_tdp *t = itt->t;
 	unsigned long priv, shared, ro;
-	long locked;
 
 	priv = itt_mmap(test, 16, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS);
 	shared = itt_mmap(test, 8, PROT_READ | PROT_WRITE,
 			  MAP_SHARED | MAP_ANONYMOUS);
 	ro = itt_mmap(test, 8, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS);
+	/* Its first page faulted in, the rest not */
+	KUNIT_ASSERT_EQ(test, clear_user((void __user *)priv, PAGE_SIZE), 0);
 	itt->kvm->mm = current->mm;
 	mmget(current->mm);
 	strscpy(itt->kvm->stats_id, "kunit");
 	itt->kvm->arch.iommu_tdp = t;
-	t->user = get_uid(current_user());
-	locked = atomic_long_read(&t->user->locked_vm);
 
-	t->limit = locked + 16;
+	KUNIT_EXPECT_EQ(test, itt_charge(itt, priv, 16, 0), 16);
+	KUNIT_EXPECT_EQ(test, itt_charge(itt, priv + PAGE_SIZE, 15, 0), 15);
+	KUNIT_EXPECT_EQ(test, itt_charge(itt, shared, 8, 0), 8);
+	KUNIT_EXPECT_EQ(test, itt_charge(itt, ro, 8, 0), 0);
+	KUNIT_EXPECT_EQ(test, itt_charge(itt, priv, 16, KVM_MEM_READONLY), 0);
+
+	t->user = get_uid(current_user());
+	t->limit = ULONG_MAX;
 	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_CREATE), 0);
-	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_MOVE), 0);
-	t->limit = locked + 15;
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, shared, 8, 0, KVM_MR_MOVE), 0);
+	t->limit = 0;
 	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_CREATE),
 			-ENOMEM);
-	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_MOVE),
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, shared, 8, 0, KVM_MR_MOVE),
 			-ENOMEM);
-	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 15, 0, KVM_MR_CREATE), 0);
+	KUNIT_EXPECT_EQ(test, itt_prepare(itt, ro, 8, 0, KVM_MR_CREATE), 0);
 	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0,
 					  KVM_MR_FLAGS_ONLY), 0);
 	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_DELETE), 0);
-	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, KVM_MEM_READONLY,
-					  KVM_MR_CREATE), 0);
-
-	t->limit = locked + 7;
-	KUNIT_EXPECT_EQ(test, itt_prepare(itt, ro, 8, 0, KVM_MR_CREATE), 0);
-	KUNIT_EXPECT_EQ(test, itt_prepare(itt, shared, 8, 0, KVM_MR_CREATE),
-			-ENOMEM);
-	t->limit = locked + 8;
-	KUNIT_EXPECT_EQ(test, itt_prepare(itt, shared, 8, 0, KVM_MR_CREATE),
-			0);
 
 	free_uid(t->user);
 	t->user = NULL;
-	t->limit = 0;
 	KUNIT_EXPECT_EQ(test, itt_prepare(itt, priv, 16, 0, KVM_MR_CREATE), 0);
 	itt->kvm->arch.iommu_tdp = NULL;
 }
