@@ -1669,22 +1669,26 @@ static void memlock_slots(int vm, __u8 *p)
 	__u8 *q = anon(size), *r = anon(rest + PG);
 	int ret, fits;
 
-	ret = !q || !r || !slot_enomem(vm, 2, gpa, size, q);
-	tap(!ret, "child: limit used up: a new 3 MiB anonymous memslot fails with ENOMEM%s",
-	    q && r ? "" : ": no memory for it");
-	ret = !q || !r || vm_slot(vm, 0, 0, 0, p) ||
-	      vm_slot(vm, 2, gpa, size, q) || vm_slot(vm, 2, moved, size, q);
+	/* Without them, the parent counts this step's lines as failed */
+	if (!q || !r) {
+		printf("# child: no memory for the memslots\n");
+		goto out;
+	}
+	ret = !slot_enomem(vm, 2, gpa, size, q);
+	tap(!ret, "child: limit used up: a new 3 MiB anonymous memslot fails with ENOMEM");
+	ret = vm_slot(vm, 0, 0, 0, p) || vm_slot(vm, 2, gpa, size, q) ||
+	      vm_slot(vm, 2, moved, size, q);
 	tap(!ret, "child: with slot 0 deleted, the 3 MiB memslot is created, and moved, the old charge dropped first%s",
 	    errstr(ret));
-	ret = !q || !r || !slot_enomem(vm, 3, rest_gpa, rest + PG, r);
+	ret = !slot_enomem(vm, 3, rest_gpa, rest + PG, r);
 	fits = ret || vm_slot(vm, 3, rest_gpa, rest, r) ||
 	       vm_slot(vm, 3, rest_gpa, 0, r);
 	tap(!ret && !fits, "child: beside the moved 3 MiB, a 1 MiB + 4 KiB memslot fails with ENOMEM and a 1 MiB one fits%s",
 	    ret ? "" : errstr(fits));
-	ret = !q || !r || vm_slot(vm, 2, moved, 0, q) ||
-	      vm_slot(vm, 0, 0, LIMIT, p);
+	ret = vm_slot(vm, 2, moved, 0, q) || vm_slot(vm, 0, 0, LIMIT, p);
 	tap(!ret, "child: with the 3 MiB memslot deleted, slot 0 is created again%s",
 	    errstr(ret));
+out:
 	if (q)
 		munmap(q, size);
 	if (r)
