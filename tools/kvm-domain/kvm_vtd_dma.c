@@ -63,10 +63,10 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	92
+#define PLAN_FULL	93
 #define DOMAINS		"/sys/kernel/debug/iommu-kvm/domains"
 #define PLAN_LA57	7
-#define NR_MEMLOCK	9	/* step (f): the child's TAP lines */
+#define NR_MEMLOCK	10	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
 
 #define ECAP_FLTS	_BITULL(47)
@@ -1643,14 +1643,37 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 }
 
 /* A memslot change that must fail with ENOMEM */
-static int slot_enomem(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
+static int slot_fails(int vm, __u32 slot, __u64 gpa, __u64 size, void *p,
+		      int want)
 {
 	int ret = vm_slot(vm, slot, gpa, size, p), e = errno;
 
 	printf("# child: slot %u at 0x%llx, %llu KiB: %s\n", slot,
 	       (unsigned long long)gpa, (unsigned long long)size >> 10,
 	       ret ? strerror(e) : "created");
-	return ret && e == ENOMEM;
+	if (!ret)
+		vm_slot(vm, slot, gpa, 0, p);
+	return ret && e == want;
+}
+
+static int slot_enomem(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
+{
+	return slot_fails(vm, slot, gpa, size, p, ENOMEM);
+}
+
+/* "address sizes : N bits physical" in /proc/cpuinfo; 0 if not found */
+static int phys_bits(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[256];
+	int bits = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "address sizes : %d bits physical", &bits) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return bits;
 }
 
 /*
@@ -1661,19 +1684,27 @@ static int slot_enomem(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
  * deletion gives its charge back; a move drops the old charge before it
  * checks the new one (3 MiB twice would not fit), and the moved memslot
  * holds exactly its 3 MiB: 1 MiB more fits, one page beyond does not.
+ * A memslot KVM refuses anyway, here one beyond the host's physical
+ * address width (kvm_mmu_max_gfn()) but within the table's reach, gets
+ * KVM's EINVAL, not the IOMMUs' ENOMEM.
  */
 static void memlock_slots(int vm, __u8 *p)
 {
 	const __u64 size = 3ULL << 20, gpa = 8ULL << 20, moved = 12ULL << 20;
 	const __u64 rest = 1ULL << 20, rest_gpa = 16ULL << 20;
 	__u8 *q = anon(size), *r = anon(rest + PG);
-	int ret, fits;
+	int ret, fits, phys = phys_bits();
 
 	/* Without them, the parent counts this step's lines as failed */
 	if (!q || !r) {
 		printf("# child: no memory for the memslots\n");
 		goto out;
 	}
+	/* The 4-level table reaches 48 bits: below that ENOMEM is possible */
+	ret = phys < 12 || phys >= 48 ||
+	      !slot_fails(vm, 2, 1ULL << phys, size, q, EINVAL);
+	tap(!ret, "child: limit used up: a 3 MiB memslot at 2^%d, beyond the host's physical addresses, fails with KVM's EINVAL, not ENOMEM",
+	    phys);
 	ret = !slot_enomem(vm, 2, gpa, size, q);
 	tap(!ret, "child: limit used up: a new 3 MiB anonymous memslot fails with ENOMEM");
 	ret = vm_slot(vm, 0, 0, 0, p) || vm_slot(vm, 2, gpa, size, q) ||
