@@ -63,10 +63,10 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	93
+#define PLAN_FULL	95
 #define DOMAINS		"/sys/kernel/debug/iommu-kvm/domains"
 #define PLAN_LA57	7
-#define NR_MEMLOCK	10	/* step (f): the child's TAP lines */
+#define NR_MEMLOCK	12	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
 
 #define ECAP_FLTS	_BITULL(47)
@@ -1686,17 +1686,28 @@ static int phys_bits(void)
  * holds exactly its 3 MiB: 1 MiB more fits, one page beyond does not.
  * A memslot KVM refuses anyway, here one beyond the host's physical
  * address width (kvm_mmu_max_gfn()) but within the table's reach, gets
- * KVM's EINVAL, not the IOMMUs' ENOMEM.
+ * KVM's EINVAL, not the IOMMUs' ENOMEM.  What can be pinned is counted,
+ * not what cannot: a memslot of shared 2 MiB hugetlb pages (a hugetlbfs
+ * file, which GUP pins) fails, one over edu's
+ * BAR0 (VFIO's VM_IO and VM_PFNMAP mapping, inherited) is taken.
  */
 static void memlock_slots(int vm, __u8 *p)
 {
 	const __u64 size = 3ULL << 20, gpa = 8ULL << 20, moved = 12ULL << 20;
 	const __u64 rest = 1ULL << 20, rest_gpa = 16ULL << 20;
-	__u8 *q = anon(size), *r = anon(rest + PG);
+	const __u64 other_gpa = 32ULL << 20, huge = 2ULL << 20;
+	__u8 *q = anon(size), *r = anon(rest + PG), *h;
 	int ret, fits, phys = phys_bits();
 
+	h = mmap(NULL, huge, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB | 21 << MAP_HUGE_SHIFT,
+		 -1, 0);
+	if (h == MAP_FAILED) {
+		printf("# child: mmap 2 MiB MAP_HUGETLB: %s\n", strerror(errno));
+		h = NULL;
+	}
 	/* Without them, the parent counts this step's lines as failed */
-	if (!q || !r) {
+	if (!q || !r || !h || !bar) {
 		printf("# child: no memory for the memslots\n");
 		goto out;
 	}
@@ -1705,6 +1716,12 @@ static void memlock_slots(int vm, __u8 *p)
 	      !slot_fails(vm, 2, 1ULL << phys, size, q, EINVAL);
 	tap(!ret, "child: limit used up: a 3 MiB memslot at 2^%d, beyond the host's physical addresses, fails with KVM's EINVAL, not ENOMEM",
 	    phys);
+	ret = !slot_enomem(vm, 4, other_gpa, huge, h);
+	tap(!ret, "child: limit used up: a 2 MiB memslot of shared hugetlb memory (hugetlbfs), not faulted in, fails with ENOMEM");
+	ret = vm_slot(vm, 4, other_gpa, bar_size, bar) ||
+	      vm_slot(vm, 4, other_gpa, 0, bar);
+	tap(!ret, "child: limit used up: a memslot over edu's BAR0 (VM_IO, VM_PFNMAP), not counted, is created and deleted%s",
+	    errstr(ret));
 	ret = !slot_enomem(vm, 2, gpa, size, q);
 	tap(!ret, "child: limit used up: a new 3 MiB anonymous memslot fails with ENOMEM");
 	ret = vm_slot(vm, 0, 0, 0, p) || vm_slot(vm, 2, gpa, size, q) ||
@@ -1724,6 +1741,8 @@ out:
 		munmap(q, size);
 	if (r)
 		munmap(r, rest + PG);
+	if (h)
+		munmap(h, huge);
 }
 
 /*
