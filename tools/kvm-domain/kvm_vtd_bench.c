@@ -1013,7 +1013,7 @@ int main(void)
 	j_str("page_table_kB",
 	      "SecPageTables deltas after vm.stat_refresh, from a baseline that held for 50 ms; the largest over rounds, all rounds listed");
 	j_str("memory",
-	      "anonymous memory only (MAP_PRIVATE; THP, 4 KiB or 2 MiB hugetlb pages); guest_memfd not measured: VTD_TDP takes only a KVM_X86_DEFAULT_VM and pins each memslot's userspace mapping");
+	      "anonymous memory (MAP_PRIVATE; THP, 4 KiB or 2 MiB hugetlb pages), pinned; in (3) also shared guest_memfd (4 KiB pages), mapped from the file by page reference, not pinned");
 	j_end();
 
 	bench_ready(256 * MIB);
