@@ -717,8 +717,8 @@ static void iommu_tdp_drop(struct page **pages, unsigned long n, bool ref)
  * what it lacks, as KVM's faults do. Returns how many frames from @gfn on
  * got their page, as pin_user_pages_remote() does: @n, fewer if a page
  * could not be had, or, if the first could not, an errno with no
- * reference kept: -EFAULT if the file is gone or the page is poisoned
- * (the frame stays unmapped), -ENOMEM.
+ * reference kept: -EFAULT if the file is gone, -EHWPOISON if the page is
+ * poisoned (the frame stays unmapped), -ENOMEM.
  */
 static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 			       struct kvm_memory_slot *slot, gfn_t gfn,
@@ -745,7 +745,7 @@ static long iommu_tdp_gmem_get(struct kvm_iommu_tdp *t,
 fail:
 	if (i)
 		return i;
-	return ret == -ENOMEM ? ret : -EFAULT;
+	return ret == -ENOMEM || ret == -EHWPOISON ? ret : -EFAULT;
 }
 
 /* The pages are physically contiguous and as aligned as the leaf */
@@ -1085,9 +1085,12 @@ static long iommu_tdp_skip_run(struct iommu_tdp_holes *failed, gfn_t start,
 }
 
 /*
- * Pin and map the frame @gfn at @hva alone, which a refill's pin stopped
- * short at, for its error: @failed keeps the frame if the error may pass.
- * -ENODEV if the table was blocked meanwhile, else 0.
+ * Pin and map the frame @gfn at @hva alone, which a pin stopped short at,
+ * for its error. A frame that is not RAM a device may reach (-EFAULT), or
+ * whose page is poisoned, stays unmapped. Of other errors, a refill's
+ * @failed keeps the frame if the error may pass, and the rest leave it
+ * unmapped; without @failed, they are returned. -ENODEV if the table was
+ * blocked meanwhile.
  */
 static long iommu_tdp_probe_frame(struct kvm_iommu_tdp *t, gfn_t gfn,
 				  unsigned long hva, struct page **pages,
@@ -1096,10 +1099,11 @@ static long iommu_tdp_probe_frame(struct kvm_iommu_tdp *t, gfn_t gfn,
 {
 	long err = iommu_tdp_populate_chunk(t, gfn, hva, 1, pages, gmem);
 
-	if (err == -ENODEV)
+	if (err >= 0 || err == -EFAULT || err == -EHWPOISON)
+		return 0;
+	if (err == -ENODEV || !failed)
 		return err;
-	if (err < 0)
-		iommu_tdp_skip_run(failed, gfn, gfn + 1, err);
+	iommu_tdp_skip_run(failed, gfn, gfn + 1, err);
 	return 0;
 }
 
@@ -1111,14 +1115,15 @@ static long iommu_tdp_probe_frame(struct kvm_iommu_tdp *t, gfn_t gfn,
  * read-only or no mapping): it stays unmapped, DMA to it faults, and the
  * rest is mapped. What was pinned before it is mapped; the run of unmapped
  * frames that starts with one (within 2 MiB) is skipped, so that a large
- * BAR costs a pin per 2 MiB, not per page. A guest_memfd memslot is mapped from its
- * file (iommu_tdp_slot_ok() let only shared ones in).
+ * BAR costs a pin per 2 MiB, not per page. A frame whose page is poisoned
+ * stays unmapped alone. A guest_memfd memslot is mapped from its file
+ * (iommu_tdp_slot_ok() let only shared ones in).
  *
- * With @failed (a refill), a run that cannot be mapped for another reason
- * is skipped too, and goes to @failed if it may be mapped later
- * (iommu_tdp_transient()); the rest is mapped. The frame a pin stopped
- * short at is tried alone, for its error: it goes to @failed if that may
- * pass. Without @failed, such an error ends the populate.
+ * The frame a pin stopped short at is tried alone, for its error
+ * (iommu_tdp_probe_frame()). With @failed (a refill), a run that cannot
+ * be mapped for another reason is skipped too, and goes to @failed if it
+ * may be mapped later (iommu_tdp_transient()), as such a frame does; the
+ * rest is mapped. Without @failed, such an error ends the populate.
  */
 static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 				    struct kvm_memory_slot *slot,
@@ -1156,13 +1161,16 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 			/* Not RAM from the first frame: the run is skipped */
 			if (ret == -EFAULT)
 				ret = hole_end - hole;
+			/* A poisoned first frame: the probe skips that one */
+			else if (ret == -EHWPOISON)
+				ret = 0;
 			else if (ret < 0 && failed && ret != -ENODEV)
 				ret = iommu_tdp_skip_run(failed, hole, hole_end,
 							 ret);
 			if (ret < 0)
 				break;
-			/* A refill asks the frame a pin stopped short at why */
-			if (failed && hole + ret < hole_end) {
+			/* Ask the frame a pin stopped short at why */
+			if (hole + ret < hole_end) {
 				err = iommu_tdp_probe_frame(t, hole + ret,
 							    hva + ret * PAGE_SIZE,
 							    pages, gmem, failed);

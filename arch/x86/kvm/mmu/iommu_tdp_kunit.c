@@ -1254,33 +1254,90 @@ static void test_populate_maps_short_pin(struct kunit *test)
 	itt_expect_ordered(test, itt);
 }
 
+/* The refill found 16 frames zapped in a memslot across a 2 MiB boundary */
+#define ITT_RETRY_GFN	(IOMMU_TDP_PTES - ITT_CHUNK / 2)
+#define ITT_RETRY_HVA	0x10000000UL
+
 /*
- * A memslot with a frame in the middle that cannot be pinned: the frames
- * before it and after it are mapped, and only that frame is skipped
+ * The first populate (no @failed) of a memslot of %ITT_CHUNK frames whose
+ * frame @bad fails to pin with @err, for good; returns what it returned
  */
-static void test_populate_skips_one_frame(struct kunit *test)
+static int itt_populate_failing(struct itt *itt, unsigned int bad, int err)
 {
-	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
 	struct kvm_memory_slot slot = {
 		.base_gfn = ITT_CHUNK_GFN,
 		.npages = ITT_CHUNK,
-		.userspace_addr = 0x10000000,
+		.userspace_addr = ITT_RETRY_HVA,
 	};
-	unsigned int i;
-	int ret, level;
+	int ret;
 
-	itt->pin_max = ITT_CHUNK / 2;
+	itt->pin_fails = UINT_MAX;
+	itt->pin_fail_hva = ITT_RETRY_HVA + bad * PAGE_SIZE;
+	itt->pin_err = err;
 	mutex_lock(&itt->kvm->slots_lock);
 	ret = iommu_tdp_populate_slot(itt->t, &slot);
 	mutex_unlock(&itt->kvm->slots_lock);
 	itt_forget_unlinked(itt);
-	KUNIT_EXPECT_EQ(test, ret, 0);
-	KUNIT_EXPECT_EQ(test, itt->pins, 2);
+	return ret;
+}
+
+/* Of what itt_populate_failing() filled, all but frame @bad is mapped */
+static void itt_expect_all_but(struct kunit *test, struct itt *itt,
+			       unsigned int bad)
+{
+	unsigned int i;
+	int level;
+
 	for (i = 0; i < ITT_CHUNK; i++)
 		KUNIT_EXPECT_EQ_MSG(test,
 				    !itt_lookup(itt, ITT_CHUNK_GFN + i, &level),
-				    i == ITT_CHUNK / 2, "frame %u", i);
+				    i == bad, "frame %u", i);
 	KUNIT_EXPECT_EQ(test, itt->t->npinned, ITT_CHUNK - 1);
+	itt_expect_ordered(test, itt);
+}
+
+/*
+ * A memslot with a frame in the middle that is not RAM a pin can take
+ * (-EFAULT): the pin stops short at it, the frame pinned alone fails the
+ * same way, and the frames before it and after it are mapped
+ */
+static void test_populate_skips_one_frame(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+
+	KUNIT_EXPECT_EQ(test, itt_populate_failing(itt, ITT_CHUNK / 2, -EFAULT),
+			0);
+	KUNIT_EXPECT_EQ(test, itt->pins, 2);
+	itt_expect_all_but(test, itt, ITT_CHUNK / 2);
+}
+
+/*
+ * A poisoned page (-EHWPOISON), as the first frame of a run: that frame
+ * alone stays unmapped, not the run, and the populate goes on
+ */
+static void test_populate_skips_poison(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+
+	KUNIT_EXPECT_EQ(test, itt_populate_failing(itt, 0, -EHWPOISON), 0);
+	KUNIT_EXPECT_EQ(test, itt->pins, 1);
+	itt_expect_all_but(test, itt, 0);
+}
+
+/*
+ * The first populate, whose pin stops short at a frame whose fault fails
+ * for now (-ENOMEM): the frame, pinned alone, fails the same way, and the
+ * populate ends with that error (the attach fails), not with the frame
+ * left unmapped and no retry to map it
+ */
+static void test_populate_fails_short_pin(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+
+	KUNIT_EXPECT_EQ(test, itt_populate_failing(itt, 4, -ENOMEM), -ENOMEM);
+	KUNIT_EXPECT_EQ(test, itt->pins, 1);
+	itt_expect_4k(test, itt, ITT_CHUNK_GFN, 4, 0);
+	itt_expect_none(test, itt, ITT_CHUNK_GFN + 4, ITT_CHUNK - 4);
 	itt_expect_ordered(test, itt);
 }
 
@@ -1292,10 +1349,6 @@ static void itt_retry_later(struct kvm_iommu_tdp *t, unsigned long delay)
 	itt->retries++;
 	itt->retry_delay = delay;
 }
-
-/* The refill found 16 frames zapped in a memslot across a 2 MiB boundary */
-#define ITT_RETRY_GFN	(IOMMU_TDP_PTES - ITT_CHUNK / 2)
-#define ITT_RETRY_HVA	0x10000000UL
 
 /*
  * A table the refill can use: the VM has an mm and one memslot of
@@ -1713,6 +1766,8 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_commit_slot_retries, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_maps_short_pin, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_skips_one_frame, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_skips_poison, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_fails_short_pin, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_beyond_reach, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_block_may_yield, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_prepare_slot_charge, itt_format_gen_params),
