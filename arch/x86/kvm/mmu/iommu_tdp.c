@@ -831,11 +831,46 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 	return installed;
 }
 
-/* Enough tables in @spare for a walk down to a 4 KiB leaf; false if short */
-static bool iommu_tdp_get_spares(struct kvm_iommu_tdp *t, u64 **spare,
-				 int *nspare)
+/*
+ * How many tables a walk down to the 4 KiB leaf of @gfn would make. Only
+ * a populate makes tables, and populates hold slots_lock; zaps and splits
+ * free none (the table's tables go with it). So by the time the caller
+ * installs, the walks of its chunk, which is within 2 MiB, need no more.
+ */
+static int iommu_tdp_tables_needed(struct kvm_iommu_tdp *t, gfn_t gfn)
 {
-	while (*nspare < t->fmt.levels - 1) {
+	u64 *table = t->root;
+	int l;
+
+	lockdep_assert_held(&t->kvm->slots_lock);
+	read_lock(&t->kvm->mmu_lock);
+	for (l = t->fmt.levels; l > PG_LEVEL_4K; l--) {
+		u64 entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
+
+		if (!iommu_tdp_present(entry))
+			break;
+		/* The walk stops there: nothing to make */
+		if (iommu_tdp_is_leaf(entry, l)) {
+			l = PG_LEVEL_4K;
+			break;
+		}
+		table = __va(entry & IOMMU_TDP_ADDR);
+	}
+	read_unlock(&t->kvm->mmu_lock);
+	return l - PG_LEVEL_4K;
+}
+
+/*
+ * Enough tables in @spare for the walks to the leaves of the chunk at
+ * @gfn: a refill of a page, whose tables are there, allocates none.
+ * False if short.
+ */
+static bool iommu_tdp_get_spares(struct kvm_iommu_tdp *t, gfn_t gfn,
+				 u64 **spare, int *nspare)
+{
+	int need = iommu_tdp_tables_needed(t, gfn);
+
+	while (*nspare < need) {
 		spare[*nspare] = iommu_tdp_alloc_table(t);
 		if (!spare[*nspare])
 			return false;
@@ -967,7 +1002,7 @@ static long iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 				iommu_tdp_uncharge(t, n - got);
 			n = got;
 		}
-		if (!iommu_tdp_get_spares(t, spare, &nspare)) {
+		if (!iommu_tdp_get_spares(t, gfn, spare, &nspare)) {
 			ret = -ENOMEM;
 			goto drop;
 		}

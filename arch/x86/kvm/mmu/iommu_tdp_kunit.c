@@ -295,6 +295,7 @@ static struct itt *itt_new(struct kunit *test)
 	itt->kvm = kvzalloc_obj(*itt->kvm, GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, itt->kvm);
 	rwlock_init(&itt->kvm->mmu_lock);
+	mutex_init(&itt->kvm->slots_lock);
 	itt->mem = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
 	KUNIT_ASSERT_NOT_NULL(test, itt->mem);
 	itt->pfn = page_to_pfn(itt->mem);
@@ -354,7 +355,9 @@ static void itt_install_sw(struct kunit *test, struct itt *itt, gfn_t gfn,
 	KUNIT_ASSERT_NOT_NULL(test, pages);
 	for (i = 0; i < n; i++)
 		pages[i] = itt->mem + (off + i) % IOMMU_TDP_PTES;
-	if (!iommu_tdp_get_spares(t, spare, &nspare)) {
+	mutex_lock(&itt->kvm->slots_lock);
+	if (!iommu_tdp_get_spares(t, gfn, spare, &nspare)) {
+		mutex_unlock(&itt->kvm->slots_lock);
 		while (nspare)
 			iommu_tdp_free_table(spare[--nspare]);
 		KUNIT_FAIL_AND_ABORT(test, "no memory for the tables");
@@ -364,6 +367,7 @@ static void itt_install_sw(struct kunit *test, struct itt *itt, gfn_t gfn,
 	if (!sw)
 		t->npinned += installed;
 	write_unlock(&itt->kvm->mmu_lock);
+	mutex_unlock(&itt->kvm->slots_lock);
 	/* The spares it did not link go, and the IOMMU never sees them */
 	while (nspare) {
 		struct itt_table *tb = itt_table(itt, spare[--nspare], false);
@@ -876,7 +880,6 @@ static void test_retire_races_yielded_zap(struct kunit *test)
 	init_completion(&r.at_yield);
 	init_completion(&r.done);
 	/* If the zap queued a refill anyway, it would find no memslot */
-	mutex_init(&kvm->slots_lock);
 	kvm->mm = mm_alloc();
 	KUNIT_ASSERT_NOT_NULL(test, kvm->mm);
 	RCU_INIT_POINTER(kvm->memslots[0], &kvm->__memslots[0][0]);
@@ -934,18 +937,24 @@ static bool itt_linked(u64 *table, int level, u64 *page)
 	return false;
 }
 
-/* Forget the spare tables a populate freed: only linked ones stay */
-static void itt_forget_unlinked(struct itt *itt)
+/*
+ * Forget the spare tables a populate freed: only linked ones stay.
+ * Returns how many it forgot.
+ */
+static int itt_forget_unlinked(struct itt *itt)
 {
-	int i = 0;
+	int i = 0, n = 0;
 
 	while (i < itt->ntables) {
 		if (itt_linked(itt->t->root, itt->t->fmt.levels,
-			       itt->tables[i].page))
+			       itt->tables[i].page)) {
 			i++;
-		else
+		} else {
 			itt->tables[i] = itt->tables[--itt->ntables];
+			n++;
+		}
 	}
+	return n;
 }
 
 #define ITT_CHUNK_GFN	0x40
@@ -1061,7 +1070,6 @@ static struct itt *itt_new_populating(struct kunit *test,
 {
 	struct itt *itt = itt_new(test);
 
-	mutex_init(&itt->kvm->slots_lock);
 	itt->kvm->arch.iommu_tdp = itt->t;
 	itt->pin_race = pin_race;
 	kunit_activate_static_stub(test, iommu_tdp_pin, itt_pin);
@@ -1260,7 +1268,9 @@ static void test_populate_maps_short_pin(struct kunit *test)
 
 /*
  * The first populate (no @failed) of a memslot of %ITT_CHUNK frames whose
- * frame @bad fails to pin with @err, for good; returns what it returned
+ * frame @bad fails to pin with @err, for good; returns what it returned.
+ * Every pin after the first finds its tables there: no spare table is
+ * allocated for nothing.
  */
 static int itt_populate_failing(struct itt *itt, unsigned int bad, int err)
 {
@@ -1277,7 +1287,7 @@ static int itt_populate_failing(struct itt *itt, unsigned int bad, int err)
 	mutex_lock(&itt->kvm->slots_lock);
 	ret = iommu_tdp_populate_slot(itt->t, &slot);
 	mutex_unlock(&itt->kvm->slots_lock);
-	itt_forget_unlinked(itt);
+	KUNIT_EXPECT_EQ(kunit_get_current_test(), itt_forget_unlinked(itt), 0);
 	return ret;
 }
 
