@@ -687,8 +687,10 @@ static long iommu_tdp_pin(struct kvm_iommu_tdp *t, unsigned long hva,
 
 	KUNIT_STATIC_STUB_REDIRECT(iommu_tdp_pin, t, hva, n, pages);
 	mmap_read_lock(t->kvm->mm);
+	/* A poisoned page: -EHWPOISON, not -EFAULT, as KVM's faults ask */
 	pinned = pin_user_pages_remote(t->kvm->mm, hva, n,
-				       FOLL_WRITE | FOLL_LONGTERM, pages, NULL);
+				       FOLL_WRITE | FOLL_LONGTERM | FOLL_HWPOISON,
+				       pages, NULL);
 	mmap_read_unlock(t->kvm->mm);
 	return pinned;
 }
