@@ -793,18 +793,33 @@ static u64 *iommu_tdp_walk(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
 }
 
 /*
- * Install what @pages holds for @n frames from @gfn on, with @sw in each
- * leaf (IOMMU_TDP_REF for pages held by references); mmu_lock held
+ * The level of the leaves that map the chunk of @n frames in @pages: one
+ * 2 MiB leaf if the chunk is a whole 2 MiB of contiguous, aligned memory
+ * and the format has such leaves, else 4 KiB leaves
+ */
+static int iommu_tdp_leaf_level(struct kvm_iommu_tdp *t, struct page **pages,
+				unsigned long n)
+{
+	if (n == IOMMU_TDP_PTES && t->fmt.max_leaf_level >= PG_LEVEL_2M &&
+	    iommu_tdp_contiguous(pages, n))
+		return PG_LEVEL_2M;
+	return PG_LEVEL_4K;
+}
+
+/*
+ * Install what @pages holds for @n frames from @gfn on, in leaves of
+ * @level (iommu_tdp_leaf_level()), with @sw in each leaf (IOMMU_TDP_REF
+ * for pages held by references); mmu_lock held
  */
 static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 				       struct page **pages, unsigned long n,
-				       u64 sw, u64 **spare, int *nspare)
+				       int level, u64 sw, u64 **spare,
+				       int *nspare)
 {
 	unsigned long i, installed = 0;
 	u64 *ptep, *first = NULL, *last = NULL;
 
-	if (n == IOMMU_TDP_PTES && t->fmt.max_leaf_level >= PG_LEVEL_2M &&
-	    iommu_tdp_contiguous(pages, n)) {
+	if (level == PG_LEVEL_2M) {
 		ptep = iommu_tdp_walk(t, gfn, PG_LEVEL_2M, spare, nspare);
 		if (ptep && !READ_ONCE(*ptep)) {
 			kvm_pfn_t pfn = page_to_pfn(pages[0]);
@@ -834,43 +849,46 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 }
 
 /*
- * How many tables a walk down to the 4 KiB leaf of @gfn would make. Only
- * a populate makes tables, and populates hold slots_lock; zaps and splits
- * free none (the table's tables go with it). So by the time the caller
- * installs, the walks of its chunk, which is within 2 MiB, need no more.
+ * How many tables a walk down to the entry of @level for @gfn would make.
+ * Only a populate makes tables, and populates hold slots_lock; zaps and
+ * splits free none (the table's tables go with it). So by the time the
+ * caller installs, the walks of its chunk, which is within 2 MiB, need no
+ * more: if the entry of a 2 MiB leaf is taken meanwhile, by a table or a
+ * leaf, the 4 KiB walks that install falls back to make none either.
  */
-static int iommu_tdp_tables_needed(struct kvm_iommu_tdp *t, gfn_t gfn)
+static int iommu_tdp_tables_needed(struct kvm_iommu_tdp *t, gfn_t gfn,
+				   int level)
 {
 	u64 *table = t->root;
 	int l;
 
 	lockdep_assert_held(&t->kvm->slots_lock);
 	read_lock(&t->kvm->mmu_lock);
-	for (l = t->fmt.levels; l > PG_LEVEL_4K; l--) {
+	for (l = t->fmt.levels; l > level; l--) {
 		u64 entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
 
 		if (!iommu_tdp_present(entry))
 			break;
 		/* The walk stops there: nothing to make */
 		if (iommu_tdp_is_leaf(entry, l)) {
-			l = PG_LEVEL_4K;
+			l = level;
 			break;
 		}
 		table = __va(entry & IOMMU_TDP_ADDR);
 	}
 	read_unlock(&t->kvm->mmu_lock);
-	return l - PG_LEVEL_4K;
+	return l - level;
 }
 
 /*
- * Enough tables in @spare for the walks to the leaves of the chunk at
- * @gfn: a refill of a page, whose tables are there, allocates none.
- * False if short.
+ * Enough tables in @spare for the walks to the leaves of @level of the
+ * chunk at @gfn: a refill of a page, whose tables are there, allocates
+ * none. False if short.
  */
 static bool iommu_tdp_get_spares(struct kvm_iommu_tdp *t, gfn_t gfn,
-				 u64 **spare, int *nspare)
+				 int level, u64 **spare, int *nspare)
 {
-	int need = iommu_tdp_tables_needed(t, gfn);
+	int need = iommu_tdp_tables_needed(t, gfn, level);
 
 	while (*nspare < need) {
 		spare[*nspare] = iommu_tdp_alloc_table(t);
@@ -969,7 +987,7 @@ static long iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 	u64 *spare[PT64_ROOT_MAX_LEVEL];
 	struct kvm *kvm = t->kvm;
 	unsigned long installed;
-	int nspare = 0;
+	int nspare = 0, level;
 	bool ref = gmem;
 	long got, ret;
 
@@ -1004,7 +1022,8 @@ static long iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 				iommu_tdp_uncharge(t, n - got);
 			n = got;
 		}
-		if (!iommu_tdp_get_spares(t, gfn, spare, &nspare)) {
+		level = iommu_tdp_leaf_level(t, pages, n);
+		if (!iommu_tdp_get_spares(t, gfn, level, spare, &nspare)) {
 			ret = -ENOMEM;
 			goto drop;
 		}
@@ -1025,7 +1044,7 @@ static long iommu_tdp_populate_chunk(struct kvm_iommu_tdp *t, gfn_t gfn,
 			cond_resched();
 			continue;
 		}
-		installed = iommu_tdp_install(t, gfn, pages, n,
+		installed = iommu_tdp_install(t, gfn, pages, n, level,
 					      ref ? IOMMU_TDP_REF : 0, spare,
 					      &nspare);
 		if (!ref) {

@@ -342,7 +342,7 @@ static void itt_install_sw(struct kunit *test, struct itt *itt, gfn_t gfn,
 	u64 *spare[PT64_ROOT_MAX_LEVEL];
 	struct page **pages;
 	unsigned long i, installed;
-	int nspare = 0;
+	int nspare = 0, level;
 
 	/* Where a frame is mapped already, install would unpin the page */
 	for (i = 0; i < n; i++) {
@@ -355,15 +355,17 @@ static void itt_install_sw(struct kunit *test, struct itt *itt, gfn_t gfn,
 	KUNIT_ASSERT_NOT_NULL(test, pages);
 	for (i = 0; i < n; i++)
 		pages[i] = itt->mem + (off + i) % IOMMU_TDP_PTES;
+	level = iommu_tdp_leaf_level(t, pages, n);
 	mutex_lock(&itt->kvm->slots_lock);
-	if (!iommu_tdp_get_spares(t, gfn, spare, &nspare)) {
+	if (!iommu_tdp_get_spares(t, gfn, level, spare, &nspare)) {
 		mutex_unlock(&itt->kvm->slots_lock);
 		while (nspare)
 			iommu_tdp_free_table(spare[--nspare]);
 		KUNIT_FAIL_AND_ABORT(test, "no memory for the tables");
 	}
 	write_lock(&itt->kvm->mmu_lock);
-	installed = iommu_tdp_install(t, gfn, pages, n, sw, spare, &nspare);
+	installed = iommu_tdp_install(t, gfn, pages, n, level, sw, spare,
+				      &nspare);
 	if (!sw)
 		t->npinned += installed;
 	write_unlock(&itt->kvm->mmu_lock);
@@ -1272,7 +1274,8 @@ static void test_populate_maps_short_pin(struct kunit *test)
  * Every pin after the first finds its tables there: no spare table is
  * allocated for nothing.
  */
-static int itt_populate_failing(struct itt *itt, unsigned int bad, int err)
+static int itt_populate_failing(struct kunit *test, struct itt *itt,
+				unsigned int bad, int err)
 {
 	struct kvm_memory_slot slot = {
 		.base_gfn = ITT_CHUNK_GFN,
@@ -1287,7 +1290,7 @@ static int itt_populate_failing(struct itt *itt, unsigned int bad, int err)
 	mutex_lock(&itt->kvm->slots_lock);
 	ret = iommu_tdp_populate_slot(itt->t, &slot);
 	mutex_unlock(&itt->kvm->slots_lock);
-	KUNIT_EXPECT_EQ(kunit_get_current_test(), itt_forget_unlinked(itt), 0);
+	KUNIT_EXPECT_EQ(test, itt_forget_unlinked(itt), 0);
 	return ret;
 }
 
@@ -1315,7 +1318,8 @@ static void test_populate_skips_one_frame(struct kunit *test)
 {
 	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
 
-	KUNIT_EXPECT_EQ(test, itt_populate_failing(itt, ITT_CHUNK / 2, -EFAULT),
+	KUNIT_EXPECT_EQ(test,
+			itt_populate_failing(test, itt, ITT_CHUNK / 2, -EFAULT),
 			0);
 	KUNIT_EXPECT_EQ(test, itt->pins, 2);
 	itt_expect_all_but(test, itt, ITT_CHUNK / 2);
@@ -1329,9 +1333,38 @@ static void test_populate_skips_poison(struct kunit *test)
 {
 	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
 
-	KUNIT_EXPECT_EQ(test, itt_populate_failing(itt, 0, -EHWPOISON), 0);
+	KUNIT_EXPECT_EQ(test, itt_populate_failing(test, itt, 0, -EHWPOISON),
+			0);
 	KUNIT_EXPECT_EQ(test, itt->pins, 1);
 	itt_expect_all_but(test, itt, 0);
+}
+
+/*
+ * A whole 2 MiB of contiguous, aligned memory goes in as one 2 MiB leaf,
+ * and the populate allocates only the tables above that leaf
+ */
+static void test_populate_2m_no_spare(struct kunit *test)
+{
+	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
+	struct page **pages;
+	int level = 0;
+	long ret;
+	u64 e;
+
+	pages = kunit_kmalloc_array(test, IOMMU_TDP_PTES, sizeof(*pages),
+				    GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	mutex_lock(&itt->kvm->slots_lock);
+	ret = iommu_tdp_populate_chunk(itt->t, IOMMU_TDP_PTES, 0,
+				       IOMMU_TDP_PTES, pages, NULL);
+	mutex_unlock(&itt->kvm->slots_lock);
+	KUNIT_EXPECT_EQ(test, itt_forget_unlinked(itt), 0);
+	KUNIT_EXPECT_EQ(test, ret, IOMMU_TDP_PTES);
+	e = itt_lookup(itt, IOMMU_TDP_PTES, &level);
+	KUNIT_EXPECT_EQ(test, level, PG_LEVEL_2M);
+	KUNIT_EXPECT_EQ(test, e, iommu_tdp_leaf(itt->t, itt->pfn, PG_LEVEL_2M));
+	KUNIT_EXPECT_EQ(test, itt->t->npinned, IOMMU_TDP_PTES);
+	itt_expect_ordered(test, itt);
 }
 
 /*
@@ -1344,7 +1377,8 @@ static void test_populate_fails_short_pin(struct kunit *test)
 {
 	struct itt *itt = itt_new_populating(test, ITT_PIN_QUIET);
 
-	KUNIT_EXPECT_EQ(test, itt_populate_failing(itt, 4, -ENOMEM), -ENOMEM);
+	KUNIT_EXPECT_EQ(test, itt_populate_failing(test, itt, 4, -ENOMEM),
+			-ENOMEM);
 	KUNIT_EXPECT_EQ(test, itt->pins, 1);
 	itt_expect_4k(test, itt, ITT_CHUNK_GFN, 4, 0);
 	itt_expect_none(test, itt, ITT_CHUNK_GFN + 4, ITT_CHUNK - 4);
@@ -1778,6 +1812,7 @@ static struct kunit_case iommu_tdp_test_cases[] = {
 	KUNIT_CASE_PARAM(test_populate_skips_one_frame, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_skips_poison, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_populate_fails_short_pin, itt_format_gen_params),
+	KUNIT_CASE_PARAM(test_populate_2m_no_spare, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_beyond_reach, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_block_may_yield, itt_format_gen_params),
 	KUNIT_CASE_PARAM(test_prepare_slot_charge, itt_format_gen_params),
