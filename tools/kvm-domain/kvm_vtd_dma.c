@@ -36,6 +36,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* vmsplice() */
 #endif
+#include <cpuid.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1661,19 +1662,17 @@ static int slot_enomem(int vm, __u32 slot, __u64 gpa, __u64 size, void *p)
 	return slot_fails(vm, slot, gpa, size, p, ENOMEM);
 }
 
-/* "address sizes : N bits physical" in /proc/cpuinfo; 0 if not found */
+/*
+ * The host's MAXPHYADDR as KVM takes it (kvm_get_host_maxphyaddr()): CPUID
+ * 0x80000008, which SME and MKTME do not reduce as they do /proc/cpuinfo's
+ */
 static int phys_bits(void)
 {
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[256];
-	int bits = 0;
+	unsigned int a, b, c, d;
 
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "address sizes : %d bits physical", &bits) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return bits;
+	if (!__get_cpuid(0x80000008, &a, &b, &c, &d))
+		return 0;
+	return a & 0xff;
 }
 
 /*
@@ -1707,17 +1706,24 @@ static void memlock_slots(int vm, __u8 *p)
 		h = NULL;
 	}
 	/* Without them, the parent counts this step's lines as failed */
-	if (!q || !r || !h || !bar) {
+	if (!q || !r || !bar) {
 		printf("# child: no memory for the memslots\n");
 		goto out;
 	}
-	/* The 4-level table reaches 48 bits: below that ENOMEM is possible */
-	ret = phys < 12 || phys >= 48 ||
-	      !slot_fails(vm, 2, 1ULL << phys, size, q, EINVAL);
-	tap(!ret, "child: limit used up: a 3 MiB memslot at 2^%d, beyond the host's physical addresses, fails with KVM's EINVAL, not ENOMEM",
-	    phys);
-	ret = !slot_enomem(vm, 4, other_gpa, huge, h);
-	tap(!ret, "child: limit used up: a 2 MiB memslot of shared hugetlb memory (hugetlbfs), not faulted in, fails with ENOMEM");
+	/*
+	 * Only where the table reaches 2^MAXPHYADDR (48 bits with 4 levels)
+	 * would the check count the memslot, and refuse it with ENOMEM
+	 */
+	if (phys < 12 || phys >= 48)
+		printf("ok %d child: a memslot at 2^MAXPHYADDR # SKIP MAXPHYADDR %d: not below the table's reach of 48 bits\n",
+		       ++test_num, phys);
+	else
+		tap(slot_fails(vm, 2, 1ULL << phys, size, q, EINVAL),
+		    "child: limit used up: a 3 MiB memslot at 2^%d, beyond the host's physical addresses, fails with KVM's EINVAL, not ENOMEM",
+		    phys);
+	tap(h && slot_enomem(vm, 4, other_gpa, huge, h),
+	    "child: limit used up: a 2 MiB memslot of shared hugetlb memory (hugetlbfs), not faulted in, fails with ENOMEM%s",
+	    h ? "" : ": no hugetlb memory");
 	ret = vm_slot(vm, 4, other_gpa, bar_size, bar) ||
 	      vm_slot(vm, 4, other_gpa, 0, bar);
 	tap(!ret, "child: limit used up: a memslot over edu's BAR0 (VM_IO, VM_PFNMAP), not counted, is created and deleted%s",
