@@ -1585,9 +1585,11 @@ static int iommu_tdp_choose_format(struct kvm_iommu_tdp *t,
  * default VM (private or encrypted memory); -EPERM from another process;
  * -EBUSY if a memslot logs dirty pages; -EOPNOTSUPP also if a memslot has
  * guest_memfd that is not all shared or that KVM uses only for private
- * faults; -ENOMEM if out of memory or over
- * RLIMIT_MEMLOCK; -EINTR on a fatal signal;
- * -ENODEV if the table was blocked (kvm_iommu_tdp_block()); what
+ * faults; -ENOMEM if out of memory or over RLIMIT_MEMLOCK, or if a
+ * long-term pin could not migrate guest memory out of a movable zone; what
+ * else pinning guest memory returned (-EOPNOTSUPP for fsdax, -EBUSY for
+ * device-coherent memory that could not be migrated); -EINTR on a fatal
+ * signal; -ENODEV if the table was blocked (kvm_iommu_tdp_block()); what
  * @client->check returned, before anything was pinned.
  */
 int kvm_iommu_tdp_get(struct kvm *kvm, struct kvm_iommu_tdp_client *client,
