@@ -1196,7 +1196,9 @@ static int iommu_tdp_populate_range(struct kvm_iommu_tdp *t,
 	end = min3(end, slot->base_gfn + slot->npages, iommu_tdp_max_gfn(t));
 	if (gfn >= end)
 		return 0;
-	pages = kmalloc_array(IOMMU_TDP_PTES, sizeof(*pages), GFP_KERNEL);
+	/* No chunk is larger: a refill of a page needs one pointer, not 512 */
+	pages = kmalloc_array(min_t(u64, end - gfn, IOMMU_TDP_PTES),
+			      sizeof(*pages), GFP_KERNEL);
 	if (!pages)
 		return -ENOMEM;
 	while (gfn < end) {
