@@ -765,29 +765,50 @@ static bool iommu_tdp_contiguous(struct page **pages, unsigned long n)
 }
 
 /*
+ * Go down towards the entry at @level for @gfn as far as the tables go:
+ * the last table reached, whose entries are of the level put in *@found,
+ * @level if it holds that entry, higher if its entry for @gfn is not
+ * present; NULL if a leaf above @level covers @gfn.
+ */
+static u64 *iommu_tdp_descend(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
+			      int *found)
+{
+	u64 *table = t->root;
+	int l;
+
+	for (l = t->fmt.levels; l > level; l--) {
+		u64 entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
+
+		if (!iommu_tdp_present(entry))
+			break;
+		if (iommu_tdp_is_leaf(entry, l))
+			return NULL;
+		table = __va(entry & IOMMU_TDP_ADDR);
+	}
+	*found = l;
+	return table;
+}
+
+/*
  * The entry at @level for @gfn, with the tables above it made as needed
  * from @spare; NULL if a leaf above @level covers @gfn or @spare ran out.
  */
 static u64 *iommu_tdp_walk(struct kvm_iommu_tdp *t, gfn_t gfn, int level,
 			   u64 **spare, int *nspare)
 {
-	u64 *table = t->root;
 	int l;
+	u64 *table = iommu_tdp_descend(t, gfn, level, &l);
 
-	for (l = t->fmt.levels; l > level; l--) {
+	if (!table)
+		return NULL;
+	/* The entry at l is not present, nor any below it: new tables */
+	for (; l > level; l--) {
 		u64 *ptep = &table[iommu_tdp_index(gfn, l)];
-		u64 entry = READ_ONCE(*ptep);
 
-		if (!iommu_tdp_present(entry)) {
-			if (!*nspare)
-				return NULL;
-			table = spare[--*nspare];
-			iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
-			continue;
-		}
-		if (iommu_tdp_is_leaf(entry, l))
+		if (!*nspare)
 			return NULL;
-		table = __va(entry & IOMMU_TDP_ADDR);
+		table = spare[--*nspare];
+		iommu_tdp_write(ptep, __pa(table) | t->fmt.table_bits);
 	}
 	return &table[iommu_tdp_index(gfn, level)];
 }
@@ -859,25 +880,15 @@ static unsigned long iommu_tdp_install(struct kvm_iommu_tdp *t, gfn_t gfn,
 static int iommu_tdp_tables_needed(struct kvm_iommu_tdp *t, gfn_t gfn,
 				   int level)
 {
-	u64 *table = t->root;
+	u64 *table;
 	int l;
 
 	lockdep_assert_held(&t->kvm->slots_lock);
 	read_lock(&t->kvm->mmu_lock);
-	for (l = t->fmt.levels; l > level; l--) {
-		u64 entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
-
-		if (!iommu_tdp_present(entry))
-			break;
-		/* The walk stops there: nothing to make */
-		if (iommu_tdp_is_leaf(entry, l)) {
-			l = level;
-			break;
-		}
-		table = __va(entry & IOMMU_TDP_ADDR);
-	}
+	table = iommu_tdp_descend(t, gfn, level, &l);
 	read_unlock(&t->kvm->mmu_lock);
-	return l - level;
+	/* Under a leaf, the walk stops there: nothing to make */
+	return table ? l - level : 0;
 }
 
 /*
@@ -1099,18 +1110,15 @@ static bool iommu_tdp_has_4k(u64 *table, gfn_t gfn)
 static gfn_t iommu_tdp_first_hole(struct kvm_iommu_tdp *t, gfn_t gfn,
 				  gfn_t end, gfn_t *run_end)
 {
-	u64 *table = t->root, entry;
+	u64 *table;
 	int l;
 
 	*run_end = end;
-	for (l = t->fmt.levels; l > PG_LEVEL_4K; l--) {
-		entry = READ_ONCE(table[iommu_tdp_index(gfn, l)]);
-		if (!iommu_tdp_present(entry))
-			return gfn;
-		if (iommu_tdp_is_leaf(entry, l))
-			return end;
-		table = __va(entry & IOMMU_TDP_ADDR);
-	}
+	table = iommu_tdp_descend(t, gfn, PG_LEVEL_4K, &l);
+	if (!table)
+		return end;
+	if (l > PG_LEVEL_4K)
+		return gfn;
 	while (gfn < end && iommu_tdp_has_4k(table, gfn))
 		gfn++;
 	*run_end = gfn;
