@@ -1643,7 +1643,10 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 		munmap(g, 2ULL << 20);
 }
 
-/* A memslot change that must fail with ENOMEM */
+/*
+ * A memslot change that must fail with @want; one that succeeds is undone,
+ * so that the steps after it start from the same memslots
+ */
 static int slot_fails(int vm, __u32 slot, __u64 gpa, __u64 size, void *p,
 		      int want)
 {
@@ -1687,8 +1690,8 @@ static int phys_bits(void)
  * address width (kvm_mmu_max_gfn()) but within the table's reach, gets
  * KVM's EINVAL, not the IOMMUs' ENOMEM.  What can be pinned is counted,
  * not what cannot: a memslot of shared 2 MiB hugetlb pages (a hugetlbfs
- * file, which GUP pins) fails, one over edu's
- * BAR0 (VFIO's VM_IO and VM_PFNMAP mapping, inherited) is taken.
+ * file, which GUP pins) fails, one over edu's BAR0 (VFIO's VM_IO and
+ * VM_PFNMAP mapping, inherited) is taken.
  */
 static void memlock_slots(int vm, __u8 *p)
 {
