@@ -25,7 +25,9 @@
  * later DMA reached it; a memslot of shared guest_memfd, mapped from the
  * file, and a hole punched in it; private memory, and guest_memfd that KVM
  * uses only for private faults, refused; and a child without CAP_IPC_LOCK
- * whose table, and memslots created later, must fit in RLIMIT_MEMLOCK.
+ * whose table, and memslots created later, must fit in RLIMIT_MEMLOCK;
+ * and VM 3, whose memslots start with a poisoned page (MADV_HWPOISON):
+ * only that page stays unmapped for edu.
  * KVM builds the table as x86-64
  * paging (its own format under NPT) for a unit with first-stage translation
  * (ECAP.FLTS), and as EPT for one with second-stage translation only: the
@@ -41,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,11 +67,12 @@
 
 #include "vmm_test.h"
 
-#define PLAN_FULL	95
+#define PLAN_FULL	103
 #define DOMAINS		"/sys/kernel/debug/iommu-kvm/domains"
 #define PLAN_LA57	7
 #define NR_MEMLOCK	12	/* step (f): the child's TAP lines */
 #define NR_REFUSALS	4	/* step (j) */
+#define NR_POISON	8	/* step (p) */
 
 #define ECAP_FLTS	_BITULL(47)
 #define ECAP_SC		_BITULL(7)
@@ -121,6 +125,10 @@
 #define SLOT5_SIZE	(2ULL << 20)
 #define IN5		0x3000ULL
 #define LIMIT		(4ULL << 20)	/* step (f); the LA57 VM's memslot */
+/* VM 3, step (p): slot 0 for the controls; slots 1 and 2 start poisoned */
+#define VM3_SLOT0_SIZE	(16ULL << 20)
+#define PSN1_GPA	(64ULL << 20)
+#define PSN2_GPA	(66ULL << 20)
 #define LA57_WHY	"cannot walk KVM's x86-64 table: a 5-level root, and the first stage walks 4 levels (FL5LP=0)"
 
 /* Seeds of page patterns (see fill()); the poisons are seeds too */
@@ -1643,6 +1651,155 @@ static void refusals(int kvm, int iommufd, __u32 dev_id)
 		munmap(g, 2ULL << 20);
 }
 
+/* What poison_page() caught: memory_failure() may send SIGBUS at once */
+static siginfo_t bus_info;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	bus_info = *si;
+}
+
+/* HardwareCorrupted of /proc/meminfo, in kB, else -1 */
+static long hw_corrupted_kb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long val, ret = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "HardwareCorrupted: %ld", &val) == 1)
+			ret = val;
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+/*
+ * Poison the page at @p as a memory error would: MADV_HWPOISON has
+ * memory_failure() unmap it and mark it, and a dirty page's user gets
+ * SIGBUS (BUS_MCEERR_AR) on the way out of the call, which is caught
+ * and noted; @p is not touched again. 0 if the call succeeded and
+ * HardwareCorrupted grew by the page.
+ */
+static int poison_page(__u8 *p)
+{
+	struct sigaction sa = {
+		.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO,
+	}, old;
+	long before = hw_corrupted_kb(), after;
+	int ret, e;
+
+	memset(&bus_info, 0, sizeof(bus_info));
+	sigaction(SIGBUS, &sa, &old);
+	ret = madvise(p, PG, MADV_HWPOISON);
+	e = errno;
+	sigaction(SIGBUS, &old, NULL);
+	after = hw_corrupted_kb();
+	printf("# MADV_HWPOISON at %p: %s; SIGBUS si_code %d at %p; HardwareCorrupted %ld -> %ld kB\n",
+	       (void *)p, ret ? strerror(e) : "done", bus_info.si_code,
+	       bus_info.si_addr, before, after);
+	return ret || before < 0 || after != before + (long)(PG >> 10) ? -1 : 0;
+}
+
+/*
+ * Step (p)'s DMA for the memslot at @gpa over @mem (2 MiB, POISON but its
+ * first page, which is poisoned): DMA to the second and the last page
+ * lands, DMA to the first faults, as the IOMMU reports.
+ */
+static void poison_dma(const char *what, __u64 gpa, __u8 *mem, __u32 seed)
+{
+	__u64 last = (2ULL << 20) - PG;
+	int ok, kmsg;
+
+	ok = !edu_load(seed) && !edu_to_ram(gpa + PG) &&
+	     !edu_to_ram(gpa + last);
+	settle();
+	tap(ok && is_fill(mem + PG, PG, seed) && is_fill(mem + last, PG, seed),
+	    "%s: DMA to GPA 0x%llx and 0x%llx, past the poisoned page, lands",
+	    what, gpa + PG, gpa + last);
+	kmsg = kmsg_open();
+	ok = !edu_load(seed + 1) && !edu_to_ram(gpa) &&
+	     dma_fault_logged(kmsg, "Write", gpa);
+	tap(ok && !edu_load(seed + 2),
+	    "%s: DMA to GPA 0x%llx, the poisoned page, faults, and DMA to RAM still copies",
+	    what, gpa);
+	if (kmsg >= 0)
+		close(kmsg);
+}
+
+/*
+ * Step (p): poisoned pages. A page whose memory failed is not RAM a
+ * device may reach: the table leaves that frame alone unmapped and maps
+ * the rest. GUP says so only when asked (FOLL_HWPOISON); else it gives
+ * -EFAULT, which the table takes, at the first frame of a pin, for memory
+ * that is not RAM, and skips to the end of the 2 MiB. So each poisoned
+ * page is the first of 2 MiB at a 2 MiB GPA: VM 3's slot 1 has it before
+ * the HWPT exists (the attach's populate), slot 2 gets it before it is
+ * created under the attached edu (the memslot's commit).
+ */
+static void poisoned(int kvm, int dev, int iommufd, __u32 dev_id)
+{
+	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
+	struct vfio_device_detach_iommufd_pt det = { .argsz = sizeof(det) };
+	struct iommu_destroy destroy = { .size = sizeof(destroy) };
+	__u8 *m0 = anon(VM3_SLOT0_SIZE), *raw = NULL;
+	__u8 *p = anon_2m(4ULL << 20, 0, &raw);
+	int vm, ret, end = test_num + NR_POISON;
+	__u32 hwpt = 0;
+
+	vm = !m0 || !p ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
+	ret = vm < 0 || vm_slot(vm, 0, 0, VM3_SLOT0_SIZE, m0);
+	printf("# VM 3, slot 0 of 16 MiB at GPA 0%s\n", errstr(ret));
+	if (!ret) {
+		ram[0] = (struct ram){ 0, VM3_SLOT0_SIZE, m0 };
+		ram[1].size = 0;
+		fill(p, 4ULL << 20, POISON);
+		ret = poison_page(p) ? -2 :
+		      vm_slot(vm, 1, PSN1_GPA, 2ULL << 20, p);
+	}
+	tap(!ret, "VM 3: the first page of 2 MiB poisoned (MADV_HWPOISON), then slot 1 over it at GPA 0x%llx%s",
+	    PSN1_GPA, ret == -2 ? ": not poisoned" : errstr(ret));
+	if (ret)
+		goto out;
+
+	ret = vtd_hwpt_alloc(iommufd, dev_id, vm, &hwpt);
+	destroy.id = hwpt;
+	if (!ret) {
+		at.pt_id = hwpt;
+		ret = ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+		if (ret)
+			ioctl(iommufd, IOMMU_DESTROY, &destroy);
+	}
+	tap(!ret, "VM 3: IOMMU_HWPT_ALLOC VTD_TDP and attach, with a poisoned page in slot 1: hwpt %u%s",
+	    hwpt, errstr(ret));
+	if (ret)
+		goto out;
+	sleep(6);	/* a fresh allowance of fault messages: step (l) */
+	poison_dma("slot 1", PSN1_GPA, p, 0x5eed0300);
+
+	ret = poison_page(p + (2ULL << 20)) ? -2 :
+	      vm_slot(vm, 2, PSN2_GPA, 2ULL << 20, p + (2ULL << 20));
+	tap(!ret, "VM 3: slot 2 at GPA 0x%llx, its first page poisoned before, created with edu attached%s",
+	    PSN2_GPA, ret == -2 ? ": not poisoned" : errstr(ret));
+	if (!ret)
+		poison_dma("slot 2", PSN2_GPA, p + (2ULL << 20), 0x5eed0310);
+
+	ret = ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det) ||
+	      ioctl(iommufd, IOMMU_DESTROY, &destroy);
+	tap(!ret, "VM 3: VFIO_DEVICE_DETACH_IOMMUFD_PT, IOMMU_DESTROY hwpt %u%s",
+	    hwpt, errstr(ret));
+out:
+	bail(end, "VM 3 not set up");
+	if (vm >= 0)
+		close(vm);
+	if (m0)
+		munmap(m0, VM3_SLOT0_SIZE);
+	if (raw)
+		munmap(raw, (4ULL << 20) + (2ULL << 20));
+}
+
 /*
  * A memslot change that must fail with @want; one that succeeds is undone,
  * so that the steps after it start from the same memslots
@@ -2214,8 +2371,10 @@ int main(void)
 	munmap(mem1, SLOT1_SIZE);
 
 	vm2(kvm, dev, iommufd, bind.out_devid);
-	bail(PLAN_FULL - NR_MEMLOCK - NR_REFUSALS, "VM 2 not set up");
+	bail(PLAN_FULL - NR_MEMLOCK - NR_REFUSALS - NR_POISON,
+	     "VM 2 not set up");
 	refusals(kvm, iommufd, bind.out_devid);
+	poisoned(kvm, dev, iommufd, bind.out_devid);
 	memlock(kvm, iommufd, bind.out_devid);
 
 	munmap((void *)bar, bar_size);
