@@ -1736,8 +1736,8 @@ static void poison_dma(const char *what, __u64 gpa, __u8 *mem, __u32 seed)
  * -EFAULT, which the table takes, at the first frame of a pin, for memory
  * that is not RAM, and skips to the end of the 2 MiB. So each poisoned
  * page is the first of 2 MiB at a 2 MiB GPA: VM 3's slot 1 has it before
- * the HWPT exists (the attach's populate), slot 2 gets it before it is
- * created under the attached edu (the memslot's commit).
+ * the HWPT exists (IOMMU_HWPT_ALLOC's populate meets it), slot 2 gets it
+ * before it is created under the attached edu (the memslot's commit).
  */
 static void poisoned(int kvm, int dev, int iommufd, __u32 dev_id)
 {
@@ -1746,11 +1746,11 @@ static void poisoned(int kvm, int dev, int iommufd, __u32 dev_id)
 	struct iommu_destroy destroy = { .size = sizeof(destroy) };
 	__u8 *m0 = anon(VM3_SLOT0_SIZE), *raw = NULL;
 	__u8 *p = anon_2m(4ULL << 20, 0, &raw);
-	int vm, ret, end = test_num + NR_POISON;
+	int vm, ret, e, end = test_num + NR_POISON;
 	__u32 hwpt = 0;
 
 	vm = !m0 || !p ? -1 : ioctl(kvm, KVM_CREATE_VM, 0);
-	ret = vm < 0 || vm_slot(vm, 0, 0, VM3_SLOT0_SIZE, m0);
+	ret = vm < 0 || vm_slot(vm, 0, 0, VM3_SLOT0_SIZE, m0) ? -3 : 0;
 	printf("# VM 3, slot 0 of 16 MiB at GPA 0%s\n", errstr(ret));
 	if (!ret) {
 		ram[0] = (struct ram){ 0, VM3_SLOT0_SIZE, m0 };
@@ -1760,7 +1760,8 @@ static void poisoned(int kvm, int dev, int iommufd, __u32 dev_id)
 		      vm_slot(vm, 1, PSN1_GPA, 2ULL << 20, p);
 	}
 	tap(!ret, "VM 3: the first page of 2 MiB poisoned (MADV_HWPOISON), then slot 1 over it at GPA 0x%llx%s",
-	    PSN1_GPA, ret == -2 ? ": not poisoned" : errstr(ret));
+	    PSN1_GPA, ret == -2 ? ": not poisoned" :
+		      ret == -3 ? ": no VM or no slot 0" : errstr(ret));
 	if (ret)
 		goto out;
 
@@ -1786,10 +1787,11 @@ static void poisoned(int kvm, int dev, int iommufd, __u32 dev_id)
 	if (!ret)
 		poison_dma("slot 2", PSN2_GPA, p + (2ULL << 20), 0x5eed0310);
 
-	ret = ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det) ||
-	      ioctl(iommufd, IOMMU_DESTROY, &destroy);
-	tap(!ret, "VM 3: VFIO_DEVICE_DETACH_IOMMUFD_PT, IOMMU_DESTROY hwpt %u%s",
-	    hwpt, errstr(ret));
+	ret = ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
+	e = ret ? errno : 0;
+	ret = ioctl(iommufd, IOMMU_DESTROY, &destroy) || ret;
+	tap(!ret, "VM 3: VFIO_DEVICE_DETACH_IOMMUFD_PT, IOMMU_DESTROY hwpt %u%s%s",
+	    hwpt, e ? ": detach: " : "", e ? strerror(e) : errstr(ret));
 out:
 	bail(end, "VM 3 not set up");
 	if (vm >= 0)
