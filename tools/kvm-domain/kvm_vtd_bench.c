@@ -252,24 +252,6 @@ static void j_end(void)
 /* ------------------------------------------------------------------ */
 /* The kernel's counters */
 
-static long long read_key(const char *file, const char *key, char sep)
-{
-	size_t n = strlen(key);
-	long long val = -1;
-	char line[256];
-	FILE *f;
-
-	f = fopen(file, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, n) && line[n] == sep) {
-			val = strtoll(line + n + 1, NULL, 10);
-			break;
-		}
-	if (f)
-		fclose(f);
-	return val;
-}
-
 static void counters(struct counters *c)
 {
 	long long pages;

@@ -1662,19 +1662,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 }
 
 /* HardwareCorrupted of /proc/meminfo, in kB, else -1 */
-static long hw_corrupted_kb(void)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long val, ret = -1;
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "HardwareCorrupted: %ld", &val) == 1)
-			ret = val;
-	if (f)
-		fclose(f);
-	return ret;
-}
+#define hw_corrupted_kb()	read_key("/proc/meminfo", "HardwareCorrupted", ':')
 
 /*
  * Poison the page at @p as a memory error would: MADV_HWPOISON has
@@ -1688,7 +1676,7 @@ static int poison_page(__u8 *p)
 	struct sigaction sa = {
 		.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO,
 	}, old;
-	long before = hw_corrupted_kb(), after;
+	long long before = hw_corrupted_kb(), after;
 	int ret, e;
 
 	memset(&bus_info, 0, sizeof(bus_info));
@@ -1697,10 +1685,10 @@ static int poison_page(__u8 *p)
 	e = errno;
 	sigaction(SIGBUS, &old, NULL);
 	after = hw_corrupted_kb();
-	printf("# MADV_HWPOISON at %p: %s; SIGBUS si_code %d at %p; HardwareCorrupted %ld -> %ld kB\n",
+	printf("# MADV_HWPOISON at %p: %s; SIGBUS si_code %d at %p; HardwareCorrupted %lld -> %lld kB\n",
 	       (void *)p, ret ? strerror(e) : "done", bus_info.si_code,
 	       bus_info.si_addr, before, after);
-	return ret || before < 0 || after != before + (long)(PG >> 10) ? -1 : 0;
+	return ret || before < 0 || after != before + (long long)(PG >> 10) ? -1 : 0;
 }
 
 /*
@@ -2072,19 +2060,7 @@ static long read_num(const char *path)
 }
 
 /* A counter of /proc/vmstat, else -1 */
-static long vmstat_read(const char *name)
-{
-	FILE *f = fopen("/proc/vmstat", "r");
-	char key[64];
-	long val, ret = -1;
-
-	while (f && fscanf(f, "%63s %ld", key, &val) == 2)
-		if (!strcmp(key, name))
-			ret = val;
-	if (f)
-		fclose(f);
-	return ret;
-}
+#define vmstat_read(name)	read_key("/proc/vmstat", name, ' ')
 
 /*
  * Step (o): KSM and the table's pins. KSM's merge of a page calls the MMU

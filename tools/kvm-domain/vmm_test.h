@@ -63,6 +63,28 @@ static inline int sysfs_write(const char *path, const char *val)
 	return fclose(f) ? -1 : 0;
 }
 
+/*
+ * The number after @key and @sep at the start of a line of @file (@sep
+ * ':' in /proc/meminfo, ' ' in /proc/vmstat), else -1
+ */
+static inline long long read_key(const char *file, const char *key, char sep)
+{
+	size_t n = strlen(key);
+	long long val = -1;
+	char line[256];
+	FILE *f;
+
+	f = fopen(file, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == sep) {
+			val = strtoll(line + n + 1, NULL, 10);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return val;
+}
+
 /* The first edu device (1234:11e8): 0 and its address in @bdf, or -1 */
 static inline int edu_find(char *bdf, size_t len)
 {
